@@ -1,0 +1,84 @@
+"""netabase: an actor-based concurrent record store for trio and anyio.
+
+Declare records as attrs classes with `model` (and `link` fields), then::
+
+    async with netabase.open("lmdb://./data", models=[Customer, Order]) as db:
+        await db.store(Order).insert(Order(id=1, customer="c1"))
+"""
+
+from ._database import Database, DatabaseStats
+from ._database import open_database as open
+from ._errors import (
+    ActorCrashed,
+    BackendUnavailable,
+    Closed,
+    ConditionError,
+    CorruptRecord,
+    HierarchyCycle,
+    InvalidURL,
+    KeyTooLarge,
+    LinkViolation,
+    ModelDefinitionError,
+    NetabaseError,
+    Overloaded,
+    PermissionDenied,
+    RequestTimeout,
+    RuntimeFailed,
+    UnknownAction,
+    UnknownModel,
+    ValidationError,
+    WriteConflict,
+)
+from ._model import LinkInfo, ModelInfo, info_of, link, model
+from ._permissions import GuardedStore, Permissions, PrincipalView
+from ._roles import Explanation, Grant, Roles, Rule, allow, condition, register_condition, require
+from ._store import Loaded, Store
+from .actors._links import Referrer
+from .actors._stats import ActorStats
+from .backends import register_backend
+
+__all__ = [
+    "ActorCrashed",
+    "ActorStats",
+    "BackendUnavailable",
+    "Closed",
+    "ConditionError",
+    "CorruptRecord",
+    "Database",
+    "DatabaseStats",
+    "Explanation",
+    "Grant",
+    "GuardedStore",
+    "HierarchyCycle",
+    "InvalidURL",
+    "KeyTooLarge",
+    "LinkInfo",
+    "LinkViolation",
+    "Loaded",
+    "ModelDefinitionError",
+    "ModelInfo",
+    "NetabaseError",
+    "Overloaded",
+    "PermissionDenied",
+    "Permissions",
+    "PrincipalView",
+    "Referrer",
+    "RequestTimeout",
+    "Roles",
+    "Rule",
+    "RuntimeFailed",
+    "Store",
+    "UnknownAction",
+    "UnknownModel",
+    "ValidationError",
+    "WriteConflict",
+    "allow",
+    "condition",
+    "info_of",
+    "link",
+    "model",
+    "open",
+    "register_backend",
+    "register_condition",
+    "require",
+]

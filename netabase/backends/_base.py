@@ -1,0 +1,202 @@
+"""The backend protocol: ordered byte keyspaces with one atomic, conditional write batch.
+
+A backend stores bytes under non-empty bytes keys of at most 511 bytes, in named keyspaces
+("spaces": one per model plus a few internal ones). Everything above it (records, links,
+permissions, caches) is built from four primitives, which each backend implements natively:
+
+* ``read``  - values of many keys of one space from one snapshot, plus the space's version;
+* ``scan``  - a page of (key, value) pairs of one space in key order, forward or reverse;
+* ``apply`` - a list of `WriteBatch`es, group-committed: each batch is applied all-or-nothing
+  and only if all its `Expect`/`ExpectKeys` conditions hold when it is applied. Batches may touch
+  several spaces. Once ``apply`` returns, the applied batches are durable (as durable as the
+  backend is configured to be). Every space a call changed gets its version advanced by one;
+* ``version`` - a space's version counter, so a cache in one process can detect writes made by
+  another process (Redis, or LMDB shared between processes).
+
+Conditions make optimistic concurrency work the same on every backend: a writer reads, plans,
+then applies with conditions on what it read; if another writer got there first the batch is
+refused (never half-applied) and the writer re-plans.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Final, NamedTuple
+
+import attrs
+
+from .._errors import KeyTooLarge, ValidationError
+from .._keys import MAX_KEY_SIZE
+
+
+class _Exists:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "EXISTS"
+
+
+EXISTS: Final = _Exists()
+"""Expectation value meaning "the key is present, whatever its value"."""
+
+
+class Put(NamedTuple):
+    space: str
+    key: bytes
+    value: bytes
+
+
+class Delete(NamedTuple):
+    space: str
+    key: bytes
+
+
+class Expect(NamedTuple):
+    """Condition on one key: its exact value, `EXISTS`, or ``None`` for absent."""
+
+    space: str
+    key: bytes
+    value: bytes | _Exists | None
+
+
+class ExpectKeys(NamedTuple):
+    """Condition that the keys of ``space`` starting with ``prefix`` are exactly ``keys``."""
+
+    space: str
+    prefix: bytes
+    keys: frozenset[bytes]
+
+
+Op = Put | Delete
+Condition = Expect | ExpectKeys
+
+
+@attrs.frozen
+class WriteBatch:
+    """Operations applied all-or-nothing, and only when every condition holds."""
+
+    ops: tuple[Op, ...]
+    expects: tuple[Condition, ...] = ()
+
+    def spaces(self) -> set[str]:
+        return {op.space for op in self.ops}
+
+
+@attrs.frozen
+class ApplyResult:
+    """Outcome of one `Backend.apply` call.
+
+    ``failed[i]`` is None when batch ``i`` was applied, else the index of its first condition
+    that did not hold. ``versions`` maps each space the call changed to its (before, after)
+    versions; ``after == before + 1``.
+    """
+
+    failed: tuple[int | None, ...]
+    versions: Mapping[str, tuple[int, int]]
+
+
+def check_key_sizes(batches: Iterable[WriteBatch]) -> None:
+    """Refuse a batch with an empty or oversized key before any backend sees it."""
+    for batch in batches:
+        for op in batch.ops:
+            if len(op.key) > MAX_KEY_SIZE:
+                raise KeyTooLarge(op.space, op.key, len(op.key), MAX_KEY_SIZE)
+            if not op.key:
+                raise ValidationError(op.space, "keys must not be empty", key=op.key)
+
+
+def matches(value: bytes | None, expected: bytes | _Exists | None) -> bool:
+    """Whether a stored value (None when absent) satisfies an `Expect` value."""
+    if expected is EXISTS:
+        return value is not None
+    return value == expected
+
+
+class Backend(abc.ABC):
+    """Base class of every storage backend; see the module docstring for the contract."""
+
+    max_key_size: int = MAX_KEY_SIZE
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url}>"
+
+    @abc.abstractmethod
+    async def start(self, spaces: Iterable[str]) -> None:
+        """Open the store and make sure ``spaces`` exist; raise `BackendUnavailable` if not."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Release every thread, file and connection; idempotent."""
+
+    @abc.abstractmethod
+    async def read(self, space: str, keys: Sequence[bytes]) -> tuple[int, list[bytes | None]]:
+        """The space's version and the values of ``keys`` (None when absent), one snapshot."""
+
+    @abc.abstractmethod
+    async def scan(
+        self,
+        space: str,
+        lo: bytes = b"",
+        hi: bytes | None = None,
+        *,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> list[tuple[bytes, bytes]]:
+        """Pairs with ``lo <= key < hi`` (``hi`` None: unbounded) in key order, at most ``limit``.
+
+        With ``reverse`` the pairs come largest key first, still within the same bounds.
+        """
+
+    @abc.abstractmethod
+    async def apply(self, batches: Sequence[WriteBatch]) -> ApplyResult:
+        """Apply each batch atomically if its conditions hold; see `ApplyResult`."""
+
+    @abc.abstractmethod
+    async def version(self, space: str) -> int:
+        """The space's version counter (0 before its first write)."""
+
+    @abc.abstractmethod
+    async def count(self, space: str) -> int:
+        """Number of keys in the space."""
+
+    # Conveniences built on the primitives: the seed's key-value API.
+
+    async def get(self, space: str, key: bytes) -> bytes | None:
+        _, values = await self.read(space, (key,))
+        return values[0]
+
+    async def get_many(self, space: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        _, values = await self.read(space, keys)
+        return values
+
+    async def contains(self, space: str, key: bytes) -> bool:
+        return await self.get(space, key) is not None
+
+    async def insert(self, space: str, key: bytes, value: bytes) -> None:
+        await self.apply((WriteBatch((Put(space, key, value),)),))
+
+    async def insert_many(self, space: str, items: Iterable[tuple[bytes, bytes]]) -> None:
+        ops = tuple(Put(space, key, value) for key, value in items)
+        if ops:
+            await self.apply((WriteBatch(ops),))
+
+    async def remove(self, space: str, key: bytes) -> bytes | None:
+        """Delete ``key`` and return the value it held (None if absent), atomically."""
+        while True:
+            old = await self.get(space, key)
+            if old is None:
+                return None
+            result = await self.apply(
+                (WriteBatch((Delete(space, key),), (Expect(space, key, old),)),)
+            )
+            if result.failed[0] is None:
+                return old
+
+    async def remove_many(self, space: str, keys: Iterable[bytes]) -> None:
+        ops = tuple(Delete(space, key) for key in keys)
+        if ops:
+            await self.apply((WriteBatch(ops),))

@@ -1,0 +1,119 @@
+"""``memory://``: plain Python structures, ordered; for tests and ephemeral data.
+
+Each space is a `sortedcontainers.SortedDict` (O(log n) inserts, ordered ranges; a plain sorted
+list costs a memmove of the whole key list per new key). Everything runs inline on the trio
+thread, so an `apply` is atomic simply by not awaiting while it runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+
+import trio
+from sortedcontainers import SortedDict
+
+from .._keys import prefix_successor
+from ._base import (
+    ApplyResult,
+    Backend,
+    Condition,
+    Delete,
+    Expect,
+    WriteBatch,
+    check_key_sizes,
+    matches,
+)
+
+
+class _Space:
+    __slots__ = ("data", "version")
+
+    def __init__(self) -> None:
+        self.data: SortedDict[bytes, bytes] = SortedDict()
+        self.version = 0
+
+    def keys_between(self, lo: bytes, hi: bytes | None, reverse: bool = False) -> Iterator[bytes]:
+        return self.data.irange(lo, hi, inclusive=(True, False), reverse=reverse)  # type: ignore[no-any-return]
+
+
+class MemoryBackend(Backend):
+    """Ordered in-process storage; nothing survives the process."""
+
+    def __init__(self, url: str = "memory://") -> None:
+        super().__init__(url)
+        self._spaces: dict[str, _Space] = {}
+
+    def _space(self, name: str) -> _Space:
+        space = self._spaces.get(name)
+        if space is None:
+            space = self._spaces[name] = _Space()
+        return space
+
+    async def start(self, spaces: Iterable[str]) -> None:
+        for name in spaces:
+            self._space(name)
+        await trio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def read(self, space: str, keys: Sequence[bytes]) -> tuple[int, list[bytes | None]]:
+        target = self._space(space)
+        get = target.data.get
+        return target.version, [get(key) for key in keys]
+
+    async def scan(
+        self,
+        space: str,
+        lo: bytes = b"",
+        hi: bytes | None = None,
+        *,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> list[tuple[bytes, bytes]]:
+        target = self._space(space)
+        keys = target.keys_between(lo, hi, reverse)
+        if limit is not None:
+            keys = itertools.islice(keys, limit)
+        data = target.data
+        return [(key, data[key]) for key in keys]
+
+    def _holds(self, condition: Condition) -> bool:
+        space = self._space(condition.space)
+        if isinstance(condition, Expect):
+            return matches(space.data.get(condition.key), condition.value)
+        upper = prefix_successor(condition.prefix)
+        return set(space.keys_between(condition.prefix, upper)) == condition.keys
+
+    async def apply(self, batches: Sequence[WriteBatch]) -> ApplyResult:
+        check_key_sizes(batches)
+        failed: list[int | None] = []
+        touched: set[str] = set()
+        for batch in batches:
+            unmet = next(
+                (i for i, condition in enumerate(batch.expects) if not self._holds(condition)),
+                None,
+            )
+            failed.append(unmet)
+            if unmet is not None:
+                continue
+            for op in batch.ops:
+                data = self._space(op.space).data
+                if isinstance(op, Delete):
+                    data.pop(op.key, None)
+                else:
+                    data[op.key] = op.value
+                touched.add(op.space)
+        versions = {}
+        for name in touched:
+            space = self._spaces[name]
+            versions[name] = (space.version, space.version + 1)
+            space.version += 1
+        return ApplyResult(tuple(failed), versions)
+
+    async def version(self, space: str) -> int:
+        return self._space(space).version
+
+    async def count(self, space: str) -> int:
+        return len(self._space(space).data)

@@ -1,0 +1,83 @@
+"""Key encoding: order-preserving, self-delimiting and reversible (property tests)."""
+
+from __future__ import annotations
+
+import uuid
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from netabase import _keys
+
+ints = st.integers(min_value=-(2**200), max_value=2**200)
+texts = st.text()
+blobs = st.binary()
+uuids = st.uuids()
+scalars = st.one_of(ints, texts, blobs, uuids)
+
+
+def _sort_key(value: object) -> tuple[int, object]:
+    rank = {bytes: 0, str: 1, int: 2, uuid.UUID: 3}[type(value)]
+    return rank, value
+
+
+@given(st.lists(ints, min_size=2, max_size=20))
+def test_ints_sort_numerically(values: list[int]) -> None:
+    assert sorted(values, key=_keys.encode_int) == sorted(values)
+
+
+@given(st.lists(texts, min_size=2, max_size=20))
+def test_strings_sort_by_code_point(values: list[str]) -> None:
+    assert sorted(values, key=_keys.encode_str) == sorted(values)
+
+
+@given(st.lists(blobs, min_size=2, max_size=20))
+def test_bytes_sort_bytewise(values: list[bytes]) -> None:
+    assert sorted(values, key=_keys.encode_bytes) == sorted(values)
+
+
+@given(st.lists(uuids, min_size=2, max_size=20))
+def test_uuids_sort_by_value(values: list[uuid.UUID]) -> None:
+    assert sorted(values, key=_keys.encode_uuid) == sorted(values)
+
+
+@given(st.lists(st.tuples(texts, ints), min_size=2, max_size=20))
+def test_tuples_sort_element_by_element(values: list[tuple[str, int]]) -> None:
+    assert sorted(values, key=_keys.encode_tuple) == sorted(values)
+
+
+@given(scalars)
+def test_scalars_decode_to_themselves(value: object) -> None:
+    assert _keys.decode_single(_keys.encode_element(value)) == value
+
+
+@given(st.lists(scalars, max_size=6).map(tuple))
+def test_tuples_decode_to_themselves(value: tuple[object, ...]) -> None:
+    assert _keys.decode_tuple(_keys.encode_tuple(value)) == value
+
+
+@given(texts, texts)
+def test_string_prefix_matches_exactly_the_strings_that_start_with_it(
+    prefix: str, other: str
+) -> None:
+    encoded_prefix = _keys.encode_prefix(prefix)
+    matches = _keys.encode_str(other).startswith(encoded_prefix)
+    assert matches is other.startswith(prefix)
+
+
+@given(st.tuples(texts, ints), st.tuples(texts, ints))
+def test_tuple_prefix_matches_equal_leading_elements(
+    key: tuple[str, int], other: tuple[str, int]
+) -> None:
+    encoded_prefix = _keys.encode_prefix(key[:1])
+    assert _keys.encode_tuple(other).startswith(encoded_prefix) is (other[0] == key[0])
+
+
+@given(blobs)
+def test_prefix_successor_bounds_the_prefix(prefix: bytes) -> None:
+    upper = _keys.prefix_successor(prefix)
+    if upper is None:
+        assert prefix.strip(b"\xff") == b""
+    else:
+        assert upper > prefix and not upper.startswith(prefix)
+        assert prefix + b"\xff" * 8 < upper
