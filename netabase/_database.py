@@ -1,0 +1,134 @@
+"""`open`: start a backend and its supervised actors; `Database`: the handle the block gets."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any, TypeVar
+
+import attrs
+import trio
+
+from ._permissions import Permissions, PrincipalView
+from ._roles import Roles
+from ._store import Store
+from .actors._config import RuntimeConfig, Strategy
+from .actors._runtime import Runtime
+from .actors._stats import ActorStats
+from .actors._supervisor import root_cause
+from .backends import Backend, open_backend
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class DatabaseStats:
+    """Per-actor statistics of an open database (see `ActorStats`)."""
+
+    url: str
+    actors: Mapping[str, ActorStats]
+
+    def __str__(self) -> str:
+        lines = [f"netabase {self.url}"]
+        lines.append(
+            f"  {'actor':<16}{'served':>9}{'batches':>9}{'mean':>7}{'max':>6}"
+            f"{'hit%':>7}{'depth':>7}{'p50 µs':>9}{'p99 µs':>9}{'restarts':>9}"
+        )
+        for name, s in self.actors.items():
+            lines.append(
+                f"  {name:<16}{s.requests:>9}{s.batches:>9}{s.mean_batch:>7.1f}{s.max_batch:>6}"
+                f"{100 * s.cache_hit_ratio:>7.1f}{s.mailbox_depth:>7}"
+                f"{1e6 * s.p50_latency:>9.0f}{1e6 * s.p99_latency:>9.0f}{s.restarts:>9}"
+            )
+        return "\n".join(lines)
+
+
+class Database:
+    """An open netabase database: stores per model, statistics, permissions."""
+
+    def __init__(self, runtime: Runtime, url: str) -> None:
+        self._runtime = runtime
+        self.url = url
+        self.permissions = Permissions(runtime)
+        """Grants, group memberships and access checks."""
+
+    def __repr__(self) -> str:
+        return f"<netabase.Database {self.url} models={list(self._runtime.models)}>"
+
+    @property
+    def backend(self) -> Backend:
+        return self._runtime.backend
+
+    @property
+    def models(self) -> tuple[type, ...]:
+        return tuple(info.cls for info in self._runtime.models.values())
+
+    def store(self, model: type[T]) -> Store[T]:
+        """The store of a registered model; `UnknownModel` otherwise."""
+        actor = self._runtime.actor_for(model)
+        return Store(actor, actor.info, timeout=self._runtime.config.request_timeout)
+
+    def as_principal(self, principal: str) -> PrincipalView:
+        """The database as ``principal`` sees it: reads need ``read``, writes ``write``."""
+        return PrincipalView(self._runtime, principal, self.permissions)
+
+    def stats(self) -> DatabaseStats:
+        """A snapshot of every actor's counters; cheap enough to call at any time."""
+        return DatabaseStats(self.url, self._runtime.stats())
+
+
+@contextlib.asynccontextmanager
+async def open_database(
+    url: str,
+    *,
+    models: Iterable[type],
+    cache_size: int = 10_000,
+    mailbox_size: int = 1024,
+    max_batch: int = 512,
+    request_timeout: float = 5.0,
+    strategy: Strategy = "one_for_one",
+    max_restarts: int = 1,
+    restart_period: float = 5.0,
+    roles: Mapping[str, Iterable[str]] | Roles | None = None,
+) -> AsyncIterator[Database]:
+    """Open ``url`` (``memory://``, ``lmdb://PATH``, ``redis://HOST:PORT/DB``) for ``models``.
+
+    ``roles`` maps role names to the actions they allow (default: read < write < admin).
+    The block runs with every store actor started under a supervisor. Leaving it drains queued
+    requests, commits, stops the actors and closes the backend: no task, thread or connection
+    outlives it. If the supervisor gives up (restart intensity exceeded) the block is cancelled
+    and `RuntimeFailed` is raised.
+    """
+    config = RuntimeConfig(
+        cache_size=cache_size,
+        mailbox_size=mailbox_size,
+        max_batch=max_batch,
+        request_timeout=request_timeout,
+        strategy=strategy,
+        max_restarts=max_restarts,
+        restart_period=restart_period,
+    )
+    backend = open_backend(url)
+    table = roles if isinstance(roles, Roles) or roles is None else Roles(roles)
+    runtime = Runtime(backend, models, config, table)
+    await backend.start(runtime.spaces())
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(runtime.deadlines.run, name="netabase deadlines")
+            await nursery.start(runtime.supervisor.run)
+            try:
+                yield Database(runtime, url)
+            finally:
+                await runtime.drain()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        raise _single(group) from None
+    finally:
+        with trio.CancelScope(shield=True):
+            await backend.aclose()
+
+
+def _single(group: BaseExceptionGroup[Any]) -> BaseException:
+    """Unwrap a group holding one exception so callers see the error they can catch."""
+    cause = root_cause(group)
+    return cause

@@ -1,0 +1,313 @@
+"""`Store[T]`: the typed, non-blocking handle on one model's actor.
+
+Keys and records are checked and encoded in the caller's task, so bad input raises there, before
+anything is queued. Every call then waits for the actor with a deadline (`RequestTimeout`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+from . import _keys
+from ._errors import CorruptRecord, ValidationError
+from ._model import ModelInfo
+from .actors._calls import call
+from .actors._links import Referrer
+
+if TYPE_CHECKING:
+    from .actors._store_actor import StoreActor
+
+T = TypeVar("T")
+
+DEFAULT_PAGE_SIZE = 256
+
+
+class Store(Generic[T]):
+    """Typed access to the records of one model; get one with ``db.store(Model)``."""
+
+    __slots__ = ("_actor", "_block", "_deadlines", "_info", "_timeout")
+
+    def __init__(
+        self, actor: StoreActor, info: ModelInfo[T], *, timeout: float, block: bool = True
+    ) -> None:
+        self._actor = actor
+        self._info = info
+        self._timeout = timeout
+        self._block = block
+        self._deadlines = actor.runtime.deadlines
+
+    def __repr__(self) -> str:
+        return f"<netabase.Store {self._info.name}>"
+
+    @property
+    def model(self) -> type[T]:
+        return self._info.cls
+
+    def with_options(self, *, timeout: float | None = None, block: bool | None = None) -> Store[T]:
+        """A view with another request deadline, or that raises `Overloaded` instead of waiting
+        for room in a full mailbox (``block=False``)."""
+        return Store(
+            self._actor,
+            self._info,
+            timeout=self._timeout if timeout is None else timeout,
+            block=self._block if block is None else block,
+        )
+
+    async def _call(self, kind: str, args: Any, key: object = None) -> Any:
+        actor = self._actor
+        return await call(
+            actor.mailbox, self._deadlines, actor.name, kind, args, key, self._timeout, self._block
+        )
+
+    # reads
+
+    @overload
+    async def get(self, key: Any) -> T | None: ...
+
+    @overload
+    async def get(self, key: Any, *, load: Sequence[str]) -> Loaded[T] | None: ...
+
+    async def get(self, key: Any, *, load: Sequence[str] | None = None) -> T | Loaded[T] | None:
+        """The record stored under ``key``, or None.
+
+        With ``load`` (names of link fields) the answer is a `Loaded` holding the record and the
+        records it links to, fetched with one request per target store.
+        """
+        record: T | None = await self._call("get", self._info.encode_key(key), key)
+        if load is None or record is None:
+            return record
+        return await self._load(record, load)
+
+    async def _load(self, record: T, fields: Sequence[str]) -> Loaded[T]:
+        info = self._info
+        by_field = {link.field: link for link in info.links}
+        unknown = [field for field in fields if field not in by_field]
+        if unknown:
+            raise ValidationError(
+                info.name,
+                f"load= names {', '.join(map(repr, unknown))}, not link fields; link fields: "
+                f"{', '.join(by_field) or 'none'}",
+                field=unknown[0],
+            )
+        wanted: dict[str, list[Any]] = {}
+        for field in fields:
+            link = by_field[field]
+            wanted.setdefault(link.target.name, []).extend(link.keys_of(record))
+        found: dict[str, dict[Any, Any]] = {}
+        runtime = self._actor.runtime
+        for target, keys in wanted.items():
+            unique = list(dict.fromkeys(keys))
+            actor = runtime.actors[target]
+            store = Store(actor, actor.info, timeout=self._timeout, block=self._block)
+            found[target] = dict(zip(unique, await store.get_many(unique), strict=True))
+        linked: dict[str, Any] = {}
+        for field in fields:
+            link = by_field[field]
+            records = found[link.target.name]
+            if link.many:
+                linked[field] = tuple(records[k] for k in link.keys_of(record))
+            else:
+                named = link.keys_of(record)
+                linked[field] = records[named[0]] if named else None
+        return Loaded(record, linked)
+
+    async def referrers(
+        self, key: Any, model: type | None = None, field: str | None = None
+    ) -> list[Referrer]:
+        """Records that link to ``key``, from the reverse index (optionally one model/field).
+
+        Each entry is checked against the referring record, so the answer is exact.
+        """
+        source = None
+        if model is not None:
+            source = self._actor.runtime.actor_for(model).info.name
+        entries: list[Referrer] = await self._call("referrers", self._info.encode_key(key), key)
+        return [
+            entry
+            for entry in entries
+            if (source is None or entry.model == source) and (field is None or entry.field == field)
+        ]
+
+    async def get_many(self, keys: Iterable[Any]) -> list[T | None]:
+        """Records for ``keys`` in the same order (None where absent), in one actor round."""
+        encode = self._info.encode_key
+        records: list[T | None] = await self._call("get_many", [encode(key) for key in keys])
+        return records
+
+    async def contains(self, key: Any) -> bool:
+        present: bool = await self._call("contains", self._info.encode_key(key), key)
+        return present
+
+    async def count(self) -> int:
+        """Number of records (from the backend's index, without reading them)."""
+        total: int = await self._call("count", None)
+        return total
+
+    def scan(
+        self,
+        *,
+        start: Any = None,
+        stop: Any = None,
+        prefix: Any = None,
+        limit: int | None = None,
+        reverse: bool = False,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        skip_corrupt: bool = False,
+    ) -> AsyncIterator[T]:
+        """Records in key order with ``start <= key < stop``, optionally only keys under
+        ``prefix`` (a str/bytes prefix, or the leading elements of a tuple key).
+
+        Pages of ``page_size`` are fetched as you iterate; each page is one consistent read, the
+        whole scan is not a snapshot. A record whose bytes do not decode raises `CorruptRecord`,
+        or is skipped with ``skip_corrupt=True``.
+        """
+        lo, hi = self._bounds(start, stop, prefix)
+        if limit is not None and limit < 0:
+            raise ValidationError(self._info.name, f"limit must not be negative, got {limit}")
+        if page_size < 1:
+            raise ValidationError(self._info.name, f"page_size must be positive, got {page_size}")
+        return _Scan(self, lo, hi, limit, reverse, page_size, skip_corrupt)
+
+    def _bounds(self, start: Any, stop: Any, prefix: Any) -> tuple[bytes, bytes | None]:
+        info = self._info
+        lo = b"" if start is None else info.encode_key(start)
+        hi = None if stop is None else info.encode_key(stop)
+        if prefix is not None:
+            encoded = self._encode_prefix(prefix)
+            lo = max(lo, encoded)
+            upper = _keys.prefix_successor(encoded)
+            if upper is not None:
+                hi = upper if hi is None else min(hi, upper)
+        return lo, hi
+
+    def _encode_prefix(self, prefix: Any) -> bytes:
+        info = self._info
+        key_type = info.key_type
+        ok = (
+            (key_type is str and isinstance(prefix, str))
+            or (key_type is bytes and isinstance(prefix, bytes))
+            or (isinstance(prefix, tuple) and key_type not in _keys.SCALAR_KEY_TYPES)
+        )
+        if not ok:
+            raise ValidationError(
+                info.name,
+                f"prefix {prefix!r} does not fit key type {key_type!r}: use a str or bytes "
+                "prefix for str/bytes keys, or a tuple of leading elements for tuple keys",
+                field=info.key_field,
+            )
+        try:
+            return _keys.encode_prefix(prefix)
+        except TypeError as exc:
+            raise ValidationError(info.name, f"bad prefix: {exc}", field=info.key_field) from None
+
+    # writes
+
+    async def insert(self, record: T) -> None:
+        """Store ``record`` under its key, replacing any record there; durable on return."""
+        info = self._info
+        key, value = info.encode_record(record)
+        links = info.encode_links(record) if info.links else ()
+        await self._call("put", ([(key, value, record, links)], False), info.key_of(record))
+
+    async def insert_many(self, records: Iterable[T]) -> None:
+        """Store every record, all or none of them, in one atomic batch."""
+        info = self._info
+        items = []
+        for record in records:
+            key, value = info.encode_record(record)
+            items.append((key, value, record, info.encode_links(record) if info.links else ()))
+        if items:
+            await self._call("put", (items, True))
+
+    async def remove(self, key: Any) -> bool:
+        """Remove the record under ``key``; True if there was one."""
+        removed: bool = await self._call("remove", ([self._info.encode_key(key)], False), key)
+        return removed
+
+    async def remove_many(self, keys: Iterable[Any]) -> int:
+        """Remove the records under ``keys`` atomically; return how many existed."""
+        encode = self._info.encode_key
+        encoded = [encode(key) for key in keys]
+        if not encoded:
+            return 0
+        removed: int = await self._call("remove", (encoded, True))
+        return removed
+
+
+class Loaded(Generic[T]):
+    """A record with the records its link fields name (None / a tuple, where absent)."""
+
+    __slots__ = ("links", "record")
+
+    def __init__(self, record: T, links: dict[str, Any]) -> None:
+        self.record = record
+        self.links = links
+
+    def __getitem__(self, field: str) -> Any:
+        return self.links[field]
+
+    def __repr__(self) -> str:
+        return f"Loaded({self.record!r}, {self.links!r})"
+
+
+class _Scan(Generic[T]):
+    """Async iterator over a key range, fetching one page per actor request."""
+
+    def __init__(
+        self,
+        store: Store[T],
+        lo: bytes,
+        hi: bytes | None,
+        limit: int | None,
+        reverse: bool,
+        page_size: int,
+        skip_corrupt: bool,
+    ) -> None:
+        self._store = store
+        self._lo = lo
+        self._hi = hi
+        self._left = limit
+        self._reverse = reverse
+        self._page_size = page_size
+        self._skip_corrupt = skip_corrupt
+        self._page: list[tuple[bytes, Any]] = []
+        self._index = 0
+        self._exhausted = False
+
+    def __aiter__(self) -> _Scan[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        while True:
+            if self._index >= len(self._page):
+                if self._exhausted or self._left == 0:
+                    raise StopAsyncIteration
+                await self._fetch()
+                if not self._page:
+                    raise StopAsyncIteration
+            _, record = self._page[self._index]
+            self._index += 1
+            if isinstance(record, CorruptRecord):
+                if self._skip_corrupt:
+                    continue
+                raise record
+            if self._left is not None:
+                self._left -= 1
+            return record  # type: ignore[no-any-return]
+
+    async def _fetch(self) -> None:
+        want = self._page_size if self._left is None else min(self._page_size, self._left)
+        page: list[tuple[bytes, Any]] = await self._store._call(
+            "scan", (self._lo, self._hi, want, self._reverse)
+        )
+        self._page = page
+        self._index = 0
+        if len(page) < want:
+            self._exhausted = True
+        elif page:
+            last = page[-1][0]
+            if self._reverse:
+                self._hi = last
+            else:
+                self._lo = last + b"\x00"

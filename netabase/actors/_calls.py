@@ -1,0 +1,40 @@
+"""Sending a request to an actor and waiting for its answer, within a deadline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from .._errors import Overloaded, RequestTimeout
+from ._deadlines import Deadlines
+from ._mailbox import Mailbox, Request
+
+
+async def call(
+    mailbox: Mailbox,
+    deadlines: Deadlines,
+    name: str,
+    kind: str,
+    args: Any,
+    key: object,
+    seconds: float,
+    block: bool,
+) -> Any:
+    """Queue ``kind(args)`` for the actor behind ``mailbox`` and return its answer.
+
+    A full mailbox makes the caller wait (``block``) or raise `Overloaded`; past ``seconds``
+    seconds the caller gets `RequestTimeout`, and a request no actor has started is skipped.
+    """
+    request = Request(kind, args, key)
+    now = trio.current_time()
+    deadline = now + seconds
+    if not mailbox.try_put(request, now):
+        if not block:
+            raise Overloaded(name, mailbox.capacity)
+        with trio.move_on_at(deadline) as waited:
+            await mailbox.put(request)
+        if waited.cancelled_caught:
+            raise RequestTimeout(name, kind, seconds, key)
+    deadlines.add(request, deadline, seconds, name)
+    return await request.wait()

@@ -1,0 +1,317 @@
+"""Planning a removal: the record, what links to it (restrict / cascade / set_null), transitively.
+
+The planner walks the reverse index breadth-first from the removed keys: cascade referrers join
+the removal, set_null referrers are rewritten without the link, restrict referrers that are not
+themselves being removed refuse the whole removal. Every referrer is verified against its stored
+record, so an index entry that no longer matches (left behind by a corrupt record) is cleaned up
+instead of obeyed. The result is one batch whose conditions pin every value and index prefix the
+plan read: the removal and its whole cascade commit atomically or not at all. Cost is
+proportional to the referrers visited, never a scan of a store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .._errors import CorruptRecord, LinkViolation, NetabaseError
+from .._keys import prefix_successor
+from .._model import LinkInfo, ModelInfo
+from ..backends import Condition, Delete, Expect, ExpectKeys, Op, Put, WriteBatch
+from ._claims import claim_kinds
+from ._links import RefEntry, parse_ref, ref_key, ref_prefix, unique_space
+from ._permission_spaces import revision_op
+
+if TYPE_CHECKING:
+    from ..backends import Backend
+    from ._runtime import Runtime
+
+PAGE = 1024
+MAX_LISTED = 10
+
+
+class CacheEffects:
+    """Cache changes to make, in every actor they concern, once a batch is applied."""
+
+    __slots__ = ("deleted", "discards", "permissions", "stores")
+
+    def __init__(self) -> None:
+        self.stores: list[tuple[str, bytes, bytes, Any]] = []
+        self.discards: list[tuple[str, bytes]] = []
+        self.deleted: dict[str, list[bytes]] = {}
+        self.permissions = False
+        """Whether the batch rewrote the permission revision (a parent link changed)."""
+
+    def store(self, model: str, key: bytes, value: bytes, record: Any) -> None:
+        self.stores.append((model, key, value, record))
+
+    def discard(self, model: str, key: bytes) -> None:
+        self.discards.append((model, key))
+
+    def delete(self, model: str, key: bytes) -> None:
+        self.discards.append((model, key))
+        self.deleted.setdefault(model, []).append(key)
+
+    def apply(self, runtime: Runtime, versions: Mapping[str, tuple[int, int]]) -> None:
+        touched = set()
+        for model, key in self.discards:
+            runtime.actors[model].cache.discard(key)
+            touched.add(model)
+        for model, key, value, record in self.stores:
+            actor = runtime.actors[model]
+            actor.cache.store(key, value if actor.decode_cached else record)
+            touched.add(model)
+        for model, keys in self.deleted.items():
+            runtime.forget_links(model, keys)
+        for model in touched:
+            info = runtime.models[model]
+            if info.space in versions:
+                runtime.actors[model].cache.after_write(*versions[info.space])
+        if self.permissions:
+            runtime.permissions_changed()
+
+
+class Removal:
+    """The outcome of planning: a batch and its effects, or the violation that refuses it."""
+
+    __slots__ = ("batch", "effects", "violation")
+
+    def __init__(
+        self,
+        batch: WriteBatch | None,
+        effects: CacheEffects | None,
+        violation: NetabaseError | None = None,
+    ) -> None:
+        self.batch = batch
+        self.effects = effects
+        self.violation = violation
+
+
+async def plan_removal(
+    runtime: Runtime,
+    info: ModelInfo[Any],
+    keys: list[bytes],
+    known: Mapping[bytes, bytes | None],
+) -> Removal:
+    """Plan removing ``keys`` (present, with stored values in ``known``) of ``info``'s model."""
+    walk = _Walk(runtime)
+    for key in keys:
+        value = known[key]
+        assert value is not None
+        walk.deleted[(info.name, key)] = value
+    await walk.run([(info, key) for key in keys])
+    blocking = [b for b in walk.restricted if (b.source, b.source_key) not in walk.deleted]
+    if blocking:
+        return Removal(None, None, _restrict_violation(blocking))
+    effects = walk.finish()
+    if effects.permissions:
+        walk.ops.append(revision_op())
+    return Removal(WriteBatch(tuple(walk.ops), tuple(walk.expects)), effects)
+
+
+class _Blocker(NamedTuple):
+    """A referrer whose link forbids the removal (restrict, or a model not open here)."""
+
+    source: str
+    field: str
+    source_key: bytes
+    shown_key: object
+    target: ModelInfo[Any]
+    target_key: bytes
+    known: bool
+
+
+class _Walk:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.backend = runtime.backend
+        self.ops: list[Op] = []
+        self.expects: list[Condition] = []
+        self.deleted: dict[tuple[str, bytes], bytes] = {}
+        self.values: dict[tuple[str, bytes], bytes | None] = {}
+        self.updates: dict[tuple[str, bytes], list[tuple[LinkInfo, bytes]]] = {}
+        self.restricted: list[_Blocker] = []
+        self.effects = CacheEffects()
+
+    async def run(self, frontier: list[tuple[ModelInfo[Any], bytes]]) -> None:
+        while frontier:
+            found: list[tuple[ModelInfo[Any], bytes, RefEntry]] = []
+            for model, key in frontier:
+                if model.name not in self.runtime.link_targets:
+                    continue
+                prefix = ref_prefix(key)
+                entries = await read_referrers(self.backend, model.ref_space, prefix)
+                self.expects.append(
+                    ExpectKeys(model.ref_space, prefix, frozenset(e.index_key for e in entries))
+                )
+                found.extend((model, key, entry) for entry in entries)
+            await self._load_referrers(found)
+            frontier = []
+            for model, key, entry in found:
+                step = self._follow(model, key, entry)
+                if step is not None:
+                    frontier.append(step)
+
+    async def _load_referrers(self, found: list[tuple[ModelInfo[Any], bytes, RefEntry]]) -> None:
+        wanted: dict[str, list[bytes]] = {}
+        for _, _, entry in found:
+            if (entry.source, entry.source_key) not in self.values:
+                wanted.setdefault(entry.source, []).append(entry.source_key)
+                self.values[(entry.source, entry.source_key)] = None
+        for source, keys in wanted.items():
+            model = self.runtime.models.get(source)
+            if model is None:
+                continue
+            ordered = list(dict.fromkeys(keys))
+            _, values = await self.backend.read(model.space, ordered)
+            for key, value in zip(ordered, values, strict=True):
+                self.values[(source, key)] = value
+
+    def _follow(
+        self, target: ModelInfo[Any], target_key: bytes, entry: RefEntry
+    ) -> tuple[ModelInfo[Any], bytes] | None:
+        runtime = self.runtime
+        source = runtime.models.get(entry.source)
+        link = runtime.link_index.get((entry.source, entry.field))
+        if source is None or link is None or link.target is not target:
+            self.restricted.append(
+                _Blocker(
+                    entry.source,
+                    entry.field,
+                    entry.source_key,
+                    entry.source_key,
+                    target,
+                    target_key,
+                    False,
+                )
+            )
+            return None
+        value = self.values.get((entry.source, entry.source_key))
+        if value is None or not _still_links(source, link, entry.source_key, value, target_key):
+            self.ops.append(Delete(target.ref_space, entry.index_key))  # stale entry
+            return None
+        if (source.name, entry.source_key) in self.deleted:
+            return None
+        if link.on_delete == "cascade":
+            self.deleted[(source.name, entry.source_key)] = value
+            return source, entry.source_key
+        if link.on_delete == "set_null":
+            self.updates.setdefault((source.name, entry.source_key), []).append((link, target_key))
+            return None
+        shown = source.decode_key(entry.source_key)
+        self.restricted.append(
+            _Blocker(source.name, link.field, entry.source_key, shown, target, target_key, True)
+        )
+        return None
+
+    def finish(self) -> CacheEffects:
+        models = self.runtime.models
+        hierarchy = self.runtime.hierarchy_parents
+        for (name, key), old in self.deleted.items():
+            if name in hierarchy or models[name].parent is not None:
+                self.effects.permissions = True
+            model = models[name]
+            self.ops.append(Delete(model.space, key))
+            self.expects.append(Expect(model.space, key, old))
+            self.effects.delete(name, key)
+            record = _decode(model, key, old)
+            if record is None:
+                continue
+            for link, targets in zip(model.links, model.encode_links(record), strict=True):
+                for target_key in targets:
+                    self._unlink(link, key, target_key)
+            for kind in claim_kinds(model):
+                if kind.link is None:  # unique links were released by _unlink
+                    self.ops.extend(Delete(kind.space, value) for value in kind.values_of(record))
+        for (name, key), changes in self.updates.items():
+            if (name, key) in self.deleted:
+                continue
+            model = models[name]
+            old_value = self.values[(name, key)]
+            assert old_value is not None
+            record = model.codec.decode(old_value, key)
+            for link, target_key in changes:
+                record = link.without(record, link.target.decode_key(target_key))
+                self._unlink(link, key, target_key)
+                if link is model.parent:
+                    self.effects.permissions = True
+            new_value = model.codec.encode(record)
+            self.ops.append(Put(model.space, key, new_value))
+            self.expects.append(Expect(model.space, key, old_value))
+            self.effects.store(name, key, new_value, record)
+        return self.effects
+
+    def _unlink(self, link: LinkInfo, source_key: bytes, target_key: bytes) -> None:
+        source = link.source.name
+        self.ops.append(
+            Delete(link.target.ref_space, ref_key(target_key, source, link.field, source_key))
+        )
+        if link.unique:
+            self.ops.append(Delete(unique_space(source, link.field), target_key))
+
+
+async def read_referrers(backend: Backend, space: str, prefix: bytes) -> list[RefEntry]:
+    """Every reverse-index entry under ``prefix``, page by page."""
+    upper = prefix_successor(prefix)
+    entries: list[RefEntry] = []
+    lo = prefix
+    while True:
+        page = await backend.scan(space, lo, upper, limit=PAGE)
+        entries.extend(parse_ref(key, value) for key, value in page)
+        if len(page) < PAGE:
+            return entries
+        lo = page[-1][0] + b"\x00"
+
+
+async def verified_referrers(runtime: Runtime, target: ModelInfo[Any], key: bytes) -> list[Any]:
+    """(model, field, key) of the records that really link to ``key`` of ``target``."""
+    entries = await read_referrers(runtime.backend, target.ref_space, ref_prefix(key))
+    out = []
+    for entry in entries:
+        source = runtime.models.get(entry.source)
+        link = runtime.link_index.get((entry.source, entry.field))
+        if source is None or link is None:
+            continue
+        _, (value,) = await runtime.backend.read(source.space, [entry.source_key])
+        if value is not None and _still_links(source, link, entry.source_key, value, key):
+            out.append((source.name, entry.field, entry.source_key))
+    out.sort()
+    return [(name, field, runtime.models[name].decode_key(k)) for name, field, k in out]
+
+
+def _decode(model: ModelInfo[Any], key: bytes, value: bytes) -> Any:
+    try:
+        return model.codec.decode(value, key)
+    except CorruptRecord:
+        return None  # its own index entries become stale and are cleaned when met
+
+
+def _still_links(
+    source: ModelInfo[Any], link: LinkInfo, source_key: bytes, value: bytes, target_key: bytes
+) -> bool:
+    record = _decode(source, source_key, value)
+    if record is None:
+        return True  # cannot tell: obey the entry (a corrupt referrer blocks or cascades)
+    try:
+        return target_key in link.encoded_keys_of(record)
+    except NetabaseError:
+        return False
+
+
+def _restrict_violation(blocking: list[_Blocker]) -> LinkViolation:
+    blocking = sorted(blocking, key=lambda b: (b.source, b.field, b.source_key))
+    listed = ", ".join(f"{b.source}.{b.field}={b.shown_key!r}" for b in blocking[:MAX_LISTED])
+    more = f" and {len(blocking) - MAX_LISTED} more" if len(blocking) > MAX_LISTED else ""
+    unknown = sorted({b.source for b in blocking if not b.known})
+    hint = (
+        f" ({', '.join(unknown)} not open in this database: its rules are unknown)"
+        if unknown
+        else ""
+    )
+    first = blocking[0]
+    return LinkViolation(
+        first.target.name,
+        first.target.decode_key(first.target_key),
+        f"cannot remove: still linked by {listed}{more} (on_delete=restrict){hint}",
+        referrers=tuple((b.source, b.field, b.shown_key) for b in blocking),
+    )

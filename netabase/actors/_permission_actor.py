@@ -1,0 +1,631 @@
+"""The permission actor: hierarchical access checks with caches that are never stale.
+
+State lives in the backend, next to the data, so it survives restarts and is shared by every
+process on one Redis:
+
+* ``~perm.grants``   principal | object-id | role  -> (model, key, role)   (what p holds)
+* ``~perm.objects``  object-id | principal | role  -> (principal, role)    (who holds what on o)
+* ``~perm.members``  group | member, and ``~perm.memberof`` member | group (group nesting)
+* ``~perm.meta``     ``revision``: a random token rewritten by every change that can alter a
+  decision: grant, revoke, membership change, and a record's parent link changing or going away
+  (store actors write it in the same atomic batch as the record).
+
+Every cache here (decisions, group expansions, parent chains, grants per object) belongs to one
+revision. A change made in this process clears them synchronously before it is acknowledged; a
+change made by another process is noticed at the next check batch, which reads the token first.
+Nothing expires on a timer, so nothing is served stale. Parent chains are resolved by asking the
+store actors' query lanes (which never wait on anyone: no deadlock), level by level, batched.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import msgpack
+import trio
+
+from .._errors import ConditionError, CorruptRecord, HierarchyCycle, NetabaseError, WriteConflict
+from .._keys import encode_str, prefix_successor
+from .._model import ModelInfo
+from .._roles import Explanation, Grant, Roles, lookup_condition
+from ..backends import Delete, ExpectKeys, Op, Put, WriteBatch
+from ._cascade import read_referrers
+from ._config import RuntimeConfig
+from ._links import ref_prefix
+from ._mailbox import Mailbox, Request
+from ._permission_spaces import (
+    GRANTS,
+    MEMBER_OF,
+    MEMBERS,
+    META,
+    OBJECTS,
+    REVISION,
+    object_id,
+    revision_op,
+)
+from ._stats import ActorStats, StatsRecorder
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+WRITE_KINDS = frozenset({"grant", "revoke", "add_member", "remove_member"})
+PAGE = 1000
+MAX_WRITE_ROUNDS = 16
+
+logger = logging.getLogger("netabase.permissions")
+
+Obj = tuple[str, bytes]
+"""A record's identity: model name and encoded key."""
+
+Query = tuple[str, str, str, bytes, "Obj | None"]
+"""principal, action, model, encoded key, and optionally the parent to assume (new records)."""
+
+
+class Verdict(NamedTuple):
+    allowed: bool
+    proof: tuple[str, Obj, str] | None
+    """(holder, granted record, role) of the grant that allows it."""
+    exists: bool
+    condition: str | None = None
+    error: str | None = None
+
+
+async def _scan_prefix(runtime: Runtime, space: str, prefix: bytes) -> list[tuple[bytes, bytes]]:
+    upper = prefix_successor(prefix)
+    out: list[tuple[bytes, bytes]] = []
+    lo = prefix
+    while True:
+        page = await runtime.backend.scan(space, lo, upper, limit=PAGE)
+        out.extend(page)
+        if len(page) < PAGE:
+            return out
+        lo = page[-1][0] + b"\x00"
+
+
+class PermissionActor:
+    """Serves checks, explanations, listings and permission writes; see the module docstring."""
+
+    name = "~permissions"
+
+    def __init__(self, runtime: Runtime, roles: Roles, config: RuntimeConfig) -> None:
+        self.runtime = runtime
+        self.roles = roles
+        self.config = config
+        self.mailbox = Mailbox("permissions", config.mailbox_size)
+        self.stats = StatsRecorder()
+        self.hits = 0
+        self.misses = 0
+        self.condition_errors = 0
+        self._inflight: list[Request] = []
+        self.invalidate()
+
+    # -- supervision -------------------------------------------------------------------------
+
+    def take_inflight(self) -> list[Request]:
+        taken = [r for r in self._inflight if not r.done]
+        self._inflight = []
+        return taken
+
+    def reset(self) -> None:
+        self.invalidate()
+        self.stats.restarts += 1
+
+    def invalidate(self) -> None:
+        """Forget every cached answer (a change was made; called before it is acknowledged)."""
+        self.revision: bytes | None = None
+        self.decisions: OrderedDict[tuple[str, str, str, bytes], bool] = OrderedDict()
+        self.groups: dict[str, tuple[str, ...]] = {}
+        self.parents: dict[Obj, Obj | None] = {}
+        self.object_grants: dict[bytes, list[tuple[str, str]]] = {}
+        self.listings: dict[tuple[str, str, str], tuple[tuple[int, ...], list[bytes]]] = {}
+
+    def snapshot(self) -> ActorStats:
+        p50, p99 = self.stats.percentiles()
+        s = self.stats
+        return ActorStats(
+            self.name,
+            len(self.mailbox),
+            self.mailbox.capacity,
+            s.requests,
+            s.batches,
+            s.requests / s.batches if s.batches else 0.0,
+            s.max_batch,
+            len(self.decisions),
+            self.hits,
+            self.misses,
+            s.restarts,
+            p50,
+            p99,
+        )
+
+    async def run(self) -> None:
+        mailbox = self.mailbox
+        while True:
+            batch = await mailbox.take(self.config.max_batch)
+            if not batch:
+                self.runtime.main_lane_finished(self)
+                return
+            self._inflight = batch
+            live = [r for r in batch if not r.abandoned]
+            self.stats.batch(len(live))
+            writes = [r for r in live if r.kind in WRITE_KINDS]
+            if writes:
+                with trio.CancelScope(shield=True):
+                    await self._serve_writes(writes)
+            reads = [r for r in live if r.kind not in WRITE_KINDS]
+            if reads:
+                try:
+                    await self._serve_reads(reads)
+                except NetabaseError as exc:
+                    for request in reads:
+                        request.fail(exc)
+            now = trio.current_time()
+            for request in live:
+                self.stats.latency(now - request.enqueued_at)
+            self._inflight = []
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def _serve_reads(self, requests: list[Request]) -> None:
+        await self._sync_revision()
+        queries = [q for r in requests if r.kind == "check" for q in r.args[0]]
+        given = {obj: rec for r in requests if r.kind == "check" for obj, rec in r.args[1].items()}
+        decided = await self._decide(queries, given) if queries else {}
+        for request in requests:
+            if request.kind == "check":
+                request.reply([decided[q] for q in request.args[0]])
+            elif request.kind == "explain":
+                request.reply(await self._explain(request.args))
+            elif request.kind == "list":
+                request.reply(await self._list(*request.args))
+
+    async def _sync_revision(self) -> None:
+        _, (token,) = await self.runtime.backend.read(META, [REVISION])
+        if token != self.revision:
+            self.invalidate()
+            self.revision = token
+
+    async def _decide(self, queries: list[Query], given: dict[Obj, Any]) -> dict[Query, bool]:
+        out: dict[Query, bool] = {}
+        todo: list[Query] = []
+        decisions = self.decisions
+        for query in queries:
+            cached = decisions.get(query[:4]) if query[4] is None else None
+            if cached is None:
+                todo.append(query)
+            else:
+                decisions.move_to_end(query[:4])
+                self.hits += 1
+                out[query] = cached
+        if todo:
+            self.misses += len(todo)
+            verdicts = await self._prove(todo, given)
+            rules = self.runtime.rules
+            for query in todo:
+                verdict = verdicts[query]
+                out[query] = verdict.allowed
+                # Conditions read the record, which changes without a revision: never cached.
+                if verdict.exists and query[4] is None and (query[2], query[1]) not in rules:
+                    self._remember(query[:4], verdict.allowed)
+        return out
+
+    async def _prove(self, queries: list[Query], given: dict[Obj, Any]) -> dict[Query, Verdict]:
+        """Decide each query from grants, then from the model's allow/require conditions."""
+        expansions = await self._expand({q[0] for q in queries})
+        chains = await self._chains({((q[2], q[3]), q[4]) for q in queries})
+        await self._load_grants({obj for chain, _ in chains.values() for obj in chain})
+        rules = self.runtime.rules
+        records = await self._records(
+            {(q[2], q[3]) for q in queries if (q[2], q[1]) in rules} - given.keys()
+        )
+        records.update(given)
+        out: dict[Query, Verdict] = {}
+        for query in queries:
+            principal, action, model, key, parent = query
+            chain, exists = chains[((model, key), parent)]
+            proof = self._proof(expansions[principal], action, chain)
+            verdict = Verdict(proof is not None, proof, exists)
+            rule = rules.get((model, action))
+            if rule is not None:
+                verdict = self._apply_rules(query, verdict, rule, records.get((model, key)))
+            out[query] = verdict
+        return out
+
+    async def _records(self, objects: set[Obj]) -> dict[Obj, Any]:
+        """Current records for condition checks, fetched through the stores' query lanes."""
+        by_model: dict[str, list[bytes]] = {}
+        for model, key in objects:
+            by_model.setdefault(model, []).append(key)
+        found: dict[Obj, Any] = {}
+        for model, keys in by_model.items():
+            for key, record in zip(keys, await self.runtime.ask(model, "peek", keys), strict=True):
+                if record is not None and not isinstance(record, CorruptRecord):
+                    found[(model, key)] = record
+        return found
+
+    def _apply_rules(
+        self,
+        query: Query,
+        verdict: Verdict,
+        rule: tuple[tuple[str, ...], tuple[str, ...]],
+        record: Any,
+    ) -> Verdict:
+        principal, _, model, key, _ = query
+        allows, requires = rule
+        allowed, condition, error = verdict.allowed, None, None
+        if not allowed and record is not None:
+            for name in allows:
+                holds, error = self._holds(name, principal, record, model, key)
+                if holds:
+                    allowed, condition = True, name
+                    break
+        if allowed:
+            for name in requires:
+                holds, failure = (
+                    (False, None)
+                    if record is None
+                    else self._holds(name, principal, record, model, key)
+                )
+                if not holds:
+                    allowed, condition, error = False, name, failure or error
+                    break
+        return Verdict(
+            allowed, verdict.proof if allowed else None, verdict.exists, condition, error
+        )
+
+    def _holds(
+        self, name: str, principal: str, record: Any, model: str, key: bytes
+    ) -> tuple[bool, str | None]:
+        """Run a condition; one that raises counts as not holding and is reported."""
+        condition = lookup_condition(name)
+        try:
+            if condition is None:
+                raise LookupError(f"condition {name!r} is not registered")
+            return bool(condition(principal, record)), None
+        except Exception as exc:
+            error = ConditionError(name, model, self.runtime.models[model].decode_key(key), exc)
+            logger.warning("%s", error)
+            self.condition_errors += 1
+            return False, str(error)
+
+    def _proof(
+        self, principals: dict[str, str | None], action: str, chain: Sequence[Obj]
+    ) -> tuple[str, Obj, str] | None:
+        allows = self.roles.allows
+        for obj in chain:
+            for holder, role in self.object_grants.get(object_id(*obj), ()):
+                if holder in principals and allows(role, action):
+                    return holder, obj, role
+        return None
+
+    def _remember(self, key: tuple[str, str, str, bytes], allowed: bool) -> None:
+        decisions = self.decisions
+        decisions[key] = allowed
+        if len(decisions) > max(self.config.cache_size, 1):
+            decisions.popitem(last=False)
+
+    async def _expand(self, principals: set[str]) -> dict[str, dict[str, str | None]]:
+        """For each principal, itself and every group it belongs to, transitively, each mapped
+        to the member that brought it in (None for the principal itself)."""
+        result: dict[str, dict[str, str | None]] = {p: {p: None} for p in principals}
+        frontier = {p: [p] for p in principals}
+        while frontier:
+            await self._load_groups({m for members in frontier.values() for m in members})
+            following: dict[str, list[str]] = {}
+            for principal, members in frontier.items():
+                seen = result[principal]
+                for member in members:
+                    for group in self.groups[member]:
+                        if group not in seen:
+                            seen[group] = member
+                            following.setdefault(principal, []).append(group)
+            frontier = following
+        return result
+
+    async def _load_groups(self, members: set[str]) -> None:
+        for member in members - self.groups.keys():
+            rows = await _scan_prefix(self.runtime, MEMBER_OF, encode_str(member))
+            self.groups[member] = tuple(msgpack.unpackb(value) for _, value in rows)
+
+    async def _chains(
+        self, wanted: set[tuple[Obj, Obj | None]]
+    ) -> dict[tuple[Obj, Obj | None], tuple[tuple[Obj, ...], bool]]:
+        """Each object's path to its root (itself first) and whether it exists.
+
+        With an assumed parent (a record about to be written) the path goes from the object to
+        that parent and on up from there. Resolved level by level, one query-lane request per
+        model per level; no recursion, so depth is unlimited.
+        """
+        walks = {item: [item[0]] if item[1] is None else [item[0], item[1]] for item in wanted}
+        done: dict[tuple[Obj, Obj | None], tuple[tuple[Obj, ...], bool]] = {}
+        missing: set[Obj] = set()
+        while walks:
+            unknown = {path[-1] for path in walks.values()} - self.parents.keys() - missing
+            await self._load_parents(unknown, missing)
+            for item, path in list(walks.items()):
+                last = path[-1]
+                parent = None if last in missing else self.parents[last]
+                if parent is None or parent in path:
+                    exists = item[1] is not None or path[0] not in missing
+                    done[item] = (tuple(path), exists)
+                    del walks[item]
+                else:
+                    path.append(parent)
+        return done
+
+    async def _load_parents(self, objects: set[Obj], missing: set[Obj]) -> None:
+        by_model: dict[str, list[bytes]] = {}
+        for model, key in objects:
+            by_model.setdefault(model, []).append(key)
+        for model, keys in by_model.items():
+            info = self.runtime.models[model]
+            records = await self.runtime.ask(model, "peek", keys)
+            for key, record in zip(keys, records, strict=True):
+                if record is None:
+                    missing.add((model, key))  # not cached: it may appear without a revision
+                else:
+                    self.parents[(model, key)] = _parent_of(info, record)
+
+    async def _load_grants(self, objects: Iterable[Obj]) -> None:
+        for obj in objects:
+            oid = object_id(*obj)
+            if oid not in self.object_grants:
+                rows = await _scan_prefix(self.runtime, OBJECTS, oid)
+                self.object_grants[oid] = [_pair(value) for _, value in rows]
+
+    async def _explain(self, query: Query) -> Explanation:
+        principal, action, model, key, _ = query
+        models = self.runtime.models
+        shown = models[model].decode_key(key)
+        (verdict,) = (await self._prove([query], {})).values()
+        if verdict.proof is None:
+            return Explanation(
+                principal,
+                action,
+                model,
+                shown,
+                verdict.allowed,
+                condition=verdict.condition,
+                error=verdict.error,
+            )
+        holder, granted, role = verdict.proof
+        expansion = (await self._expand({principal}))[principal]
+        groups = [holder]
+        while (step := expansion.get(groups[-1])) is not None:
+            groups.append(step)
+        chain, _ = (await self._chains({((model, key), None)}))[((model, key), None)]
+        below = chain[: chain.index(granted) + 1]
+        return Explanation(
+            principal,
+            action,
+            model,
+            shown,
+            True,
+            groups=tuple(reversed(groups)),
+            grant=Grant(holder, granted[0], models[granted[0]].decode_key(granted[1]), role),
+            objects=tuple((m, models[m].decode_key(k)) for m, k in reversed(below)),
+            condition=verdict.condition,
+        )
+
+    async def _list(
+        self, principal: str, action: str, model: str, after: bytes | None, limit: int
+    ) -> list[bytes]:
+        """Keys of ``model`` that ``principal`` may ``action``, in key order, after a cursor.
+
+        A listing is kept for the next page while no record of the hierarchy changed: new
+        records do not move the permission revision, so the spaces' versions are compared too.
+        """
+        key = (principal, action, model)
+        versions = await self._hierarchy_versions(model)
+        cached = self.listings.get(key)
+        if cached is not None and cached[0] == versions:
+            listing = cached[1]
+        else:
+            listing = await self._compute_listing(principal, action, model)
+            if (model, action) not in self.runtime.rules:  # conditions read changing records
+                self.listings[key] = (versions, listing)
+        start = 0 if after is None else bisect.bisect_right(listing, after)
+        return listing[start : start + limit]
+
+    async def _hierarchy_versions(self, model: str) -> tuple[int, ...]:
+        models = self.runtime.models
+        names = sorted({model} | self.runtime.hierarchy_parents)
+        versions = []
+        for name in names:
+            version, _ = await self.runtime.backend.read(models[name].space, [])
+            versions.append(version)
+        return tuple(versions)
+
+    async def _compute_listing(self, principal: str, action: str, model: str) -> list[bytes]:
+        expansion = (await self._expand({principal}))[principal]
+        granted: set[Obj] = set()
+        for holder in expansion:
+            rows = await _scan_prefix(self.runtime, GRANTS, encode_str(holder))
+            for _, value in rows:
+                granted_model, granted_key, role = msgpack.unpackb(value)
+                if self.roles.allows(role, action) and granted_model in self.runtime.models:
+                    granted.add((granted_model, granted_key))
+        found = {key for m, key in granted if m == model}
+        if (model, action) in self.runtime.rules:
+            return await self._filter_by_rules(principal, action, model, found)
+        frontier = [obj for obj in granted if obj[0] in self.runtime.hierarchy_parents]
+        seen = set(frontier)
+        while frontier:
+            following = []
+            for obj in frontier:
+                for child in await self._children(obj):
+                    if child not in seen:
+                        seen.add(child)
+                        following.append(child)
+                        if child[0] == model:
+                            found.add(child[1])
+            frontier = following
+        return sorted(found)
+
+    async def _filter_by_rules(
+        self, principal: str, action: str, model: str, granted: set[bytes]
+    ) -> list[bytes]:
+        """With conditions, decide record by record: every record may be allowed by a rule."""
+        info = self.runtime.models[model]
+        candidates = set(granted)
+        lo = b""
+        while True:
+            page = await self.runtime.backend.scan(info.space, lo, None, limit=PAGE)
+            candidates.update(key for key, _ in page)
+            if len(page) < PAGE:
+                break
+            lo = page[-1][0] + b"\x00"
+        ordered = sorted(candidates)
+        decided = await self._prove([(principal, action, model, k, None) for k in ordered], {})
+        return [key for key in ordered if decided[(principal, action, model, key, None)].allowed]
+
+    async def _children(self, obj: Obj) -> list[Obj]:
+        """Records whose parent link names ``obj``, from the reverse index (verified)."""
+        target = self.runtime.models[obj[0]]
+        entries = await read_referrers(self.runtime.backend, target.ref_space, ref_prefix(obj[1]))
+        children = []
+        for entry in entries:
+            source = self.runtime.models.get(entry.source)
+            if source is None or source.parent is None or source.parent.field != entry.field:
+                continue
+            _, (value,) = await self.runtime.backend.read(source.space, [entry.source_key])
+            if value is None:
+                continue
+            try:
+                record = source.codec.decode(value, entry.source_key)
+            except CorruptRecord:
+                continue
+            if _parent_of(source, record) == obj:
+                children.append((source.name, entry.source_key))
+        return children
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def _serve_writes(self, requests: list[Request]) -> None:
+        pending = requests
+        for _ in range(MAX_WRITE_ROUNDS):
+            plans: list[tuple[Request, WriteBatch, Any]] = []
+            for request in pending:
+                try:
+                    batch, reply = await self._plan(request)
+                except NetabaseError as exc:
+                    request.fail(exc)
+                    continue
+                plans.append((request, batch, reply))
+            if not plans:
+                return
+            try:
+                result = await self.runtime.backend.apply([batch for _, batch, _ in plans])
+            except NetabaseError as exc:
+                for request, _, _ in plans:
+                    request.fail(exc)
+                return
+            self.invalidate()
+            pending = []
+            for (request, _, reply), unmet in zip(plans, result.failed, strict=True):
+                if unmet is None:
+                    request.reply(reply)
+                else:
+                    pending.append(request)
+            if not pending:
+                return
+        for request in pending:
+            request.fail(WriteConflict("permissions", MAX_WRITE_ROUNDS))
+
+    async def _plan(self, request: Request) -> tuple[WriteBatch, Any]:
+        kind, args = request.kind, request.args
+        if kind == "grant":
+            principal, model, key, role = args
+            oid = object_id(model, key)
+            ops: list[Op] = [
+                Put(
+                    GRANTS,
+                    encode_str(principal) + oid + encode_str(role),
+                    msgpack.packb((model, key, role)),
+                ),
+                Put(
+                    OBJECTS,
+                    oid + encode_str(principal) + encode_str(role),
+                    msgpack.packb((principal, role)),
+                ),
+                revision_op(),
+            ]
+            return WriteBatch(tuple(ops)), None
+        if kind == "revoke":
+            principal, model, key, role = args
+            oid = object_id(model, key)
+            rows = await _scan_prefix(self.runtime, GRANTS, encode_str(principal) + oid)
+            roles = [r for _, _, r in (msgpack.unpackb(v) for _, v in rows) if role in (None, r)]
+            ops = []
+            for each in roles:
+                ops.append(Delete(GRANTS, encode_str(principal) + oid + encode_str(each)))
+                ops.append(Delete(OBJECTS, oid + encode_str(principal) + encode_str(each)))
+            ops.append(revision_op())
+            return WriteBatch(tuple(ops)), len(roles)
+        group, member = args
+        member_of = encode_str(member) + encode_str(group)
+        if kind == "remove_member":
+            _, (present,) = await self.runtime.backend.read(MEMBER_OF, [member_of])
+            ops = [
+                Delete(MEMBERS, encode_str(group) + encode_str(member)),
+                Delete(MEMBER_OF, member_of),
+                revision_op(),
+            ]
+            return WriteBatch(tuple(ops)), present is not None
+        expects = await self._refuse_cycle(group, member)
+        ops = [
+            Put(MEMBERS, encode_str(group) + encode_str(member), msgpack.packb(member)),
+            Put(MEMBER_OF, member_of, msgpack.packb(group)),
+            revision_op(),
+        ]
+        return WriteBatch(tuple(ops), tuple(expects)), None
+
+    async def _refuse_cycle(self, group: str, member: str) -> list[ExpectKeys]:
+        """Refuse ``member`` joining ``group`` if ``group`` is already (within) ``member``.
+
+        The walk's reads become conditions, so a concurrent change elsewhere (another process)
+        makes the write re-plan instead of closing a cycle.
+        """
+        if group == member:
+            raise HierarchyCycle(
+                "permissions", f"group {group!r} cannot contain itself", field="members"
+            )
+        expects = []
+        seen = {group}
+        frontier = [group]
+        while frontier:
+            following = []
+            for principal in frontier:
+                prefix = encode_str(principal)
+                rows = await _scan_prefix(self.runtime, MEMBER_OF, prefix)
+                expects.append(ExpectKeys(MEMBER_OF, prefix, frozenset(k for k, _ in rows)))
+                for _, value in rows:
+                    parent = msgpack.unpackb(value)
+                    if parent == member:
+                        raise HierarchyCycle(
+                            "permissions",
+                            f"adding {member!r} to {group!r} would make a membership cycle "
+                            f"({group!r} is already within {member!r})",
+                            field="members",
+                        )
+                    if parent not in seen:
+                        seen.add(parent)
+                        following.append(parent)
+            frontier = following
+        return expects
+
+
+def _pair(value: bytes) -> tuple[str, str]:
+    principal, role = msgpack.unpackb(value)
+    return principal, role
+
+
+def _parent_of(info: ModelInfo[Any], record: Any) -> Obj | None:
+    if info.parent is None or isinstance(record, CorruptRecord):
+        return None
+    keys = info.parent.encoded_keys_of(record)
+    return (info.parent.target.name, keys[0]) if keys else None

@@ -1,0 +1,182 @@
+"""The runtime: the registry of models and actors, their supervisor, and orderly shutdown."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import trio
+
+from .._errors import ModelDefinitionError, RequestTimeout, UnknownModel
+from .._model import LinkInfo, ModelInfo, info_of
+from .._roles import Roles, lookup_condition
+from ..backends import Backend
+from ._claims import claim_spaces
+from ._config import RuntimeConfig
+from ._deadlines import Deadlines
+from ._mailbox import Request
+from ._permission_actor import PermissionActor
+from ._permission_spaces import SPACES as PERMISSION_SPACES
+from ._stats import ActorStats
+from ._store_actor import StoreActor
+from ._supervisor import Supervised, Supervisor
+
+
+class Runtime:
+    """Owns the actors of one open database."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        models: Iterable[type],
+        config: RuntimeConfig,
+        roles: Roles | None = None,
+    ) -> None:
+        self.backend = backend
+        self.config = config
+        self.models = _register(models)
+        self.actors: dict[str, StoreActor] = {
+            name: StoreActor(self, info, config) for name, info in self.models.items()
+        }
+        self._by_class = {info.cls: self.actors[name] for name, info in self.models.items()}
+        self.link_index: dict[tuple[str, str], LinkInfo] = {
+            (info.name, link.field): link for info in self.models.values() for link in info.links
+        }
+        self.link_targets = {link.target.name for link in self.link_index.values()}
+        self.hierarchy_parents = {
+            info.parent.target.name for info in self.models.values() if info.parent is not None
+        }
+        """Models some model names as its parent: their removal can change permissions."""
+        self.permissions = PermissionActor(self, roles or Roles(), config)
+        self.rules = _rules(self.models, self.permissions.roles)
+        """(model, action) -> (conditions that allow it, conditions it requires)."""
+        self.extra_actors: list[Supervised] = [self.permissions]
+        self.supervisor = Supervisor(self, config)
+        self.deadlines = Deadlines()
+        self.failure: BaseException | None = None
+        self._finished: set[str] = set()
+        self._main_lanes_done = trio.Event()
+
+    def spaces(self) -> list[str]:
+        """Every backend keyspace the registered models use."""
+        spaces: list[str] = []
+        for info in self.models.values():
+            spaces.append(info.space)
+            spaces.append(info.ref_space)
+            spaces.extend(claim_spaces(info))
+        spaces.extend(PERMISSION_SPACES)
+        return spaces
+
+    def permissions_changed(self) -> None:
+        """A write of this process changed what permission checks may answer."""
+        self.permissions.invalidate()
+
+    def all_actors(self) -> Sequence[Supervised]:
+        return [*self.actors.values(), *self.extra_actors]
+
+    def actor_for(self, model: type | str) -> StoreActor:
+        """The actor serving ``model`` (class or name); `UnknownModel` if not registered."""
+        actor = self.actors.get(model) if isinstance(model, str) else self._by_class.get(model)
+        if actor is None:
+            label = model if isinstance(model, str) else getattr(model, "__name__", repr(model))
+            raise UnknownModel(label, self.actors)
+        return actor
+
+    async def ask(self, model: str, kind: str, keys: list[bytes]) -> Any:
+        """Ask ``model``'s query lane (never its main lane: see `StoreActor`), with a deadline."""
+        request = Request(kind, keys)
+        mailbox = self.actors[model].queries
+        timeout = self.config.request_timeout
+        with trio.move_on_after(timeout):
+            await mailbox.put(request)
+            return await request.wait()
+        raise RequestTimeout(model, kind, timeout)
+
+    def forget_links(self, model: str, keys: list[bytes]) -> None:
+        """Drop deleted keys of ``model`` from every actor's link-validation cache."""
+        for actor in self.actors.values():
+            actor.planner.links_cache.forget(model, keys)
+
+    def stats(self) -> dict[str, ActorStats]:
+        stats = {name: actor.snapshot() for name, actor in self.actors.items()}
+        stats[self.permissions.name] = self.permissions.snapshot()
+        return stats
+
+    # shutdown
+
+    def main_lane_finished(self, actor: Supervised) -> None:
+        """An actor drained its mailbox after `drain`; once all have, close the query lanes
+        (kept open until then because draining actors may still ask them)."""
+        self._finished.add(actor.name)
+        if self._finished >= {each.name for each in self.all_actors()}:
+            self._main_lanes_done.set()
+            for each in self.actors.values():
+                each.queries.close()
+
+    async def drain(self) -> None:
+        """Refuse new requests, finish every queued one, then let the actors stop."""
+        for actor in self.actors.values():
+            actor.mailbox.close()
+        self.permissions.mailbox.close()
+        with trio.CancelScope(shield=True):
+            if self.failure is None:
+                await self._main_lanes_done.wait()
+
+    def fail(self, error: BaseException) -> None:
+        """The supervisor gave up: answer everything still waiting with ``error``."""
+        self.failure = error
+        mailboxes = [self.permissions.mailbox]
+        for actor in self.actors.values():
+            mailboxes += [actor.mailbox, actor.queries]
+        for mailbox in mailboxes:
+            mailbox.close(error)
+            mailbox.fail_pending(error)
+        for each in self.all_actors():
+            for request in each.take_inflight():
+                request.fail(error)
+        self._main_lanes_done.set()
+
+
+def _rules(
+    models: dict[str, ModelInfo[Any]], roles: Roles
+) -> dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]]:
+    table: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
+    for info in models.values():
+        for rule in info.rules:
+            roles.check_action(rule.action, info.name)
+            if lookup_condition(rule.condition) is None:
+                raise ModelDefinitionError(
+                    info.name,
+                    f"rule {rule.kind}({rule.action!r}, when={rule.condition!r}) names a condition "
+                    "that is not registered (use @netabase.condition)",
+                )
+            allows, requires = table.setdefault((info.name, rule.action), ([], []))
+            (allows if rule.kind == "allow" else requires).append(rule.condition)
+    return {key: (tuple(a), tuple(r)) for key, (a, r) in table.items()}
+
+
+def _register(models: Iterable[type]) -> dict[str, ModelInfo[Any]]:
+    registered: dict[str, ModelInfo[Any]] = {}
+    for cls in models:
+        info: ModelInfo[Any] | None = info_of(cls)
+        if info is None:
+            name = getattr(cls, "__name__", repr(cls))
+            raise ModelDefinitionError(
+                name, "is not a netabase model (decorate it with @netabase.model)"
+            )
+        other = registered.get(info.name)
+        if other is not None and other.cls is not cls:
+            raise ModelDefinitionError(
+                info.name,
+                f"two registered classes share the model name {info.name!r}; give one name=...",
+            )
+        registered[info.name] = info
+    for info in registered.values():
+        for link in info.links:
+            if registered.get(link.target.name) is not link.target:
+                raise ModelDefinitionError(
+                    info.name,
+                    f"links to {link.target.name}, which is not in models=[...]; register it too",
+                    field=link.field,
+                )
+    return registered

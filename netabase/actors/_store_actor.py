@@ -1,0 +1,315 @@
+"""The store actor: one per model, owning that model's keyspace and cache.
+
+An actor runs two lanes in its own nursery:
+
+* the **main lane** drains its mailbox and serves each drained batch in one backend round: reads
+  from the cache, misses in one ``read``; writes planned against the current stored values and
+  applied in one ``apply`` (one LMDB transaction / one Redis script), then written through to the
+  cache and answered;
+* the **query lane** answers other actors (link existence, record peeks) from the cache and the
+  backend only. It never sends a request to another actor.
+
+Deadlock rule: only main lanes wait for other actors, and they wait only for query lanes, which
+wait for nobody. The wait-for graph therefore has no cycle, whatever links the models declare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .._errors import CorruptRecord, NetabaseError, WriteConflict
+from .._model import ModelInfo
+from ..backends import Backend
+from ._cache import RecordCache
+from ._cascade import verified_referrers
+from ._config import RuntimeConfig
+from ._links import Referrer
+from ._mailbox import Mailbox, Request
+from ._stats import ActorStats, StatsRecorder
+from ._writes import WritePlanner
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+READ_KINDS = frozenset({"get", "get_many", "contains"})
+WRITE_KINDS = frozenset({"put", "remove"})
+MAX_WRITE_ROUNDS = 16
+
+FaultHook = Callable[[str, Sequence[Request]], None]
+
+
+class StoreActor:
+    """Serves one model's requests; see the module docstring for the lanes."""
+
+    def __init__(self, runtime: Runtime, info: ModelInfo[Any], config: RuntimeConfig) -> None:
+        self.runtime = runtime
+        self.info = info
+        self.name = info.name
+        self.backend: Backend = runtime.backend
+        self.config = config
+        self.mailbox = Mailbox(info.name, config.mailbox_size)
+        self.queries = Mailbox(f"{info.name} (link queries)", config.mailbox_size)
+        self.cache = RecordCache(config.cache_size)
+        self.stats = StatsRecorder()
+        self.planner = WritePlanner(self)
+        self.fault_hook: FaultHook | None = None
+        self._inflight: list[Request] = []
+        self._query_inflight: list[Request] = []
+        self.decode_cached = not info.frozen
+
+    # -- lifecycle (driven by the supervisor) ------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until both mailboxes are closed and drained; raise if the actor crashes."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._query_lane)
+            await self._main_lane()
+            self.runtime.main_lane_finished(self)
+
+    def take_inflight(self) -> list[Request]:
+        """Requests the crashed incarnation had taken and not answered (for `ActorCrashed`)."""
+        taken = [r for r in (*self._inflight, *self._query_inflight) if not r.done]
+        self._inflight = []
+        self._query_inflight = []
+        return taken
+
+    def reset(self) -> None:
+        """Start the next incarnation as new: empty cache, fresh link-validation cache."""
+        self.cache = RecordCache(self.config.cache_size)
+        self.planner = WritePlanner(self)
+        self.stats.restarts += 1
+
+    def snapshot(self) -> ActorStats:
+        p50, p99 = self.stats.percentiles()
+        stats = self.stats
+        return ActorStats(
+            name=self.name,
+            mailbox_depth=len(self.mailbox),
+            mailbox_capacity=self.mailbox.capacity,
+            requests=stats.requests,
+            batches=stats.batches,
+            mean_batch=stats.requests / stats.batches if stats.batches else 0.0,
+            max_batch=stats.max_batch,
+            cache_size=len(self.cache),
+            cache_hits=self.cache.hits,
+            cache_misses=self.cache.misses,
+            restarts=stats.restarts,
+            p50_latency=p50,
+            p99_latency=p99,
+        )
+
+    def _fault(self, point: str, batch: Sequence[Request]) -> None:
+        if self.fault_hook is not None:
+            self.fault_hook(point, batch)
+
+    # -- main lane ---------------------------------------------------------------------------
+
+    async def _main_lane(self) -> None:
+        mailbox = self.mailbox
+        limit = self.config.max_batch
+        while True:
+            batch = await mailbox.take(limit)
+            if not batch:
+                return
+            self._inflight = batch
+            live = [request for request in batch if not request.abandoned]
+            self.stats.batch(len(live))
+            self._fault("batch", live)
+            reads = [r for r in live if r.kind in READ_KINDS]
+            if reads:
+                await self._serve_reads(reads)
+            writes = [r for r in live if r.kind in WRITE_KINDS]
+            if writes:
+                # A write that started is finished even if the runtime is shutting down.
+                with trio.CancelScope(shield=True):
+                    await self._serve_writes(writes)
+            for request in live:
+                if request.kind == "scan":
+                    await self._serve_scan(request)
+                elif request.kind == "referrers":
+                    await self._serve_referrers(request)
+                elif request.kind == "count":
+                    request.reply(await self.backend.count(self.info.space))
+            self._record_latencies(live)
+            self._inflight = []
+
+    def _record_latencies(self, batch: list[Request]) -> None:
+        now = trio.current_time()
+        latency = self.stats.latency
+        for request in batch:
+            latency(now - request.enqueued_at)
+
+    # reads
+
+    async def _serve_reads(self, requests: list[Request]) -> None:
+        found = await self.load([key for r in requests for key in _read_keys(r)])
+        for request in requests:
+            try:
+                if request.kind == "get":
+                    request.reply(_value(found, request.args))
+                elif request.kind == "contains":
+                    request.reply(found.get(request.args) is not None)
+                else:
+                    request.reply([_value(found, key) for key in request.args])
+            except NetabaseError as exc:
+                request.fail(exc)
+
+    async def load(self, keys: list[bytes]) -> dict[bytes, Any]:
+        """Records for ``keys`` (None if absent, `CorruptRecord` if undecodable), cache first."""
+        cache = self.cache
+        found: dict[bytes, Any] = {}
+        misses: list[bytes] = []
+        for key in keys:
+            if key in found:
+                continue
+            entry = cache.lookup(key)
+            if entry is None:
+                misses.append(key)
+                found[key] = None
+            else:
+                found[key] = self._from_cache(key, entry)
+        hits = len(found) - len(misses)
+        if not found:
+            return found
+        generation = cache.generation
+        version, values = await self.backend.read(self.info.space, misses)
+        untouched = cache.generation == generation
+        if not cache.validate(version) and hits:
+            # Someone else wrote this space since the cache was filled: trust nothing cached.
+            misses = list(found)
+            generation = cache.generation
+            version, values = await self.backend.read(self.info.space, misses)
+            untouched = cache.generation == generation
+        fill = untouched and cache.version == version
+        for key, raw in zip(misses, values, strict=True):
+            if raw is None:
+                found[key] = None
+                continue
+            record = found[key] = self._decode_or_error(key, raw)
+            if fill and not isinstance(record, CorruptRecord):
+                cache.fill(key, raw if self.decode_cached else record)
+        return found
+
+    def _from_cache(self, key: bytes, entry: Any) -> Any:
+        return self._decode_or_error(key, entry) if self.decode_cached else entry
+
+    async def _serve_scan(self, request: Request) -> None:
+        lo, hi, limit, reverse = request.args
+        try:
+            pairs = await self.backend.scan(self.info.space, lo, hi, limit=limit, reverse=reverse)
+        except NetabaseError as exc:
+            request.fail(exc)
+            return
+        request.reply([(key, self._decode_or_error(key, raw)) for key, raw in pairs])
+
+    async def _serve_referrers(self, request: Request) -> None:
+        try:
+            found = await verified_referrers(self.runtime, self.info, request.args)
+        except NetabaseError as exc:
+            request.fail(exc)
+            return
+        request.reply([Referrer(*entry) for entry in found])
+
+    def _decode_or_error(self, key: bytes, raw: bytes) -> Any:
+        try:
+            return self.info.codec.decode(raw, key)
+        except CorruptRecord as exc:
+            return exc
+
+    # writes
+
+    async def _serve_writes(self, requests: list[Request]) -> None:
+        pending = requests
+        for _ in range(MAX_WRITE_ROUNDS):
+            plans = await self.planner.plan(pending)
+            ready = [plan for plan in plans if plan.batch is not None]
+            self._fault("commit", requests)
+            try:
+                result = await self.backend.apply([plan.batch for plan in ready])  # type: ignore[misc]
+            except NetabaseError as exc:
+                for plan in plans:
+                    plan.request.fail(exc)
+                return
+            self._fault("committed", requests)
+            own = result.versions.get(self.info.space)
+            if own is not None:
+                self.cache.after_write(*own)
+            retry: list[Request] = []
+            for plan, unmet in zip(ready, result.failed, strict=True):
+                if unmet is None:
+                    self.planner.applied(plan, result.versions)
+                    plan.request.reply(plan.reply)
+                    continue
+                error = plan.error_for(unmet)
+                if error is None:
+                    retry.append(plan.request)
+                else:
+                    plan.request.fail(error)
+            for plan in plans:
+                if plan.batch is None:
+                    plan.finish_without_write()
+            if not retry:
+                return
+            pending = retry
+        for request in pending:
+            request.fail(WriteConflict(self.name, MAX_WRITE_ROUNDS))
+
+    # -- query lane --------------------------------------------------------------------------
+
+    async def _query_lane(self) -> None:
+        mailbox = self.queries
+        limit = self.config.max_batch
+        while True:
+            batch = await mailbox.take(limit)
+            if not batch:
+                return
+            self._query_inflight = batch
+            live = [request for request in batch if not request.abandoned]
+            keys = [key for request in live for key in request.args]
+            try:
+                found = await self._peek(keys)
+            except NetabaseError as exc:
+                for request in live:
+                    request.fail(exc)
+            else:
+                for request in live:
+                    if request.kind == "exists":
+                        request.reply([key in found for key in request.args])
+                    else:
+                        request.reply([found.get(key) for key in request.args])
+            self._query_inflight = []
+
+    async def _peek(self, keys: list[bytes]) -> dict[bytes, Any]:
+        """Records for other actors: cache, then one read; never fills the cache.
+
+        Values are the record, or a `CorruptRecord` for bytes that do not decode; absent keys
+        are missing from the result.
+        """
+        found: dict[bytes, Any] = {}
+        misses = []
+        for key in keys:
+            entry = self.cache.lookup(key)
+            if entry is None:
+                misses.append(key)
+            else:
+                found[key] = self._from_cache(key, entry)
+        if misses:
+            _, values = await self.backend.read(self.info.space, misses)
+            for key, raw in zip(misses, values, strict=True):
+                if raw is not None:
+                    found[key] = self._decode_or_error(key, raw)
+        return found
+
+
+def _read_keys(request: Request) -> list[bytes]:
+    return [request.args] if request.kind != "get_many" else list(request.args)
+
+
+def _value(found: dict[bytes, Any], key: bytes) -> Any:
+    value = found.get(key)
+    if isinstance(value, Exception):
+        raise value
+    return value

@@ -1,0 +1,414 @@
+"""Turning write requests into conditional backend batches, and applying their effects.
+
+Each write request (one ``insert``/``insert_many``/``remove``/``remove_many`` call) becomes one
+`WriteBatch`, applied all-or-nothing. Batches carry conditions on the values they were planned
+against; when another writer got there first the backend refuses the batch and the actor plans
+it again, so nothing is ever applied on top of a value it did not see.
+
+Links add three things to an insert: the record's reverse-index entries are diffed against the
+stored record; every newly named target is checked by asking the target store's query lane
+(batched, one request per target store, positive answers cached); and the batch carries an
+"exists" condition per new target, so a target deleted between the answer and the commit makes
+the backend refuse the batch instead of leaving a dangling link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .._errors import CorruptRecord, HierarchyCycle, LinkViolation, NetabaseError
+from .._model import LinkInfo, ModelInfo
+from ..backends import EXISTS, Condition, Delete, Expect, Op, Put, WriteBatch
+from ._cascade import CacheEffects, plan_removal
+from ._claims import claim_kinds
+from ._links import LinkCache, ref_key, ref_value
+from ._mailbox import Request
+from ._permission_spaces import revision_op
+
+if TYPE_CHECKING:
+    from ._store_actor import StoreActor
+
+PutItem = tuple[bytes, bytes, Any, tuple[tuple[bytes, ...], ...]]
+
+
+class WritePlan:
+    """One request's batch and what to do once it is (or is not) applied."""
+
+    __slots__ = ("batch", "effects", "error", "errors", "reply", "request")
+
+    def __init__(
+        self,
+        request: Request,
+        batch: WriteBatch | None,
+        reply: Any = None,
+        *,
+        effects: CacheEffects | None = None,
+        errors: Mapping[int, Callable[[], BaseException]] | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        self.request = request
+        self.batch = batch
+        self.reply = reply
+        self.effects = effects
+        self.errors = errors
+        self.error = error
+
+    def error_for(self, unmet: int) -> BaseException | None:
+        """The error for an unmet condition, or None when the request should be planned again."""
+        build = self.errors.get(unmet) if self.errors else None
+        return None if build is None else build()
+
+    def finish_without_write(self) -> None:
+        if self.error is not None:
+            self.request.fail(self.error)
+        else:
+            self.request.reply(self.reply)
+
+
+class _BatchState:
+    """What the planner knows while planning one batch: stored values, overlaid by the plans
+    made so far in the batch (a later request sees an earlier one's writes)."""
+
+    def __init__(self) -> None:
+        self.values: dict[bytes, bytes | None] = {}
+        self.records: dict[bytes, Any] = {}
+        self.claims: dict[tuple[str, bytes], bytes | None] = {}
+        self.stale: set[tuple[str, bytes]] = set()
+        self.missing: dict[str, set[bytes]] = {}
+        self.pins: dict[int, list[Condition]] = {}
+        self.cycles: dict[int, NetabaseError] = {}
+        self.ancestors: dict[tuple[str, bytes], bytes | None] = {}
+
+
+class WritePlanner:
+    """Plans the writes of one store actor."""
+
+    def __init__(self, actor: StoreActor) -> None:
+        self.actor = actor
+        self.info: ModelInfo[Any] = actor.info
+        self.space = actor.info.space
+        self.links_cache = LinkCache(actor.config.cache_size)
+        self.claim_kinds = claim_kinds(actor.info)
+        self.tracks_old = bool(actor.info.links or self.claim_kinds)
+        """Whether a put must see the stored record (to diff links and claims)."""
+
+    # planning
+
+    async def plan(self, requests: list[Request]) -> list[WritePlan]:
+        state = _BatchState()
+        info = self.info
+        needs_old = [
+            key
+            for r in requests
+            if r.kind == "remove" or self.tracks_old
+            for key in (r.args[0] if r.kind == "remove" else [item[0] for item in r.args[0]])
+        ]
+        if needs_old:
+            keys = list(dict.fromkeys(needs_old))
+            _, values = await self.actor.backend.read(self.space, keys)
+            state.values.update(zip(keys, values, strict=True))
+        puts = [r for r in requests if r.kind == "put"]
+        if self.claim_kinds and puts:
+            await self._read_claims(puts, state)
+        if info.links and puts:
+            await self._check_targets(puts, state)
+        if info.parent is not None and puts:
+            await self._check_cycles(puts, state)
+        plans = []
+        for request in requests:
+            claims = dict(state.claims)
+            try:
+                if request.kind == "put":
+                    plans.append(self._plan_put(request, state))
+                else:
+                    plans.append(await self._plan_remove(request, state))
+            except NetabaseError as exc:
+                state.claims = claims
+                plans.append(WritePlan(request, None, error=exc))
+        return plans
+
+    def _plan_put(self, request: Request, state: _BatchState) -> WritePlan:
+        items: list[PutItem] = request.args[0]
+        info = self.info
+        cycle = state.cycles.get(id(request))
+        if cycle is not None:
+            raise cycle
+        ops: list[Op] = []
+        expects: list[Condition] = list(state.pins.get(id(request), ()))
+        errors: dict[int, Callable[[], BaseException]] = {}
+        effects = CacheEffects()
+        staged_values: dict[bytes, bytes] = {}
+        reparented = False
+        for key, value, record, links in items:
+            if self.tracks_old:
+                old_value = staged_values.get(key, state.values.get(key))
+                expects.append(Expect(self.space, key, old_value))
+                old_record = self._old_record(key, old_value, state)
+                reparented |= self._plan_links(
+                    key, record, links, old_record, old_value, state, ops, expects, errors
+                )
+                self._plan_claims(key, record, old_record, state, ops, expects)
+            ops.append(Put(self.space, key, value))
+            staged_values[key] = value
+            effects.store(info.name, key, value, record)
+        for key, value in staged_values.items():
+            state.values[key] = value
+        for key, _, record, _ in items:
+            state.records[key] = record
+        if reparented:
+            ops.append(revision_op())
+            effects.permissions = True
+        return WritePlan(
+            request, WriteBatch(tuple(ops), tuple(expects)), None, effects=effects, errors=errors
+        )
+
+    def _plan_links(
+        self,
+        key: bytes,
+        record: Any,
+        links: tuple[tuple[bytes, ...], ...],
+        old_record: Any,
+        old_value: bytes | None,
+        state: _BatchState,
+        ops: list[Op],
+        expects: list[Condition],
+        errors: dict[int, Callable[[], BaseException]],
+    ) -> bool:
+        """Add the link bookkeeping of one record; True if it moved to another parent."""
+        info = self.info
+        old_links = _links_of(info, old_record)
+        reparented = False
+        for index, link in enumerate(info.links):
+            new = links[index]
+            old = old_links[index] if old_links else ()
+            if link is info.parent and old_value is not None and set(new) != set(old):
+                reparented = True
+            target = link.target
+            missing = state.missing.get(target.name, set())
+            for target_key in new:
+                if target_key in old:
+                    continue
+                if target_key in missing:
+                    raise _missing(info, record, link, target_key)
+                entry = ref_key(target_key, info.name, link.field, key)
+                ops.append(Put(target.ref_space, entry, ref_value(info.name, link.field, key)))
+                if not (target is info and target_key in state.values):
+                    expects.append(Expect(target.space, target_key, EXISTS))
+                    errors[len(expects) - 1] = _missing_later(info, record, link, target_key)
+            for target_key in old:
+                if target_key not in new:
+                    entry = ref_key(target_key, info.name, link.field, key)
+                    ops.append(Delete(target.ref_space, entry))
+        return reparented
+
+    def _plan_claims(
+        self,
+        key: bytes,
+        record: Any,
+        old_record: Any,
+        state: _BatchState,
+        ops: list[Op],
+        expects: list[Condition],
+    ) -> None:
+        """Take the unique values the record now holds; release those it no longer holds."""
+        for kind in self.claim_kinds:
+            new = kind.values_of(record)
+            old = kind.values_of(old_record) if old_record is not None else ()
+            for value in new:
+                if value in old:
+                    continue
+                entry = (kind.space, value)
+                holder = state.claims.get(entry)
+                if holder is not None and holder != key and entry not in state.stale:
+                    raise kind.violation(record, value, holder)
+                expects.append(Expect(kind.space, value, holder))
+                ops.append(Put(kind.space, value, key))
+                state.claims[entry] = key
+                state.stale.discard(entry)
+            for value in old:
+                if value not in new:
+                    ops.append(Delete(kind.space, value))
+                    state.claims[(kind.space, value)] = None
+
+    def _old_record(self, key: bytes, old_value: bytes | None, state: _BatchState) -> Any:
+        """The record a write replaces (None if absent or undecodable: its index entries and
+        claims, if any, are cleaned up as stale when met)."""
+        if old_value is None:
+            return None
+        record = state.records.get(key)
+        if record is None:
+            try:
+                record = self.info.codec.decode(old_value, key)
+            except CorruptRecord:
+                return None
+        return record
+
+    async def _read_claims(self, puts: list[Request], state: _BatchState) -> None:
+        """Read who holds each unique value the batch wants, and whether that claim is stale."""
+        for kind in self.claim_kinds:
+            wanted = list(
+                dict.fromkeys(
+                    value for r in puts for item in r.args[0] for value in kind.values_of(item[2])
+                )
+            )
+            if not wanted:
+                continue
+            _, holders = await self.actor.backend.read(kind.space, wanted)
+            pairs = list(zip(wanted, holders, strict=True))
+            state.claims.update({(kind.space, value): holder for value, holder in pairs})
+            held = {value: holder for value, holder in pairs if holder is not None}
+            owners = list(dict.fromkeys(held.values()))
+            if not owners:
+                continue
+            _, stored = await self.actor.backend.read(self.space, owners)
+            records = dict(zip(owners, stored, strict=True))
+            for value, holder in held.items():
+                raw = records[holder]
+                current = None if raw is None else _decoded(self.info, holder, raw)
+                if current is None or value not in kind.values_of(current):
+                    state.stale.add((kind.space, value))
+
+    async def _check_targets(self, puts: list[Request], state: _BatchState) -> None:
+        """Ask each target store's query lane which named targets exist (one request each)."""
+        asked: dict[str, set[bytes]] = {}
+        cache = self.links_cache
+        created = {item[0] for request in puts for item in request.args[0]}
+        for index, link in enumerate(self.info.links):
+            name = link.target.name
+            for request in puts:
+                for item in request.args[0]:
+                    for target_key in item[3][index]:
+                        own = link.target is self.info
+                        if own and (target_key in created or target_key in state.values):
+                            continue
+                        if not cache.knows(name, target_key):
+                            asked.setdefault(name, set()).add(target_key)
+        for name, keys in asked.items():
+            ordered = list(keys)
+            generation = cache.generation.get(name, 0)
+            answers = await self.actor.runtime.ask(name, "exists", ordered)
+            present = [key for key, exists in zip(ordered, answers, strict=True) if exists]
+            cache.remember(name, present, generation)
+            state.missing[name] = {
+                key for key, exists in zip(ordered, answers, strict=True) if not exists
+            }
+
+    async def _check_cycles(self, puts: list[Request], state: _BatchState) -> None:
+        """Refuse a parent link that would make the hierarchy a cycle.
+
+        Only a record that already exists under another parent, or whose new parent is written
+        in the same batch, can close a cycle (a new key has no descendants). The walk goes up
+        from the new parent through staged and stored records; stored ones it read become
+        conditions of the write, so a concurrent move elsewhere makes it re-plan.
+        """
+        info = self.info
+        assert info.parent is not None
+        index = info.links.index(info.parent)
+        staged = {item[0]: item[2] for r in puts for item in r.args[0]}
+        for request in puts:
+            for key, _, record, links in request.args[0]:
+                parents = links[index]
+                if not parents:
+                    continue
+                old = _links_of(info, self._old_record(key, state.values.get(key), state))
+                moved = old is not None and set(old[index]) != set(parents)
+                if not (moved or (info.parent.target is info and parents[0] in staged)):
+                    continue
+                error = await self._walk_up(key, record, parents[0], staged, state, request)
+                if error is not None:
+                    state.cycles[id(request)] = error
+
+    async def _walk_up(
+        self,
+        key: bytes,
+        record: Any,
+        parent: bytes,
+        staged: dict[bytes, Any],
+        state: _BatchState,
+        request: Request,
+    ) -> NetabaseError | None:
+        info = self.info
+        assert info.parent is not None
+        model: ModelInfo[Any] = info.parent.target
+        current = parent
+        visited: set[tuple[str, bytes]] = set()
+        while (model.name, current) not in visited:
+            if model is info and current == key:
+                return HierarchyCycle(
+                    info.name,
+                    f"parent {info.parent.target.decode_key(parent)!r} is this record or one of "
+                    "its descendants; a hierarchy cannot be a cycle",
+                    field=info.parent.field,
+                    key=info.key_of(record),
+                )
+            visited.add((model.name, current))
+            if model is info and current in staged:
+                above = staged[current]
+            else:
+                if (model.name, current) not in state.ancestors:
+                    _, (raw,) = await self.actor.backend.read(model.space, [current])
+                    state.ancestors[(model.name, current)] = raw
+                raw = state.ancestors[(model.name, current)]
+                state.pins.setdefault(id(request), []).append(Expect(model.space, current, raw))
+                above = None if raw is None else _decoded(model, current, raw)
+            if above is None or model.parent is None:
+                return None
+            keys = model.parent.encoded_keys_of(above)
+            if not keys:
+                return None
+            model, current = model.parent.target, keys[0]
+        return None
+
+    async def _plan_remove(self, request: Request, state: _BatchState) -> WritePlan:
+        keys, many = request.args
+        present = [key for key in dict.fromkeys(keys) if state.values.get(key) is not None]
+        reply: Any = len(present) if many else bool(present)
+        if not present:
+            return WritePlan(request, None, reply)
+        removal = await plan_removal(self.actor.runtime, self.info, present, state.values)
+        if removal.violation is not None:
+            return WritePlan(request, None, error=removal.violation)
+        for key in present:
+            state.values[key] = None
+            state.records.pop(key, None)
+        return WritePlan(request, removal.batch, reply, effects=removal.effects)
+
+    # after the apply
+
+    def applied(self, plan: WritePlan, versions: Mapping[str, tuple[int, int]]) -> None:
+        if plan.effects is not None:
+            plan.effects.apply(self.actor.runtime, versions)
+
+
+def _links_of(info: ModelInfo[Any], record: Any) -> tuple[tuple[bytes, ...], ...] | None:
+    if record is None:
+        return None
+    try:
+        return info.encode_links(record)
+    except NetabaseError:
+        return None
+
+
+def _decoded(model: ModelInfo[Any], key: bytes, raw: bytes) -> Any:
+    try:
+        return model.codec.decode(raw, key)
+    except CorruptRecord:
+        return None
+
+
+def _missing(info: ModelInfo[Any], record: Any, link: LinkInfo, target_key: bytes) -> LinkViolation:
+    missing = link.target.decode_key(target_key)
+    return LinkViolation(
+        info.name,
+        info.key_of(record),
+        f"links to {link.target.name} key {missing!r}, which does not exist",
+        field=link.field,
+        missing=(missing,),
+    )
+
+
+def _missing_later(
+    info: ModelInfo[Any], record: Any, link: LinkInfo, target_key: bytes
+) -> Callable[[], BaseException]:
+    return lambda: _missing(info, record, link, target_key)

@@ -1,0 +1,55 @@
+"""Shared fixtures: every conformance test runs on memory://, lmdb:// and redis://."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from netabase.backends import Backend, open_backend
+from netabase.testing import RedisServer
+
+BACKENDS = ("memory", "lmdb", "redis")
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One private redis-server for the session; tests isolate by key namespace."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.close()
+
+
+def make_url(kind: str, tmp_path: Path, redis_server: RedisServer | None) -> str:
+    if kind == "memory":
+        return "memory://"
+    if kind == "lmdb":
+        return f"lmdb://{tmp_path / 'db'}"
+    assert redis_server is not None
+    redis_server.start()  # a fault test may have stopped it
+    return f"{redis_server.url}?name=t{next(_names)}"
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def backend_url(backend_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    server = request.getfixturevalue("redis_server") if backend_kind == "redis" else None
+    return make_url(backend_kind, tmp_path, server)
+
+
+@pytest.fixture
+async def backend(backend_url: str) -> AsyncIterator[Backend]:
+    store = open_backend(backend_url)
+    await store.start(["a", "b"])
+    try:
+        yield store
+    finally:
+        await store.aclose()
