@@ -1,0 +1,197 @@
+"""Hierarchical permissions on every backend: grants, groups, roles, caching, enforcement."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+import netabase
+
+from .perm_models import PERM_MODELS, Department, Document, Node, Organization, Project
+
+
+@pytest.fixture
+async def db(backend_url: str) -> AsyncIterator[netabase.Database]:
+    async with netabase.open(backend_url, models=PERM_MODELS) as database:
+        await seed(database)
+        yield database
+
+
+async def seed(db: netabase.Database) -> None:
+    await db.store(Organization).insert_many([Organization("acme"), Organization("globex")])
+    await db.store(Department).insert_many([Department("eng", "acme"), Department("ops", "globex")])
+    await db.store(Project).insert_many([Project("rocket", "eng"), Project("mail", "ops")])
+    await db.store(Document).insert_many(
+        [Document("d1", "rocket", "alice"), Document("d2", "mail", "bob")]
+    )
+
+
+async def test_a_grant_reaches_everything_below(db: netabase.Database) -> None:
+    perms = db.permissions
+    await perms.grant("alice", Organization, "acme", "write")
+    assert await perms.check("alice", "write", Document, "d1")
+    assert await perms.check("alice", "read", Project, "rocket")
+    assert not await perms.check("alice", "admin", Document, "d1")
+    assert not await perms.check("alice", "read", Document, "d2")
+    assert not await perms.check("nobody", "read", Document, "d1")
+    assert await perms.check_many(
+        [("alice", "read", Document, "d1"), ("alice", "read", Document, "d2")]
+    ) == [True, False]
+
+
+async def test_nested_groups(db: netabase.Database) -> None:
+    perms = db.permissions
+    await perms.add_member("staff", "eng-team")
+    await perms.add_member("eng-team", "alice")
+    await perms.grant("staff", Department, "eng", "read")
+    assert await perms.check("alice", "read", Document, "d1")
+    explanation = await perms.explain("alice", "read", Document, "d1")
+    assert explanation.allowed
+    assert explanation.groups == ("alice", "eng-team", "staff")
+    assert explanation.grant == netabase.Grant("staff", "Department", "eng", "read")
+    assert explanation.objects == (
+        ("Department", "eng"),
+        ("Project", "rocket"),
+        ("Document", "d1"),
+    )
+    assert "staff" in str(explanation)
+    assert await perms.remove_member("eng-team", "alice") is True
+    assert not await perms.check("alice", "read", Document, "d1")
+    assert not (await perms.explain("alice", "read", Document, "d1")).allowed
+
+
+async def test_changes_are_seen_by_the_very_next_check(db: netabase.Database) -> None:
+    perms = db.permissions
+    await perms.grant("alice", Project, "rocket", "read")
+    assert await perms.check("alice", "read", Document, "d1")  # cached now
+    assert await perms.revoke("alice", Project, "rocket") == 1
+    assert not await perms.check("alice", "read", Document, "d1")
+    await perms.grant("alice", Project, "mail", "read")
+    assert not await perms.check("alice", "read", Document, "d1")
+    await db.store(Document).insert(Document("d1", "mail", "alice"))  # re-parent
+    assert await perms.check("alice", "read", Document, "d1")
+
+
+async def test_removing_a_parent_changes_decisions_below(db: netabase.Database) -> None:
+    nodes, perms = db.store(Node), db.permissions
+    await nodes.insert_many([Node(1), Node(2, 1), Node(3, 2)])
+    await perms.grant("alice", Node, 1, "read")
+    assert await perms.check("alice", "read", Node, 3)
+    await nodes.remove(2)  # set_null: node 3 becomes a root
+    assert not await perms.check("alice", "read", Node, 3)
+
+
+async def test_deep_hierarchies_and_groups(db: netabase.Database) -> None:
+    nodes, perms = db.store(Node), db.permissions
+    await nodes.insert_many([Node(0)] + [Node(i, i - 1) for i in range(1, 80)])
+    for depth in range(60):
+        await perms.add_member(f"g{depth + 1}", f"g{depth}" if depth else "alice")
+    await perms.grant("g60", Node, 0, "read")
+    assert await perms.check("alice", "read", Node, 79)
+    explanation = await perms.explain("alice", "read", Node, 79)
+    assert len(explanation.groups) == 61 and len(explanation.objects) == 80
+
+
+async def test_cycles_are_refused(db: netabase.Database) -> None:
+    nodes, perms = db.store(Node), db.permissions
+    await perms.add_member("a", "b")
+    await perms.add_member("b", "c")
+    with pytest.raises(netabase.HierarchyCycle, match="cycle"):
+        await perms.add_member("c", "a")
+    with pytest.raises(netabase.HierarchyCycle):
+        await perms.add_member("a", "a")
+    await nodes.insert_many([Node(1), Node(2, 1), Node(3, 2)])
+    with pytest.raises(netabase.HierarchyCycle) as info:
+        await nodes.insert(Node(1, 3))
+    assert info.value.model == "Node" and info.value.field == "parent"
+    with pytest.raises(netabase.HierarchyCycle):
+        await nodes.insert_many([Node(10, 11), Node(11, 10)])
+    assert await nodes.get(1) == Node(1)
+
+
+async def test_unknown_names(db: netabase.Database) -> None:
+    perms = db.permissions
+    with pytest.raises(netabase.UnknownAction, match="'fly'"):
+        await perms.check("alice", "fly", Document, "d1")
+    with pytest.raises(netabase.UnknownAction, match="'owner'"):
+        await perms.grant("alice", Document, "d1", "owner")
+    with pytest.raises(netabase.UnknownModel):
+        await perms.check("alice", "read", int, 1)
+    with pytest.raises(netabase.ValidationError):
+        await perms.grant("", Document, "d1", "read")
+
+
+async def test_list_objects_is_complete_and_paginated(db: netabase.Database) -> None:
+    docs, perms = db.store(Document), db.permissions
+    await docs.insert_many([Document(f"x{i:02d}", "rocket") for i in range(25)])
+    await perms.grant("alice", Department, "eng", "read")
+    await perms.grant("alice", Document, "d2", "read")
+    await perms.grant("alice", Document, "ghost", "read")  # granted before the record exists
+    listed = [key async for key in perms.list_objects("alice", "read", Document, page_size=4)]
+    expected = sorted(["d1", "d2", "ghost", *[f"x{i:02d}" for i in range(25)]])
+    assert listed == expected
+    for key in listed:
+        assert await perms.check("alice", "read", Document, key)
+
+
+async def test_custom_roles(backend_url: str) -> None:
+    roles = {"viewer": ["read"], "editor": ["read", "write"], "publisher": ["publish"]}
+    async with netabase.open(backend_url, models=PERM_MODELS, roles=roles) as db:
+        await seed(db)
+        await db.permissions.grant("alice", Project, "rocket", "publisher")
+        assert await db.permissions.check("alice", "publish", Document, "d1")
+        assert not await db.permissions.check("alice", "read", Document, "d1")
+        with pytest.raises(netabase.UnknownAction):
+            await db.permissions.grant("alice", Project, "rocket", "admin")
+
+
+async def test_enforced_view(db: netabase.Database) -> None:
+    await db.permissions.grant("alice", Project, "rocket", "write")
+    await db.permissions.grant("bob", Project, "mail", "read")
+    async with db.as_principal("alice") as alice:
+        docs = alice.store(Document)
+        assert await docs.get("d1") == Document("d1", "rocket", "alice")
+        with pytest.raises(netabase.PermissionDenied) as info:
+            await docs.get("d2")
+        assert (info.value.principal, info.value.action, info.value.model, info.value.key) == (
+            "alice",
+            "read",
+            "Document",
+            "d2",
+        )
+        assert [d.id async for d in docs.scan()] == ["d1"]
+        await docs.insert(Document("d3", "rocket"))
+        with pytest.raises(netabase.PermissionDenied):
+            await docs.insert(Document("d4", "mail"))  # no write where it would go
+        with pytest.raises(netabase.PermissionDenied):
+            await docs.insert(Document("d1", "mail"))  # moving it out needs write there
+        assert await docs.remove("d3") is True
+    bob = db.as_principal("bob").store(Document)
+    with pytest.raises(netabase.PermissionDenied, match="'bob' may not 'write' Document"):
+        await bob.remove("d2")
+    assert await db.store(Document).get("d4") is None
+
+
+async def test_grants_survive_reopening(backend_kind: str, backend_url: str) -> None:
+    async with netabase.open(backend_url, models=PERM_MODELS) as first:
+        await seed(first)
+        await first.permissions.grant("alice", Organization, "acme", "read")
+    async with netabase.open(backend_url, models=PERM_MODELS) as second:
+        allowed = await second.permissions.check("alice", "read", Document, "d1")
+    assert allowed is (backend_kind != "memory")
+
+
+@pytest.mark.parametrize("backend_kind", ["redis"], indirect=True)
+async def test_another_process_change_is_seen_at_the_next_check(backend_url: str) -> None:
+    """Two runtimes on one Redis stand for two processes: no TTL, no stale decision."""
+    async with netabase.open(backend_url, models=PERM_MODELS) as here:
+        await seed(here)
+        async with netabase.open(backend_url, models=PERM_MODELS) as there:
+            await there.permissions.grant("alice", Project, "rocket", "read")
+            assert await here.permissions.check("alice", "read", Document, "d1")
+            await there.permissions.revoke("alice", Project, "rocket")
+            assert not await here.permissions.check("alice", "read", Document, "d1")
+            await there.permissions.grant("alice", Project, "mail", "read")
+            await there.store(Document).insert(Document("d1", "mail"))
+            assert await here.permissions.check("alice", "read", Document, "d1")
