@@ -157,8 +157,12 @@ class StoreActor:
             except NetabaseError as exc:
                 request.fail(exc)
 
-    async def load(self, keys: list[bytes]) -> dict[bytes, Any]:
-        """Records for ``keys`` (None if absent, `CorruptRecord` if undecodable), cache first."""
+    async def load(self, keys: list[bytes], *, fill: bool = True) -> dict[bytes, Any]:
+        """Records for ``keys`` (None if absent, `CorruptRecord` if undecodable), cache first.
+
+        The space's version comes back with every read, so entries another process has since
+        overwritten are never served.
+        """
         cache = self.cache
         found: dict[bytes, Any] = {}
         misses: list[bytes] = []
@@ -183,7 +187,7 @@ class StoreActor:
             generation = cache.generation
             version, values = await self.backend.read(self.info.space, misses)
             untouched = cache.generation == generation
-        fill = untouched and cache.version == version
+        fill = fill and untouched and cache.version == version
         for key, raw in zip(misses, values, strict=True):
             if raw is None:
                 found[key] = None
@@ -283,25 +287,13 @@ class StoreActor:
             self._query_inflight = []
 
     async def _peek(self, keys: list[bytes]) -> dict[bytes, Any]:
-        """Records for other actors: cache, then one read; never fills the cache.
+        """Records for other actors, checked like `load` but never filling the cache.
 
         Values are the record, or a `CorruptRecord` for bytes that do not decode; absent keys
         are missing from the result.
         """
-        found: dict[bytes, Any] = {}
-        misses = []
-        for key in keys:
-            entry = self.cache.lookup(key)
-            if entry is None:
-                misses.append(key)
-            else:
-                found[key] = self._from_cache(key, entry)
-        if misses:
-            _, values = await self.backend.read(self.info.space, misses)
-            for key, raw in zip(misses, values, strict=True):
-                if raw is not None:
-                    found[key] = self._decode_or_error(key, raw)
-        return found
+        found = await self.load(keys, fill=False)
+        return {key: record for key, record in found.items() if record is not None}
 
 
 def _read_keys(request: Request) -> list[bytes]:

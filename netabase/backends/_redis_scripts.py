@@ -1,0 +1,128 @@
+"""The Lua scripts behind `RedisBackend`: each call is one script, so one snapshot, one step.
+
+Layout under ``prefix = "nb:{name}:"``: ``{prefix}{space}:d`` is a hash key -> value,
+``{prefix}{space}:i`` a sorted set of the same keys (all scores 0, so ``ZRANGEBYLEX`` orders
+them bytewise like ``memcmp``), and ``{prefix}versions`` a hash space -> version counter.
+Scripts only call ``redis.call``; every argument arrives in ARGV.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+# Lua's unpack() is limited by the C stack (~8000 values); HMGET runs in slices of this size.
+_SLICE = """
+local function hmget(hash, keys, first)
+  local values = {}
+  local n = 0
+  for i = first, #keys, 4000 do
+    local last = math.min(i + 3999, #keys)
+    local part = redis.call('HMGET', hash, unpack(keys, i, last))
+    for j = 1, #part do n = n + 1; values[n] = part[j] end
+  end
+  return values
+end
+"""
+
+READ = (
+    _SLICE
+    + """
+local prefix, space = ARGV[1], ARGV[2]
+local version = redis.call('HGET', prefix .. 'versions', space)
+return {version, hmget(prefix .. space .. ':d', ARGV, 3)}
+"""
+)
+
+# ARGV: prefix, space, lo, has_hi ("1"/"0"), hi, limit (-1: none), reverse ("1"/"0")
+SCAN = (
+    _SLICE
+    + """
+local prefix, space, lo, has_hi, hi = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local limit, reverse = tonumber(ARGV[6]), ARGV[7]
+local index = prefix .. space .. ':i'
+local min = '-'
+if lo ~= '' then min = '[' .. lo end
+local max = '+'
+if has_hi == '1' then max = '(' .. hi end
+local keys
+if reverse == '1' then
+  keys = redis.call('ZREVRANGEBYLEX', index, max, min, 'LIMIT', 0, limit)
+else
+  keys = redis.call('ZRANGEBYLEX', index, min, max, 'LIMIT', 0, limit)
+end
+return {keys, hmget(prefix .. space .. ':d', keys, 1)}
+"""
+)
+
+# ARGV: prefix, msgpack([[ops, expects], ...]) where an op is [0, space, key, value] (put) or
+# [1, space, key] (delete) and a condition is [0, space, key] (absent), [1, space, key]
+# (present), [2, space, key, value] (equal) or [3, space, lo, hi, keys] (the keys in
+# [lo, hi) are exactly ``keys``; hi "" means no upper bound).
+# Returns {failed, versions}: failed[i] is 0 if batch i applied, else its first unmet
+# condition's 1-based index; versions is a flat list space, new_version for each changed space.
+APPLY = """
+local prefix = ARGV[1]
+local batches = cmsgpack.unpack(ARGV[2])
+local function holds(c)
+  local kind = c[1]
+  if kind <= 2 then
+    local value = redis.call('HGET', prefix .. c[2] .. ':d', c[3])
+    if kind == 0 then return value == false end
+    if kind == 1 then return value ~= false end
+    return value == c[4]
+  end
+  local min = '-'
+  if c[3] ~= '' then min = '[' .. c[3] end
+  local max = '+'
+  if c[4] ~= '' then max = '(' .. c[4] end
+  local present = redis.call('ZRANGEBYLEX', prefix .. c[2] .. ':i', min, max)
+  local wanted = c[5]
+  if #present ~= #wanted then return false end
+  local set = {}
+  for _, key in ipairs(wanted) do set[key] = true end
+  for _, key in ipairs(present) do
+    if not set[key] then return false end
+  end
+  return true
+end
+local failed, touched, order = {}, {}, {}
+for b, batch in ipairs(batches) do
+  local unmet = 0
+  for c, condition in ipairs(batch[2]) do
+    if not holds(condition) then unmet = c; break end
+  end
+  failed[b] = unmet
+  if unmet == 0 then
+    for _, op in ipairs(batch[1]) do
+      local space = op[2]
+      if op[1] == 0 then
+        redis.call('HSET', prefix .. space .. ':d', op[3], op[4])
+        redis.call('ZADD', prefix .. space .. ':i', 0, op[3])
+      else
+        redis.call('HDEL', prefix .. space .. ':d', op[3])
+        redis.call('ZREM', prefix .. space .. ':i', op[3])
+      end
+      if not touched[space] then touched[space] = true; order[#order + 1] = space end
+    end
+  end
+end
+local versions = {}
+for _, space in ipairs(order) do
+  versions[#versions + 1] = space
+  versions[#versions + 1] = redis.call('HINCRBY', prefix .. 'versions', space, 1)
+end
+return {failed, versions}
+"""
+
+
+class Script:
+    """A script's source and SHA1, for EVALSHA with an EVAL fallback after a server restart."""
+
+    def __init__(self, name: str, source: str) -> None:
+        self.name = name
+        self.source = source.encode()
+        self.sha = hashlib.sha1(self.source).hexdigest().encode()
+
+
+SCRIPTS = {name: Script(name, source) for name, source in (("read", READ), ("scan", SCAN))}
+SCRIPTS["apply"] = Script("apply", APPLY)

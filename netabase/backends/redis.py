@@ -1,0 +1,272 @@
+"""``redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]``: one Redis server shared by many processes.
+
+Every space lives under ``nb:{name}:`` (see `_redis_scripts` for the layout), so several
+netabase databases can share a server. ``read``, ``scan`` and ``apply`` are each one Lua script,
+hence one snapshot and one round trip, and ``apply`` checks its conditions and writes in one
+atomic step on the server. Requests travel over trio sockets (`_resp`), from a pool of
+connections that reopens after an outage: while the server is down every call raises
+`BackendUnavailable` at once (or when the ``timeout`` option runs out), and the first call after
+it comes back reconnects. Durability is the server's: with ``appendfsync always`` an
+acknowledged write survives a server crash.
+
+The password never appears in URLs shown in messages, reprs or statistics.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgpack
+import trio
+
+from .._errors import BackendUnavailable, InvalidURL
+from .._keys import prefix_successor
+from ._base import (
+    EXISTS,
+    ApplyResult,
+    Backend,
+    Condition,
+    Delete,
+    Expect,
+    Op,
+    WriteBatch,
+    check_key_sizes,
+)
+from ._redis_scripts import SCRIPTS, Script
+from ._resp import Arg, ConnectError, Pool, ServerError, TransportError
+from ._url import BackendURL
+
+DEFAULT_PORT = 6379
+DEFAULT_POOL = 8
+DEFAULT_CONNECT_TIMEOUT = 2.0
+DEFAULT_TIMEOUT = 10.0
+
+
+def _redacted(url: str) -> str:
+    """``url`` with its password replaced by ``***``."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url.split("@", 1)[-1] if "@" in url else url
+    if not password:
+        return url
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+class RedisBackend(Backend):
+    """Spaces stored on a Redis server under ``nb:{name}:``; see the module docstring."""
+
+    def __init__(
+        self,
+        url: str,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        *,
+        db: int = 0,
+        username: str | None = None,
+        password: str | None = None,
+        name: str = "default",
+        pool_size: int = DEFAULT_POOL,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(_redacted(url))
+        self.host = host
+        self.port = port
+        self.db = db
+        self.name = name
+        self.prefix = f"nb:{name}:".encode()
+        self.timeout = timeout
+        setup: list[tuple[Arg, ...]] = []
+        if password is not None:
+            setup.append(("AUTH", username, password) if username else ("AUTH", password))
+        if db:
+            setup.append(("SELECT", db))
+        self._pool = Pool(host, port, size=pool_size, connect_timeout=connect_timeout, setup=setup)
+        self.script_reloads = 0
+
+    @classmethod
+    def from_url(cls, url: BackendURL) -> RedisBackend:
+        """Build from ``redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]?name=&pool=&...``."""
+        shown = _redacted(url.raw)
+        url.check_options({"name", "pool", "connect_timeout", "timeout"})
+        try:
+            parts = urllib.parse.urlsplit(url.raw.partition("?")[0])
+            port = parts.port or DEFAULT_PORT
+        except ValueError as exc:
+            raise InvalidURL(shown, f"bad host or port: {exc}") from None
+        path = parts.path.strip("/")
+        if path and not path.isdigit():
+            raise InvalidURL(shown, f"the database must be a number, got {path!r}")
+        name = url.option("name", "default")
+        if not name or any(c in name for c in ": \t\r\n"):
+            raise InvalidURL(shown, f"option name={name!r} must be non-empty without ':' or spaces")
+        return cls(
+            url.raw,
+            parts.hostname or "127.0.0.1",
+            port,
+            db=int(path or 0),
+            username=urllib.parse.unquote(parts.username) if parts.username else None,
+            password=urllib.parse.unquote(parts.password) if parts.password else None,
+            name=name,
+            pool_size=url.int_option("pool", DEFAULT_POOL, minimum=1),
+            connect_timeout=url.float_option("connect_timeout", DEFAULT_CONNECT_TIMEOUT),
+            timeout=url.float_option("timeout", DEFAULT_TIMEOUT),
+        )
+
+    # lifecycle
+
+    async def start(self, spaces: Iterable[str]) -> None:
+        async def load_scripts() -> None:
+            async with self._pool.connection() as connection:
+                await connection.pipeline(
+                    [("SCRIPT", "LOAD", script.source) for script in SCRIPTS.values()]
+                )
+
+        await self._call(load_scripts, "connect")
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+    # primitives
+
+    async def read(self, space: str, keys: Sequence[bytes]) -> tuple[int, list[bytes | None]]:
+        version, values = await self._eval(SCRIPTS["read"], (self.prefix, space, *keys))
+        return int(version or 0), values
+
+    async def scan(
+        self,
+        space: str,
+        lo: bytes = b"",
+        hi: bytes | None = None,
+        *,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> list[tuple[bytes, bytes]]:
+        if limit == 0 or (hi is not None and hi <= lo):
+            await trio.lowlevel.checkpoint()
+            return []
+        keys, values = await self._eval(
+            SCRIPTS["scan"],
+            (
+                self.prefix,
+                space,
+                lo,
+                b"0" if hi is None else b"1",
+                hi or b"",
+                -1 if limit is None else limit,
+                b"1" if reverse else b"0",
+            ),
+        )
+        return list(zip(keys, values, strict=True))
+
+    async def apply(self, batches: Sequence[WriteBatch]) -> ApplyResult:
+        check_key_sizes(batches)
+        payload = msgpack.packb(
+            [
+                [[_op(op) for op in batch.ops], [_condition(c) for c in batch.expects]]
+                for batch in batches
+            ],
+            use_bin_type=False,  # Redis's cmsgpack predates the bin types
+        )
+        failed, flat_versions = await self._eval(
+            SCRIPTS["apply"], (self.prefix, payload), writes=True
+        )
+        versions = {
+            space.decode(): (int(after) - 1, int(after))
+            for space, after in zip(flat_versions[::2], flat_versions[1::2], strict=True)
+        }
+        return ApplyResult(tuple(None if f == 0 else f - 1 for f in failed), versions)
+
+    async def version(self, space: str) -> int:
+        version = await self._command("HGET", self.prefix + b"versions", space)
+        return int(version or 0)
+
+    async def count(self, space: str) -> int:
+        return int(await self._command("ZCARD", self.prefix + space.encode() + b":i"))
+
+    async def clear(self) -> None:
+        """Delete every key of this database's namespace (tests and ``netabase`` tooling)."""
+
+        async def run() -> None:
+            async with self._pool.connection() as connection:
+                cursor = b"0"
+                while True:
+                    cursor, found = await connection.execute(
+                        "SCAN", cursor, "MATCH", self.prefix + b"*", "COUNT", 1000
+                    )
+                    if found:
+                        await connection.execute("UNLINK", *found)
+                    if cursor == b"0":
+                        return
+
+        await self._call(run, "clear")
+
+    def statistics(self) -> dict[str, int]:
+        """Connections opened so far and scripts reloaded after a server restart."""
+        return {"connects": self._pool.connects, "script_reloads": self.script_reloads}
+
+    # transport
+
+    async def _command(self, *args: Arg) -> Any:
+        async def run() -> Any:
+            async with self._pool.connection() as connection:
+                return await connection.execute(*args)
+
+        return await self._call(run, str(args[0]))
+
+    async def _eval(self, script: Script, args: Sequence[Arg], *, writes: bool = False) -> Any:
+        async def run() -> Any:
+            async with self._pool.connection() as connection:
+                try:
+                    return await connection.execute("EVALSHA", script.sha, 0, *args)
+                except ServerError as exc:
+                    if exc.code != "NOSCRIPT":
+                        raise
+                # The server restarted (or flushed its scripts): EVAL sends and caches it.
+                self.script_reloads += 1
+                return await connection.execute("EVAL", script.source, 0, *args)
+
+        return await self._call(run, script.name, writes=writes)
+
+    async def _call(self, run: Any, what: str, *, writes: bool = False) -> Any:
+        """Run ``run`` under the backend's timeout, turning failures into `BackendUnavailable`."""
+        where = f"{self.host}:{self.port}"
+        unknown = (
+            "; the write may or may not have been applied (atomically, never in part)"
+            if writes
+            else ""
+        )
+        try:
+            with trio.fail_after(self.timeout):
+                return await run()
+        except trio.TooSlowError:
+            problem = f"{what} got no reply from {where} within {self.timeout:g}s{unknown}"
+        except ConnectError as exc:
+            problem = f"{what}: cannot connect to {where}: {exc}"
+        except TransportError as exc:
+            problem = f"{what} on {where}: {exc}{unknown}"
+        except ServerError as exc:
+            problem = f"{what} refused by {where}: {exc}"
+        raise BackendUnavailable(self.url, problem)
+
+
+def _op(op: Op) -> list[Any]:
+    if isinstance(op, Delete):
+        return [1, op.space, op.key]
+    return [0, op.space, op.key, op.value]
+
+
+def _condition(condition: Condition) -> list[Any]:
+    if isinstance(condition, Expect):
+        if condition.value is None:
+            return [0, condition.space, condition.key]
+        if condition.value is EXISTS:
+            return [1, condition.space, condition.key]
+        return [2, condition.space, condition.key, condition.value]
+    upper = prefix_successor(condition.prefix)
+    return [3, condition.space, condition.prefix, upper or b"", sorted(condition.keys)]
