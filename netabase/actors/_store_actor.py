@@ -132,7 +132,7 @@ class StoreActor:
                 elif request.kind == "referrers":
                     await self._serve_referrers(request)
                 elif request.kind == "count":
-                    request.reply(await self.backend.count(self.info.space))
+                    await self._serve_count(request)
             self._record_latencies(live)
             self._inflight = []
 
@@ -145,7 +145,12 @@ class StoreActor:
     # reads
 
     async def _serve_reads(self, requests: list[Request]) -> None:
-        found = await self.load([key for r in requests for key in _read_keys(r)])
+        try:
+            found = await self.load([key for r in requests for key in _read_keys(r)])
+        except NetabaseError as exc:  # e.g. BackendUnavailable: these callers, not the actor
+            for request in requests:
+                request.fail(exc)
+            return
         for request in requests:
             try:
                 if request.kind == "get":
@@ -209,6 +214,12 @@ class StoreActor:
             return
         request.reply([(key, self._decode_or_error(key, raw)) for key, raw in pairs])
 
+    async def _serve_count(self, request: Request) -> None:
+        try:
+            request.reply(await self.backend.count(self.info.space))
+        except NetabaseError as exc:
+            request.fail(exc)
+
     async def _serve_referrers(self, request: Request) -> None:
         try:
             found = await verified_referrers(self.runtime, self.info, request.args)
@@ -228,7 +239,12 @@ class StoreActor:
     async def _serve_writes(self, requests: list[Request]) -> None:
         pending = requests
         for _ in range(MAX_WRITE_ROUNDS):
-            plans = await self.planner.plan(pending)
+            try:
+                plans = await self.planner.plan(pending)
+            except NetabaseError as exc:  # e.g. the backend went away while reading
+                for request in pending:
+                    request.fail(exc)
+                return
             ready = [plan for plan in plans if plan.batch is not None]
             self._fault("commit", requests)
             try:

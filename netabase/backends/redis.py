@@ -21,7 +21,7 @@ from typing import Any
 import msgpack
 import trio
 
-from .._errors import BackendUnavailable, InvalidURL
+from .._errors import BackendUnavailable, InvalidURL, redact_url
 from .._keys import prefix_successor
 from ._base import (
     EXISTS,
@@ -44,19 +44,6 @@ DEFAULT_CONNECT_TIMEOUT = 2.0
 DEFAULT_TIMEOUT = 10.0
 
 
-def _redacted(url: str) -> str:
-    """``url`` with its password replaced by ``***``."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url.split("@", 1)[-1] if "@" in url else url
-    if not password:
-        return url
-    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-
-
 class RedisBackend(Backend):
     """Spaces stored on a Redis server under ``nb:{name}:``; see the module docstring."""
 
@@ -74,7 +61,7 @@ class RedisBackend(Backend):
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        super().__init__(_redacted(url))
+        super().__init__(redact_url(url))
         self.host = host
         self.port = port
         self.db = db
@@ -92,8 +79,8 @@ class RedisBackend(Backend):
     @classmethod
     def from_url(cls, url: BackendURL) -> RedisBackend:
         """Build from ``redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]?name=&pool=&...``."""
-        shown = _redacted(url.raw)
-        url.check_options({"name", "pool", "connect_timeout", "timeout"})
+        shown = redact_url(url.raw)
+        url.check_options({"name", "pool", "connect_timeout", "timeout"})  # errors redact too
         try:
             parts = urllib.parse.urlsplit(url.raw.partition("?")[0])
             port = parts.port or DEFAULT_PORT

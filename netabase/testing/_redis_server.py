@@ -25,7 +25,13 @@ def free_port() -> int:
 class RedisServer:
     """Start with `start`, stop with `stop` or `kill`, restart with `start` (same port and data)."""
 
-    def __init__(self, directory: str | Path | None = None, *, port: int | None = None) -> None:
+    def __init__(
+        self,
+        directory: str | Path | None = None,
+        *,
+        port: int | None = None,
+        password: str | None = None,
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(
@@ -34,12 +40,15 @@ class RedisServer:
         self.binary = binary
         self._own_dir = directory is None
         self.directory = Path(directory or tempfile.mkdtemp(prefix="netabase-redis-"))
+        self.directory.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
+        self.password = password
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         """Start the server and return once it accepts connections."""
@@ -66,6 +75,8 @@ class RedisServer:
             "--protected-mode",
             "yes",
         ]
+        if self.password:
+            args += ["--requirepass", self.password]
         process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert process.stdout is not None
         seen: list[bytes] = []
@@ -84,6 +95,16 @@ class RedisServer:
         """Shut the server down cleanly (SIGTERM)."""
         self._end(signal.SIGTERM)
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open but nothing answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Unfreeze a paused server (SIGCONT)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         """Kill the server abruptly (SIGKILL), as a crash would."""
         self._end(signal.SIGKILL)
@@ -93,6 +114,7 @@ class RedisServer:
         if process is None:
             return
         process.send_signal(sig)
+        process.send_signal(signal.SIGCONT)  # a paused server must wake up to exit
         process.wait(timeout=30)
 
     def close(self) -> None:

@@ -150,6 +150,9 @@ def _machine(
                     "lmdb://",
                     "memory://?x=1",
                     "lmdb:///tmp/x?sync=maybe",
+                    "redis://h:notaport/0",
+                    "redis://:pw@h/zero",
+                    "redis://h/0?pool=many",
                 ]
             )
         )
