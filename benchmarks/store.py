@@ -4,7 +4,8 @@
     python benchmarks/store.py --quick    # smaller, for a smoke check
 
 Baselines: a bare trio request/reply loop (memory), direct LMDB reads from the same trio tasks
-(no actors), aiosqlite (point select; insert + commit) and, with --redis, raw redis-py.
+(no actors), aiosqlite (point select; insert + commit) and, with --redis, raw redis-py's
+asyncio client against a private redis-server (AOF, appendfsync always) started for the run.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from pathlib import Path
 
 import aiosqlite
 import lmdb
+import redis.asyncio
 import trio
 from _common import Item, best_of, make_item, ratio, table
 
 import netabase
+from netabase.testing import RedisServer
 
 CLIENTS = 64
 
@@ -187,6 +190,75 @@ def measure_asyncio(fn) -> float:  # type: ignore[no-untyped-def]
     return best_of(Config.repeats, lambda: asyncio.run(fn()))
 
 
+async def redis_py_gets(url: str) -> float:
+    """HGET on one hash of pre-encoded records: the floor for a netabase get on Redis."""
+    pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=8)
+    client = redis.asyncio.Redis(connection_pool=pool)
+    try:
+        await client.flushdb()
+        value = b"x" * 96
+        for start in range(0, Config.records, 1000):
+            mapping = {f"item{i:07d}": value for i in range(start, start + 1000)}
+            await client.hset("bench", mapping=mapping)  # type: ignore[misc]
+
+        async def one(i: int) -> None:
+            for key in keys_for(i, Config.gets_per_client):
+                await client.hget("bench", key)  # type: ignore[misc]
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(CLIENTS)))
+        return CLIENTS * Config.gets_per_client / (time.perf_counter() - started)
+    finally:
+        await client.aclose()
+
+
+async def redis_py_sets(url: str) -> float:
+    pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=8)
+    client = redis.asyncio.Redis(connection_pool=pool)
+    try:
+        await client.flushdb()
+        value = b"x" * 96
+
+        async def one(i: int) -> None:
+            for n in range(Config.inserts_per_client):
+                await client.hset("bench", f"item{i}-{n}", value)  # type: ignore[misc]
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(CLIENTS)))
+        return CLIENTS * Config.inserts_per_client / (time.perf_counter() - started)
+    finally:
+        await client.aclose()
+
+
+def redis_section(tmp: Path) -> None:
+    with RedisServer(tmp / "redis") as server:
+        names = iter(range(1_000_000))
+
+        def url() -> str:
+            return f"{server.url}?name=bench{next(names)}"
+
+        raw_get = measure_asyncio(lambda: redis_py_gets(server.url))
+        cached = measure(lambda: netabase_gets(url(), 100_000))
+        uncached = measure(lambda: netabase_gets(url(), 0))
+        table(
+            "Redis gets (private server on loopback)",
+            [
+                ("redis-py asyncio HGET, pool of 8", raw_get, "baseline"),
+                ("netabase redis:// (cache on)", cached, ratio(cached, raw_get)),
+                ("netabase redis:// (cache off)", uncached, ratio(uncached, raw_get)),
+            ],
+        )
+        raw_set = measure_asyncio(lambda: redis_py_sets(server.url))
+        inserts = measure(lambda: netabase_inserts(url()))
+        table(
+            "Redis inserts (appendfsync always)",
+            [
+                ("redis-py asyncio HSET, pool of 8", raw_set, "baseline"),
+                ("netabase redis:// (batched Lua apply)", inserts, ratio(inserts, raw_set)),
+            ],
+        )
+
+
 def fresh(tmp: Path, name: str) -> Path:
     fresh.count = getattr(fresh, "count", 0) + 1  # type: ignore[attr-defined]
     return tmp / f"{name}{fresh.count}"  # type: ignore[attr-defined]
@@ -199,7 +271,9 @@ def versus(ours: float, direct: float, sqlite: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller workload")
-    parser.add_argument("--redis", metavar="URL", help="also measure Redis (a private server)")
+    parser.add_argument(
+        "--redis", action="store_true", help="also measure Redis (starts a private redis-server)"
+    )
     args = parser.parse_args()
     if args.quick:
         Config.records, Config.gets_per_client, Config.inserts_per_client = 5_000, 200, 40
@@ -240,6 +314,8 @@ def main() -> None:
             ("netabase lmdb:// (group commit)", durable, ratio(durable, sqlite_put, 2)),
         ],
     )
+    if args.redis:
+        redis_section(tmp)
 
 
 if __name__ == "__main__":
