@@ -41,7 +41,7 @@ from ._url import BackendURL
 DEFAULT_PORT = 6379
 DEFAULT_POOL = 8
 DEFAULT_CONNECT_TIMEOUT = 2.0
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = 4.0  # below the default 5 s request deadline
 
 
 class RedisBackend(Backend):
