@@ -270,7 +270,7 @@ def model(
     name: str | None = None,
     version: int = 1,
     unique: Sequence[str] = (),
-    validators: Sequence[Callable[[T], object]] = (),
+    validators: Sequence[Callable[[Any], object]] = (),
     rules: Sequence[Any] = (),
 ) -> Callable[[type[T]], type[T]]:
     """Make an attrs class a netabase model keyed by its field ``key``.
