@@ -290,7 +290,8 @@ class StoreActor:
             live = [request for request in batch if not request.abandoned]
             keys = [key for request in live for key in request.args]
             try:
-                found = await self._peek(keys)
+                validate = any(request.kind != "exists" for request in live)
+                found = await self._peek(keys, validate=validate)
             except NetabaseError as exc:
                 for request in live:
                     request.fail(exc)
@@ -302,14 +303,32 @@ class StoreActor:
                         request.reply([found.get(key) for key in request.args])
             self._query_inflight = []
 
-    async def _peek(self, keys: list[bytes]) -> dict[bytes, Any]:
-        """Records for other actors, checked like `load` but never filling the cache.
+    async def _peek(self, keys: list[bytes], *, validate: bool) -> dict[bytes, Any]:
+        """Records for other actors; never fills the cache.
 
         Values are the record, or a `CorruptRecord` for bytes that do not decode; absent keys
-        are missing from the result.
+        are missing from the result. With ``validate`` cached entries are checked against the
+        space's version like `load` does (parent chains need that: another process may have
+        re-parented a record). Link existence checks skip it, because every write that relies
+        on one also carries an EXISTS condition the backend checks when it applies.
         """
-        found = await self.load(keys, fill=False)
-        return {key: record for key, record in found.items() if record is not None}
+        if validate:
+            found = await self.load(keys, fill=False)
+            return {key: record for key, record in found.items() if record is not None}
+        found = {}
+        misses = []
+        for key in keys:
+            entry = self.cache.lookup(key)
+            if entry is None:
+                misses.append(key)
+            else:
+                found[key] = self._from_cache(key, entry)
+        if misses:
+            _, values = await self.backend.read(self.info.space, misses)
+            for key, raw in zip(misses, values, strict=True):
+                if raw is not None:
+                    found[key] = self._decode_or_error(key, raw)
+        return found
 
 
 def _read_keys(request: Request) -> list[bytes]:
