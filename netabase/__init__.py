@@ -4,8 +4,11 @@ Declare records as attrs classes with `model` (and `link` fields), then::
 
     async with netabase.open("lmdb://./data", models=[Customer, Order]) as db:
         await db.store(Order).insert(Order(id=1, customer="c1"))
+
+From asyncio use `open_asyncio`, from synchronous code `connect_sync`: same typed API.
 """
 
+from ._asyncio import AsyncioDatabase, AsyncioPermissions, AsyncioStore, open_asyncio
 from ._database import Database, DatabaseStats
 from ._database import open_database as open
 from ._errors import (
@@ -33,6 +36,7 @@ from ._model import LinkInfo, ModelInfo, info_of, link, model
 from ._permissions import GuardedStore, Permissions, PrincipalView
 from ._roles import Explanation, Grant, Roles, Rule, allow, condition, register_condition, require
 from ._store import Loaded, Store
+from ._sync import SyncDatabase, SyncPermissions, SyncStore, connect_sync
 from .actors._links import Referrer
 from .actors._stats import ActorStats
 from .backends import register_backend
@@ -40,6 +44,9 @@ from .backends import register_backend
 __all__ = [
     "ActorCrashed",
     "ActorStats",
+    "AsyncioDatabase",
+    "AsyncioPermissions",
+    "AsyncioStore",
     "BackendUnavailable",
     "Closed",
     "ConditionError",
@@ -68,16 +75,21 @@ __all__ = [
     "Rule",
     "RuntimeFailed",
     "Store",
+    "SyncDatabase",
+    "SyncPermissions",
+    "SyncStore",
     "UnknownAction",
     "UnknownModel",
     "ValidationError",
     "WriteConflict",
     "allow",
     "condition",
+    "connect_sync",
     "info_of",
     "link",
     "model",
     "open",
+    "open_asyncio",
     "register_backend",
     "register_condition",
     "require",

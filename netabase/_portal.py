@@ -74,6 +74,18 @@ class TrioPortal:
             self._error = exc
             self._ready.set()
 
+    @property
+    def token(self) -> trio.lowlevel.TrioToken:
+        if self._token is None:
+            raise RuntimeError("the trio portal is not running")
+        return self._token
+
+    @property
+    def nursery(self) -> trio.Nursery:
+        if self._nursery is None:
+            raise RuntimeError("the trio portal is not running")
+        return self._nursery
+
     def run(self, async_fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run ``async_fn(*args)`` on the portal's loop and return its result here."""
         if self._token is None:

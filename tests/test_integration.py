@@ -1,0 +1,160 @@
+"""netabase from asyncio, anyio and synchronous code, through each real entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import anyio
+import pytest
+
+import netabase
+
+from .link_models import LINK_MODELS, Client, Purchase
+
+BRIDGES = ["guest", "thread"]
+
+
+def netabase_threads() -> list[str]:
+    """Threads netabase itself starts (trio's idle worker cache is not ours to join)."""
+    return [t.name for t in threading.enumerate() if t.name.startswith(("netabase", "lmdb"))]
+
+
+# -- sync ------------------------------------------------------------------------------------
+
+
+def test_sync_api_does_everything_without_await(tmp_path: Path) -> None:
+    url = f"lmdb://{tmp_path / 'db'}"
+    with netabase.connect_sync(url, models=LINK_MODELS) as db:
+        clients, purchases = db.store(Client), db.store(Purchase)
+        clients.insert_many(Client(f"c{i}", f"name {i}") for i in range(300))
+        purchases.insert(Purchase(1, "c7"))
+        assert clients.get("c7") == Client("c7", "name 7")
+        assert clients.get("nope") is None
+        assert clients.get_many(["c1", "x"]) == [Client("c1", "name 1"), None]
+        assert clients.contains("c2") and clients.count() == 300
+        assert [c.id for c in clients.scan(prefix="c29")] == ["c29"] + [
+            f"c29{i}" for i in range(10)
+        ]
+        assert len(list(clients.scan(page_size=7))) == 300
+        loaded = purchases.get(1, load=["client"])
+        assert loaded is not None and loaded["client"] == Client("c7", "name 7")
+        with pytest.raises(netabase.LinkViolation, match="c7"):
+            clients.remove("c7")
+        with pytest.raises(netabase.ValidationError, match="Purchase.id"):
+            purchases.insert(Purchase("one", "c1"))  # type: ignore[arg-type]
+        with pytest.raises(netabase.UnknownModel):
+            db.store(int)
+        db.permissions.grant("ann", Client, "c1", "read")
+        assert db.permissions.check("ann", "read", Client, "c1")
+        assert list(db.permissions.list_objects("ann", "read", Client)) == ["c1"]
+        assert netabase_threads()
+    assert netabase_threads() == []
+    with netabase.connect_sync(url, models=LINK_MODELS) as db:
+        assert db.store(Client).count() == 300  # durable across connections
+
+
+def test_sync_open_errors_are_netabase_errors_and_leave_no_thread() -> None:
+    with pytest.raises(netabase.InvalidURL), netabase.connect_sync("nope://", models=[Client]):
+        pass
+    assert netabase_threads() == []
+
+
+# -- asyncio ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bridge", BRIDGES)
+def test_asyncio_tasks_share_the_runtime_and_the_loop_stays_responsive(
+    bridge: netabase._asyncio.Bridge, tmp_path: Path
+) -> None:
+    async def main() -> float:
+        url = f"lmdb://{tmp_path / 'db'}"
+        async with netabase.open_asyncio(url, models=LINK_MODELS, bridge=bridge) as db:
+            clients, purchases = db.store(Client), db.store(Purchase)
+            await clients.insert_many(Client(f"c{i}") for i in range(50))
+            lag = 0.0
+            running = True
+
+            async def ticker() -> None:
+                nonlocal lag
+                loop = asyncio.get_running_loop()
+                while running:
+                    started = loop.time()
+                    await asyncio.sleep(0.002)
+                    lag = max(lag, loop.time() - started - 0.002)
+
+            async def worker(n: int) -> None:
+                for i in range(10):
+                    key = n * 100 + i
+                    await purchases.insert(Purchase(key, f"c{key % 50}"))
+                    assert await purchases.get(key) == Purchase(key, f"c{key % 50}")
+                    assert await clients.get(f"c{n % 50}") == Client(f"c{n % 50}")
+
+            tick = asyncio.create_task(ticker())
+            await asyncio.gather(*(worker(n) for n in range(200)))
+            running = False
+            await tick
+            assert await purchases.count() == 2000
+            assert [p.id async for p in purchases.scan(limit=3)] == [0, 1, 2]
+            with pytest.raises(netabase.LinkViolation, match="missing"):
+                await purchases.insert(Purchase(99_999, "missing"))
+            with pytest.raises(netabase.UnknownModel):
+                db.store(str)
+            return lag
+
+    lag = asyncio.run(main())
+    assert lag < 0.1, f"the asyncio loop stalled for {lag:.3f}s"
+    assert netabase_threads() == []
+
+
+@pytest.mark.parametrize("bridge", BRIDGES)
+def test_cancelled_asyncio_caller_leaves_a_whole_write_or_none(
+    bridge: netabase._asyncio.Bridge,
+) -> None:
+    async def main() -> None:
+        async with netabase.open_asyncio("memory://", models=LINK_MODELS, bridge=bridge) as db:
+            clients = db.store(Client)
+            batch = [Client(f"b{i}") for i in range(500)]
+            task = asyncio.create_task(clients.insert_many(batch))
+            await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert await clients.count() in (0, 500)
+            await clients.insert(Client("after"))
+            assert await clients.get("after") == Client("after")
+
+    asyncio.run(main())
+
+
+def test_asyncio_open_errors_reach_the_caller() -> None:
+    async def main() -> None:
+        with pytest.raises(netabase.InvalidURL):
+            async with netabase.open_asyncio("lmdb://", models=[Client]):
+                pass
+
+    asyncio.run(main())
+    assert netabase_threads() == []
+
+
+def test_anyio_on_asyncio_uses_the_same_adapter() -> None:
+    async def main() -> list[str]:
+        async with netabase.open_asyncio("memory://", models=LINK_MODELS) as db:
+            clients = db.store(Client)
+            async with anyio.create_task_group() as group:
+                for i in range(20):
+                    group.start_soon(clients.insert, Client(f"a{i:02d}"))
+            return [c.id async for c in clients.scan(limit=3)]
+
+    assert anyio.run(main, backend="asyncio") == ["a00", "a01", "a02"]
+
+
+# -- anyio on trio -----------------------------------------------------------------------------
+
+
+def test_anyio_service_on_trio_uses_netabase_natively() -> None:
+    from examples.anyio_service import run_service
+
+    summary = anyio.run(run_service, "memory://", 30, backend="trio")
+    assert summary == {"orders": 30, "customers": 5, "first": 0}
