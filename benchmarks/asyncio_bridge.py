@@ -119,9 +119,10 @@ def main() -> None:
             print(f"\n{kind}:// (median of {Config.repeats})")
             print(f"  {'caller':<28}{'µs/seq get':>12}{f'gets/s x{TASKS}':>16}{'µs/insert':>12}")
             for name, row in rows.items():
+                share = row["conc_per_s"] / base["conc_per_s"]
                 print(
                     f"  {name:<28}{row['seq_us']:>12.1f}{row['conc_per_s']:>16,.0f}"
-                    f"{row['insert_us']:>12.1f}   concurrent {row['conc_per_s'] / base['conc_per_s']:.2f}x native"
+                    f"{row['insert_us']:>12.1f}   concurrent {share:.2f}x native"
                 )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

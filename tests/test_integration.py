@@ -42,7 +42,7 @@ def test_sync_api_does_everything_without_await(tmp_path: Path) -> None:
         assert loaded is not None and loaded["client"] == Client("c7", "name 7")
         with pytest.raises(netabase.LinkViolation, match="c7"):
             clients.remove("c7")
-        with pytest.raises(netabase.ValidationError, match="Purchase.id"):
+        with pytest.raises(netabase.ValidationError, match=r"Purchase\.id"):
             purchases.insert(Purchase("one", "c1"))  # type: ignore[arg-type]
         with pytest.raises(netabase.UnknownModel):
             db.store(int)
