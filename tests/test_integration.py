@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import statistics
 import threading
 from pathlib import Path
 
@@ -68,21 +69,20 @@ def test_sync_open_errors_are_netabase_errors_and_leave_no_thread() -> None:
 def test_asyncio_tasks_share_the_runtime_and_the_loop_stays_responsive(
     bridge: netabase._asyncio.Bridge, tmp_path: Path
 ) -> None:
-    async def main() -> float:
+    async def main() -> list[float]:
         url = f"lmdb://{tmp_path / 'db'}"
         async with netabase.open_asyncio(url, models=LINK_MODELS, bridge=bridge) as db:
             clients, purchases = db.store(Client), db.store(Purchase)
             await clients.insert_many(Client(f"c{i}") for i in range(50))
-            lag = 0.0
+            lags: list[float] = []
             running = True
 
             async def ticker() -> None:
-                nonlocal lag
                 loop = asyncio.get_running_loop()
                 while running:
                     started = loop.time()
                     await asyncio.sleep(0.002)
-                    lag = max(lag, loop.time() - started - 0.002)
+                    lags.append(loop.time() - started - 0.002)
 
             async def worker(n: int) -> None:
                 for i in range(10):
@@ -101,10 +101,16 @@ def test_asyncio_tasks_share_the_runtime_and_the_loop_stays_responsive(
                 await purchases.insert(Purchase(99_999, "missing"))
             with pytest.raises(netabase.UnknownModel):
                 db.store(str)
-            return lag
+            return lags
 
-    lag = asyncio.run(main())
-    assert lag < 0.1, f"the asyncio loop stalled for {lag:.3f}s"
+    # The loop also runs the workers' own steps (and, in guest mode, trio's), and a long test
+    # process can pause for a garbage collection, so a single tick may be late. A loop blocked
+    # by netabase calls is late on most ticks: 2 ms of blocking per insert gave p95 ~0.4 s here,
+    # against ~0.01 s for the real thing.
+    lags = asyncio.run(main())
+    assert len(lags) >= 20
+    p95 = statistics.quantiles(lags, n=20)[-1]
+    assert p95 < 0.1, f"asyncio ticks late by {p95:.3f}s (p95)"
     assert netabase_threads() == []
 
 
