@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import attrs
 
@@ -59,3 +63,10 @@ def ratio(ours: float, base: float, target: float | None = None) -> str:
     if target is not None:
         text += f" (target >= {target}x: {'met' if ours / base >= target else 'NOT met'})"
     return text
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A temporary directory for benchmark databases, removed when the script exits."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path

@@ -10,13 +10,11 @@ same record shape and backend, measured in this run.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import attrs
 import trio
-from _common import best_of, ratio, table
+from _common import best_of, ratio, scratch_dir, table
 
 import netabase
 
@@ -94,7 +92,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         Config.per_client, Config.repeats, Config.fanouts = 50, 1, (10, 100, 1000)
-    tmp = Path(tempfile.mkdtemp(prefix="netabase-bench-links-"))
+    tmp = scratch_dir("netabase-bench-links-")
     count = iter(range(1_000_000))
     print(f"{CLIENTS} clients x {Config.per_client} inserts; median of {Config.repeats} runs")
     for label, url in (("memory", "memory://"), ("lmdb", None)):

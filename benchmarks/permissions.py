@@ -15,13 +15,12 @@ who reaches the leaf through a group that holds a grant on the root.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import attrs
 import casbin
 import trio
+from _common import scratch_dir
 
 import netabase
 
@@ -108,7 +107,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         Config.grants, Config.checks, Config.uncached, Config.casbin_checks = 20_000, 5000, 50, 10
-    url = f"lmdb://{Path(tempfile.mkdtemp(prefix='netabase-bench-perm-')) / 'db'}?sync=false"
+    url = f"lmdb://{scratch_dir('netabase-bench-perm-') / 'db'}?sync=false"
     cached, uncached = trio.run(netabase_figures, url)
     print(
         f"{Config.grants:,} grants, a {DEPTH}-level hierarchy, a user in a group granted the root"

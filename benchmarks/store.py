@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import lmdb
 import redis
 import redis.asyncio
 import trio
-from _common import Item, best_of, make_item, ratio, table
+from _common import Item, best_of, make_item, ratio, scratch_dir, table
 
 import netabase
 from netabase.testing import RedisServer
@@ -307,7 +306,7 @@ def main() -> None:
     if args.quick:
         Config.records, Config.gets_per_client, Config.inserts_per_client = 5_000, 200, 40
         Config.repeats = 1
-    tmp = Path(tempfile.mkdtemp(prefix="netabase-bench-"))
+    tmp = scratch_dir("netabase-bench-")
     print(f"{CLIENTS} clients; {Config.records} records; median of {Config.repeats} runs")
 
     bare = measure(bare_trio_loop)
