@@ -60,6 +60,25 @@ async def test_restrict_refuses_and_lists_referrers(db: netabase.Database) -> No
     assert await check_integrity(db) == []
 
 
+async def test_refusing_a_popular_record_reads_only_its_first_referrers(
+    db: netabase.Database,
+) -> None:
+    await seed(db)
+    await db.store(Account).insert(Account(1, "c1"))  # cascades: the probe must not skip it
+    await db.store(Purchase).insert_many([Purchase(i, "c1") for i in range(300)])
+    with pytest.raises(netabase.LinkViolation) as info:
+        await db.store(Client).remove("c1")
+    assert "and possibly more" in str(info.value)
+    listed = {key for _, _, key in info.value.referrers}
+    assert len(listed) == 64 and listed <= set(range(300))  # index order, not key order
+    assert await db.store(Client).contains("c1") and await db.store(Account).contains(1)
+    assert await db.store(Purchase).count() == 300
+    await db.store(Purchase).remove_many(range(300))
+    assert await db.store(Client).remove("c1") is True
+    assert not await db.store(Account).contains(1)
+    assert await check_integrity(db) == []
+
+
 async def test_cascade_is_transitive_and_atomic(db: netabase.Database) -> None:
     await seed(db)
     await db.store(Account).insert(Account(1, "c2"))

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 PAGE = 1024
 MAX_LISTED = 10
+PROBE = 64
+"""Reverse-index entries per record read before a restrict-only removal may be refused."""
 
 
 class CacheEffects:
@@ -99,6 +101,9 @@ async def plan_removal(
         value = known[key]
         assert value is not None
         walk.deleted[(info.name, key)] = value
+    refusal = await _probe_restricted(runtime, info, keys)
+    if refusal is not None:
+        return Removal(None, None, refusal)
     await walk.run([(info, key) for key in keys])
     blocking = [b for b in walk.restricted if (b.source, b.source_key) not in walk.deleted]
     if blocking:
@@ -107,6 +112,55 @@ async def plan_removal(
     if effects.permissions:
         walk.ops.append(revision_op())
     return Removal(WriteBatch(tuple(walk.ops), tuple(walk.expects)), effects)
+
+
+def _cascade_reach(runtime: Runtime, info: ModelInfo[Any]) -> set[str]:
+    """Models whose records a removal from ``info``'s model may delete (by cascade)."""
+    reach = {info.name}
+    frontier = [info.name]
+    while frontier:
+        target = frontier.pop()
+        for (source, _), link in runtime.link_index.items():
+            if link.target.name == target and link.on_delete == "cascade" and source not in reach:
+                reach.add(source)
+                frontier.append(source)
+    return reach
+
+
+async def _probe_restricted(
+    runtime: Runtime,
+    info: ModelInfo[Any],
+    keys: list[bytes],
+) -> LinkViolation | None:
+    """Refuse a removal from the first `PROBE` referrers of each record, when one of them is
+    a live restrict referrer that no cascade of this removal can reach.
+
+    A record with many referrers would otherwise have all of them read and decoded just to be
+    refused. None means no such referrer was among those read: the full walk then decides.
+    """
+    reach = _cascade_reach(runtime, info)
+    if not any(
+        link.target is info and link.on_delete == "restrict" and source not in reach
+        for (source, _), link in runtime.link_index.items()
+    ):
+        return None
+    probe = _Walk(runtime)
+    found: list[tuple[ModelInfo[Any], bytes, RefEntry]] = []
+    partial = False
+    for key in keys:
+        prefix = ref_prefix(key)
+        page = await runtime.backend.scan(
+            info.ref_space, prefix, prefix_successor(prefix), limit=PROBE
+        )
+        found.extend((info, key, parse_ref(index_key, value)) for index_key, value in page)
+        partial |= len(page) == PROBE
+    if not found:
+        return None
+    await probe._load_referrers(found)
+    for model, key, entry in found:
+        probe._follow(model, key, entry)
+    blocking = [b for b in probe.restricted if b.source not in reach]
+    return _restrict_violation(blocking, partial) if blocking else None
 
 
 class _Blocker(NamedTuple):
@@ -298,10 +352,13 @@ def _still_links(
         return False
 
 
-def _restrict_violation(blocking: list[_Blocker]) -> LinkViolation:
+def _restrict_violation(blocking: list[_Blocker], partial: bool = False) -> LinkViolation:
+    """The refusal; ``partial`` when only the first referrers were read (there may be more)."""
     blocking = sorted(blocking, key=lambda b: (b.source, b.field, b.source_key))
     listed = ", ".join(f"{b.source}.{b.field}={b.shown_key!r}" for b in blocking[:MAX_LISTED])
     more = f" and {len(blocking) - MAX_LISTED} more" if len(blocking) > MAX_LISTED else ""
+    if partial:
+        more += " and possibly more"
     unknown = sorted({b.source for b in blocking if not b.known})
     hint = (
         f" ({', '.join(unknown)} not open in this database: its rules are unknown)"
