@@ -37,13 +37,22 @@ class LinkedOrder:
 
 @netabase.model(key="id")
 @attrs.frozen
+class HeldOrder:
+    """Keeps its customer from being removed (restrict)."""
+
+    id: int
+    customer: str = netabase.link(Customer)
+
+
+@netabase.model(key="id")
+@attrs.frozen
 class PlainOrder:
     id: int
     customer: str = ""
     total: int = 0
 
 
-MODELS = [Customer, LinkedOrder, PlainOrder]
+MODELS = [Customer, LinkedOrder, HeldOrder, PlainOrder]
 
 
 class Config:
@@ -86,6 +95,27 @@ async def cascade(url: str, fanout: int) -> float:
         return elapsed
 
 
+async def refusal(url: str, fanout: int) -> float:
+    """Seconds to refuse removing a customer that ``fanout`` restrict referrers hold."""
+    async with netabase.open(url, models=MODELS) as db:
+        await db.store(Customer).insert(Customer("held"))
+        held = db.store(HeldOrder)
+        for start in range(0, fanout, 1000):
+            await held.insert_many(
+                HeldOrder(i, "held") for i in range(start, min(fanout, start + 1000))
+            )
+        attempts = 20
+        started = time.perf_counter()
+        for _ in range(attempts):
+            try:
+                await db.store(Customer).remove("held")
+            except netabase.LinkViolation:
+                pass
+            else:
+                raise AssertionError("the removal should have been refused")
+        return (time.perf_counter() - started) / attempts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -115,6 +145,10 @@ def main() -> None:
         seconds = trio.run(cascade, f"lmdb://{tmp / f'cascade{fanout}'}", fanout)
         per = seconds / fanout * 1e6
         print(f"  {fanout:>6} referrers  {seconds * 1e3:9.1f} ms  {per:7.1f} µs/referrer")
+    print("\nrefused removal on lmdb (restrict referrers; reads the first 64)")
+    for fanout in Config.fanouts:
+        seconds = trio.run(refusal, f"lmdb://{tmp / f'refusal{fanout}'}", fanout)
+        print(f"  {fanout:>6} referrers  {seconds * 1e3:9.2f} ms per refused remove")
 
 
 if __name__ == "__main__":
