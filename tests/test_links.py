@@ -47,6 +47,32 @@ async def test_link_to_a_missing_record_is_refused(db: netabase.Database) -> Non
     assert await check_integrity(db) == []
 
 
+async def test_a_self_link_needs_its_target_even_when_the_batch_touched_it(
+    db: netabase.Database,
+) -> None:
+    folders = db.store(Folder)
+    # One actor batch: the removal reads "x" (absent); the insert must still be refused.
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(folders.remove, "x")
+        with pytest.raises(netabase.LinkViolation, match="'x'"):
+            await folders.insert(Folder("a", "x"))
+    assert await folders.get("a") is None
+    await folders.insert_many([Folder("child", "root"), Folder("root")])  # same call: fine
+    assert await check_integrity(db) == []
+
+
+async def test_a_key_repeated_in_one_insert_many_keeps_the_last_record(
+    db: netabase.Database,
+) -> None:
+    await seed(db)
+    purchases = db.store(Purchase)
+    await purchases.insert_many([Purchase(1, "c1"), Purchase(1, "c2"), Purchase(2, "c1")])
+    assert await purchases.get(1) == Purchase(1, "c2")
+    assert [r.key for r in await db.store(Client).referrers("c1")] == [2]
+    await purchases.insert_many([Purchase(3, "c1"), Purchase(3, "c1")])
+    assert await check_integrity(db) == []
+
+
 async def test_restrict_refuses_and_lists_referrers(db: netabase.Database) -> None:
     await seed(db)
     await db.store(Purchase).insert_many([Purchase(1, "c1"), Purchase(2, "c1")])

@@ -78,6 +78,9 @@ async def test_unique_field_is_enforced_atomically(db: netabase.Database) -> Non
     with pytest.raises(netabase.ValidationError, match="unique"):
         await members.insert_many([Member(3, "b@x"), Member(4, "b@x")])
     assert await members.count() == 1
+    await members.insert_many([Member(6, "d@x"), Member(6, "e@x")])  # the last one wins
+    assert await members.get(6) == Member(6, "e@x")
+    await members.remove(6)
     await members.insert(Member(1, "c@x"))  # changing it frees the old value
     await members.insert(Member(2, "a@x"))
     await members.remove(2)  # removing it frees the value too

@@ -129,7 +129,9 @@ class WritePlanner:
         return plans
 
     def _plan_put(self, request: Request, state: _BatchState) -> WritePlan:
-        items: list[PutItem] = request.args[0]
+        # A key given twice in one call: the last record wins, as if written one after another.
+        items: list[PutItem] = list({item[0]: item for item in request.args[0]}.values())
+        written_together = {item[0] for item in items}
         info = self.info
         cycle = state.cycles.get(id(request))
         if cycle is not None:
@@ -146,7 +148,16 @@ class WritePlanner:
                 expects.append(Expect(self.space, key, old_value))
                 old_record = self._old_record(key, old_value, state)
                 reparented |= self._plan_links(
-                    key, record, links, old_record, old_value, state, ops, expects, errors
+                    key,
+                    record,
+                    links,
+                    old_record,
+                    old_value,
+                    state,
+                    written_together,
+                    ops,
+                    expects,
+                    errors,
                 )
                 self._plan_claims(key, record, old_record, state, ops, expects)
             ops.append(Put(self.space, key, value))
@@ -171,11 +182,17 @@ class WritePlanner:
         old_record: Any,
         old_value: bytes | None,
         state: _BatchState,
+        written_together: set[bytes],
         ops: list[Op],
         expects: list[Condition],
         errors: dict[int, Callable[[], BaseException]],
     ) -> bool:
-        """Add the link bookkeeping of one record; True if it moved to another parent."""
+        """Add the link bookkeeping of one record; True if it moved to another parent.
+
+        Every target gets an "exists" condition, except one written by this same call (its
+        batch creates it atomically). A target merely seen in this actor batch, read for a
+        removal or put by another request that may yet fail, still needs the condition.
+        """
         info = self.info
         old_links = _links_of(info, old_record)
         reparented = False
@@ -193,7 +210,7 @@ class WritePlanner:
                     raise _missing(info, record, link, target_key)
                 entry = ref_key(target_key, info.name, link.field, key)
                 ops.append(Put(target.ref_space, entry, ref_value(info.name, link.field, key)))
-                if not (target is info and target_key in state.values):
+                if not (target is info and target_key in written_together):
                     expects.append(Expect(target.space, target_key, EXISTS))
                     errors[len(expects) - 1] = _missing_later(info, record, link, target_key)
             for target_key in old:
