@@ -162,6 +162,18 @@ def prefix_successor(prefix: bytes) -> bytes | None:
     return stripped[:-1] + bytes((stripped[-1] + 1,))
 
 
+def prefix_upper_bound(value: object, encoded: bytes) -> bytes | None:
+    """The exclusive upper bound of the keys ``encode_prefix(value)`` matches.
+
+    A tuple prefix matches whole leading elements: after its last element comes another
+    element's type code (below 0xff) or the end of the key, never the 0xff that continues an
+    escaped NUL, so ``("a",)`` does not take in ``("a\x00", ...)``.
+    """
+    if isinstance(value, tuple):
+        return encoded + b"\xff"
+    return prefix_successor(encoded)
+
+
 def encode_prefix(value: object) -> bytes:
     """Encode a scan prefix.
 

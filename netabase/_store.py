@@ -176,7 +176,7 @@ class Store(Generic[T]):
         if prefix is not None:
             encoded = self._encode_prefix(prefix)
             lo = max(lo, encoded)
-            upper = _keys.prefix_successor(encoded)
+            upper = _keys.prefix_upper_bound(prefix, encoded)
             if upper is not None:
                 hi = upper if hi is None else min(hi, upper)
         return lo, hi

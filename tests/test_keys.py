@@ -65,12 +65,20 @@ def test_string_prefix_matches_exactly_the_strings_that_start_with_it(
     assert matches is other.startswith(prefix)
 
 
-@given(st.tuples(texts, ints), st.tuples(texts, ints))
-def test_tuple_prefix_matches_equal_leading_elements(
-    key: tuple[str, int], other: tuple[str, int]
+nul_heavy = st.text(alphabet="a\x00\x01\xff", max_size=4)
+leading = st.one_of(nul_heavy, st.binary(max_size=4), ints)
+
+
+@given(st.tuples(leading, ints), st.tuples(leading, ints))
+def test_tuple_prefix_range_holds_exactly_the_equal_leading_elements(
+    key: tuple[object, int], other: tuple[object, int]
 ) -> None:
-    encoded_prefix = _keys.encode_prefix(key[:1])
-    assert _keys.encode_tuple(other).startswith(encoded_prefix) is (other[0] == key[0])
+    prefix = key[:1]
+    lo = _keys.encode_prefix(prefix)
+    hi = _keys.prefix_upper_bound(prefix, lo)
+    encoded = _keys.encode_tuple(other)
+    assert hi is not None
+    assert (lo <= encoded < hi) is (other[0] == key[0] and type(other[0]) is type(key[0]))
 
 
 @given(blobs)

@@ -110,7 +110,7 @@ async def test_scan_str_keys_by_prefix_in_unicode_order(db: netabase.Database) -
 
 async def test_tuple_keys_scan_by_leading_elements(db: netabase.Database) -> None:
     pairs = db.store(Pair)
-    keys = [("b", 1), ("a", 2), ("a", -1), ("ab", 0), ("a", 10)]
+    keys = [("b", 1), ("a", 2), ("a", -1), ("ab", 0), ("a", 10), ("a\x00", 3), ("a\x00b", 4)]
     await pairs.insert_many([Pair(k) for k in keys])
     assert [p.key async for p in pairs.scan()] == sorted(keys)
     assert [p.key async for p in pairs.scan(prefix=("a",))] == [("a", -1), ("a", 2), ("a", 10)]
