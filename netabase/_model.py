@@ -162,10 +162,20 @@ class ModelInfo(Generic[T]):
         problem = self.key_check(key)
         if problem is not None:
             raise ValidationError(self.name, f"bad key: {problem}", field=self.key_field)
-        encoded = self.encode_key_raw(key)
+        encoded = self._encode_key_text(key)
         if len(encoded) > _keys.MAX_KEY_SIZE:
             raise KeyTooLarge(self.name, key, len(encoded), _keys.MAX_KEY_SIZE)
         return encoded
+
+    def _encode_key_text(self, key: object) -> bytes:
+        try:
+            return self.encode_key_raw(key)
+        except UnicodeEncodeError as exc:  # a lone surrogate has no UTF-8 form
+            raise ValidationError(
+                self.name,
+                f"bad key {key!r}: not valid UTF-8 text ({exc.reason})",
+                field=self.key_field,
+            ) from None
 
     def check(self, record: object) -> None:
         """Raise `ValidationError` naming the field when ``record`` does not fit the model."""
@@ -214,10 +224,18 @@ class ModelInfo(Generic[T]):
         out = []
         for field in self.unique_fields:
             value = getattr(record, field)
-            if isinstance(value, tuple):
-                encoded = _keys.encode_tuple(value)
-            else:
-                encoded = _keys.encode_element(value)
+            try:
+                if isinstance(value, tuple):
+                    encoded = _keys.encode_tuple(value)
+                else:
+                    encoded = _keys.encode_element(value)
+            except UnicodeEncodeError as exc:
+                raise ValidationError(
+                    self.name,
+                    f"value {value!r} is not valid UTF-8 text ({exc.reason})",
+                    field=field,
+                    key=self.key_of(record),
+                ) from None
             if len(encoded) > _keys.MAX_KEY_SIZE:
                 raise ValidationError(
                     self.name,
@@ -254,7 +272,7 @@ class ModelInfo(Generic[T]):
         if self.unique_fields:
             self.encode_unique(record)  # oversized unique values fail here, in the caller
         key = self.key_of(record)
-        encoded_key = self.encode_key_raw(key)
+        encoded_key = self._encode_key_text(key)
         if len(encoded_key) > _keys.MAX_KEY_SIZE:
             raise KeyTooLarge(self.name, key, len(encoded_key), _keys.MAX_KEY_SIZE)
         try:

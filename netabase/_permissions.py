@@ -29,7 +29,13 @@ def _principal(name: object, field: str = "principal") -> str:
         raise ValidationError(
             "permissions", f"{field} must be a non-empty str, got {name!r}", field=field
         )
-    if len(name.encode()) > MAX_PRINCIPAL:
+    try:
+        size = len(name.encode())
+    except UnicodeEncodeError:
+        raise ValidationError(
+            "permissions", f"{field} {name!r} is not valid UTF-8 text", field=field
+        ) from None
+    if size > MAX_PRINCIPAL:
         raise ValidationError(
             "permissions", f"{field} longer than {MAX_PRINCIPAL} bytes", field=field
         )
@@ -230,17 +236,27 @@ class GuardedStore(Generic[T]):
         await self._require("write", wanted)
         return await self._store.remove_many(wanted)
 
-    async def scan(self, **options: Any) -> AsyncIterator[T]:
-        """Like `Store.scan`, yielding only the records the principal may read."""
+    async def scan(self, *, limit: int | None = None, **options: Any) -> AsyncIterator[T]:
+        """Like `Store.scan`, yielding only the records the principal may read; ``limit``
+        counts those readable records, not the ones skipped."""
+        if limit is not None and limit < 0:
+            raise ValidationError(self._info.name, f"limit must not be negative, got {limit}")
+        if limit == 0:
+            return
+        left = limit
         page: list[T] = []
         async for record in self._store.scan(**options):
             page.append(record)
             if len(page) >= 100:
                 for allowed in await self._readable(page):
                     yield allowed
+                    if left is not None and (left := left - 1) == 0:
+                        return
                 page = []
         for allowed in await self._readable(page):
             yield allowed
+            if left is not None and (left := left - 1) == 0:
+                return
 
     async def _readable(self, records: list[T]) -> list[T]:
         if not records:

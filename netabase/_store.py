@@ -198,7 +198,7 @@ class Store(Generic[T]):
             )
         try:
             return _keys.encode_prefix(prefix)
-        except TypeError as exc:
+        except (TypeError, UnicodeEncodeError) as exc:
             raise ValidationError(info.name, f"bad prefix: {exc}", field=info.key_field) from None
 
     # writes

@@ -168,6 +168,7 @@ async def test_enforced_view(db: netabase.Database) -> None:
             await docs.insert(Document("d1", "mail"))  # moving it out needs write there
         assert await docs.remove("d3") is True
     bob = db.as_principal("bob").store(Document)
+    assert [d.id async for d in bob.scan(limit=1)] == ["d2"]  # limit counts readable ones
     with pytest.raises(netabase.PermissionDenied, match="'bob' may not 'write' Document"):
         await bob.remove("d2")
     assert await db.store(Document).get("d4") is None

@@ -243,3 +243,19 @@ async def test_data_survives_reopen(backend_kind: str, backend_url: str) -> None
     async with netabase.open(backend_url, models=ALL_MODELS) as second:
         got = await second.store(Everything).get(uuid.UUID(int=3))
     assert (got == everything(3)) is (backend_kind != "memory")
+
+
+async def test_text_without_a_utf8_form_is_a_validation_error(db: netabase.Database) -> None:
+    customers = db.store(Customer)
+    lone = "\ud800"  # a lone surrogate: a Python str with no UTF-8 encoding
+    for attempt in (
+        lambda: customers.get(lone),
+        lambda: customers.insert(Customer(lone, "n")),
+        lambda: customers.scan(prefix=lone).__anext__(),
+    ):
+        with pytest.raises(netabase.ValidationError) as info:
+            await attempt()
+        assert (info.value.model, info.value.field) == ("Customer", "id")
+    with pytest.raises(netabase.ValidationError, match="principal"):
+        await db.permissions.check(lone, "read", Customer, "c1")
+    assert await customers.count() == 0
