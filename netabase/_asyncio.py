@@ -7,6 +7,7 @@ blocks on netabase. Errors arrive as the same `netabase` exceptions.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic, Literal, TypeVar, overload
@@ -33,6 +34,12 @@ async def take(iterator: AsyncIterator[T], count: int) -> list[T]:
     return items
 
 
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a page fetch's outcome as seen, so an abandoned scan logs no stray error."""
+    if not future.cancelled():
+        future.exception()
+
+
 class _Pages(Generic[T]):
     """An asyncio async iterator over a trio async iterator, a page per crossing."""
 
@@ -43,6 +50,7 @@ class _Pages(Generic[T]):
         self._page: list[T] = []
         self._index = 0
         self._done = False
+        self._fetching: asyncio.Future[list[T]] | None = None
 
     def __aiter__(self) -> _Pages[T]:
         return self
@@ -51,7 +59,15 @@ class _Pages(Generic[T]):
         if self._index >= len(self._page):
             if self._done:
                 raise StopAsyncIteration
-            self._page = await self._runner.call(take, self._source, self._page_size)
+            if self._fetching is None:
+                self._fetching = asyncio.ensure_future(
+                    self._runner.call(take, self._source, self._page_size)
+                )
+                self._fetching.add_done_callback(_retrieve)
+            # Shielded: a caller cancelled mid-fetch (a timeout, say) leaves the page to the
+            # next call instead of dropping records already taken from the scan.
+            self._page = await asyncio.shield(self._fetching)
+            self._fetching = None
             self._index = 0
             self._done = len(self._page) < self._page_size
             if not self._page:

@@ -134,6 +134,27 @@ def test_cancelled_asyncio_caller_leaves_a_whole_write_or_none(
     asyncio.run(main())
 
 
+@pytest.mark.parametrize("bridge", BRIDGES)
+def test_a_scan_survives_callers_cancelled_mid_page(bridge: netabase._asyncio.Bridge) -> None:
+    async def main() -> list[str]:
+        async with netabase.open_asyncio("memory://", models=LINK_MODELS, bridge=bridge) as db:
+            clients = db.store(Client)
+            await clients.insert_many(Client(f"c{i:04d}") for i in range(500))
+            scan = clients.scan(page_size=50)
+            seen: list[str] = []
+            while True:
+                # A deadline shorter than one bridge crossing: most fetches time out mid-page
+                # and the caller retries, as a request handler with a timeout would.
+                try:
+                    seen.append((await asyncio.wait_for(scan.__anext__(), 0.0002)).id)
+                except TimeoutError:
+                    continue
+                except StopAsyncIteration:
+                    return seen
+
+    assert asyncio.run(main()) == [f"c{i:04d}" for i in range(500)]
+
+
 def test_asyncio_open_errors_reach_the_caller() -> None:
     async def main() -> None:
         with pytest.raises(netabase.InvalidURL):
