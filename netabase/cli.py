@@ -29,6 +29,7 @@ from ._database import open_database
 from ._errors import NetabaseError
 from ._model import ModelInfo, info_of
 from ._store import Store
+from .backends._url import open_backend, parse_url
 
 app = typer.Typer(
     name="netabase",
@@ -41,6 +42,22 @@ out = Console()
 err = Console(stderr=True, soft_wrap=True)  # one message, one line
 
 _JSON = cattrs.preconf.json.make_converter()
+
+
+def _exactly(kind: type, accepts: tuple[type, ...]) -> Any:
+    """A structure hook taking only JSON values of the field's own type (no str(42), no
+    int(19.99)): a file that does not match the model is reported, never quietly converted."""
+
+    def structure(value: Any, _: Any) -> Any:
+        if isinstance(value, bool) is not (kind is bool) or not isinstance(value, accepts):
+            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__} {value!r}")
+        return kind(value)
+
+    return structure
+
+
+for _kind, _accepts in ((str, (str,)), (int, (int,)), (float, (int, float)), (bool, (bool,))):
+    _JSON.register_structure_hook(_kind, _exactly(_kind, _accepts))
 ModelsOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -67,7 +84,7 @@ def load_models(specs: list[str] | None) -> list[type]:
         module_name, _, names = spec.partition(":")
         try:
             module = importlib.import_module(module_name)
-        except ImportError as exc:
+        except Exception as exc:  # the module's own import-time errors too
             raise UsageProblem(f"cannot import models module {module_name!r}: {exc}") from None
         if names:
             for name in names.split(","):
@@ -133,6 +150,19 @@ def run_async(fn: Any, *args: Any) -> Any:
         fail(str(exc), 2)
     except NetabaseError as exc:
         fail(str(exc))
+
+
+def existing_or_exit(url: str) -> None:
+    """Refuse to read an LMDB path that holds no database (opening it would create one, and a
+    mistyped path would look like an empty store)."""
+    try:
+        open_backend(url)  # validates the URL and its options; opens nothing yet
+        parsed = parse_url(url)
+    except NetabaseError as exc:
+        fail(str(exc))
+    location = Path(parsed.location)
+    if parsed.scheme == "lmdb" and parsed.location and not (location / "data.mdb").is_file():
+        fail(f"no netabase database at {parsed.location} (nothing there was changed)")
 
 
 def models_or_exit(specs: list[str] | None) -> list[type]:
@@ -203,6 +233,7 @@ def stats_table(stats: Any) -> Table:
 def inspect(url: str, models: ModelsOption = None) -> None:
     """Show the models, their record counts, the store's size on disk and the actors."""
     classes = models_or_exit(models)
+    existing_or_exit(url)
 
     async def main() -> None:
         async with open_database(url, models=classes) as db:
@@ -238,6 +269,9 @@ def export(
     """Write every record of MODEL as JSON Lines, in key order."""
     classes = models_or_exit(models)
     cls = model_or_exit(classes, model)
+    existing_or_exit(url)
+    if output is not None and not output.parent.is_dir():
+        fail(f"cannot write {output}: no directory {output.parent}", 2)
 
     async def main() -> int:
         async with open_database(url, models=classes) as db:
@@ -287,7 +321,12 @@ def read_records(path: Path, cls: type) -> Iterator[tuple[int, Any, str | None]]
 def _messages(exc: BaseException) -> list[str]:
     if isinstance(exc, BaseExceptionGroup):
         return [m for inner in exc.exceptions for m in _messages(inner)]
-    return [str(exc) or type(exc).__name__]
+    where = next((n for n in getattr(exc, "__notes__", ()) if "@ attribute" in n), "")
+    field = where.rpartition("@ attribute ")[2] if where else ""
+    if isinstance(exc, KeyError):
+        return [f"missing field {exc.args[0]!r}"]
+    message = str(exc) or type(exc).__name__
+    return [f"{field}: {message}" if field else message]
 
 
 @app.command("import")
@@ -371,6 +410,7 @@ def check(
     """Explain whether PRINCIPAL may ACTION the MODEL record KEY (exit 0 if allowed, 3 if not)."""
     classes = models_or_exit(models)
     cls = model_or_exit(classes, model)
+    existing_or_exit(url)
 
     async def main() -> bool:
         async with open_database(url, models=classes) as db:

@@ -81,6 +81,43 @@ def test_bad_lines_are_reported_by_number_and_nothing_is_written(tmp_path: Path)
         assert db.store(Order).get(100) is None
 
 
+def test_values_of_the_wrong_json_type_are_reported_not_converted(tmp_path: Path) -> None:
+    url = seeded(tmp_path)
+    path = tmp_path / "products.jsonl"
+    path.write_text(
+        '{"sku": 42, "title": true, "price_cents": 19.99}\n'
+        '{"sku": "p2", "title": "Ink"}\n'
+        '{"sku": "p3", "title": "Pad", "price_cents": 300}\n'
+    )
+    result = cli("import", url, "Product", path)
+    assert result.returncode == 1
+    assert f"{path}:1: does not fit Product: sku: expected str, got int 42" in result.stderr
+    assert "price_cents: expected int, got float 19.99" in result.stderr
+    assert f"{path}:2: does not fit Product: missing field 'price_cents'" in result.stderr
+    with netabase.connect_sync(url, models=MODELS) as db:
+        assert db.store(Product).get_many(["42", "p2", "p3"]) == [None, None, None]
+    coerced = cli("check", url, "ann", "read", "Order", "7.9")
+    assert coerced.returncode == 2 and "expected int, got float 7.9" in coerced.stderr
+
+
+def test_reading_commands_never_create_a_database(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "shop"
+    for args in (
+        ("inspect", f"lmdb://{missing}"),
+        ("export", f"lmdb://{missing}", "Order"),
+        ("check", f"lmdb://{missing}", "ann", "read", "Order", "1"),
+    ):
+        result = cli(*args)
+        assert result.returncode == 1, args
+        assert (
+            result.stderr.strip()
+            == f"error: no netabase database at {missing} (nothing there was changed)"
+        )
+    assert not (tmp_path / "typo").exists()
+    nowhere = cli("export", seeded(tmp_path), "Order", "-o", tmp_path / "no" / "dir.jsonl")
+    assert nowhere.returncode == 2 and "Traceback" not in nowhere.stderr
+
+
 def test_a_broken_link_fails_its_batch_atomically(tmp_path: Path) -> None:
     url = seeded(tmp_path)
     path = tmp_path / "orders.jsonl"
