@@ -12,7 +12,15 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic, Literal, TypeVar, overload
 
-from ._bridge import GuestRunner, Runner, ThreadRunner, enter, leave
+from ._bridge import (
+    GuestRunner,
+    Runner,
+    ThreadRunner,
+    acquire_guest,
+    enter,
+    leave,
+    release_guest,
+)
 from ._database import Database, DatabaseStats, open_database
 from ._roles import Explanation
 from ._store import DEFAULT_PAGE_SIZE, Loaded, Store
@@ -218,8 +226,12 @@ async def open_asyncio(
     ``bridge="guest"`` (default) runs trio in guest mode on this loop's thread;
     ``bridge="thread"`` runs it on a dedicated thread. Options are those of `netabase.open`.
     """
-    runner: Runner = GuestRunner() if bridge == "guest" else ThreadRunner()
-    await runner.start()
+    runner: Runner
+    if bridge == "guest":
+        runner = await acquire_guest()
+    else:
+        runner = ThreadRunner()
+        await runner.start()
     try:
         manager = open_database(url, models=list(models), **options)
         holder = await runner.call(enter, runner.nursery, manager)
@@ -229,4 +241,7 @@ async def open_asyncio(
         finally:
             await runner.call(leave, holder)
     finally:
-        await runner.stop()
+        if isinstance(runner, GuestRunner):
+            await release_guest(runner)
+        else:
+            await runner.stop()

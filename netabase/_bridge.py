@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Generic, Protocol, TypeVar
@@ -25,6 +26,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import outcome
 import trio
 
+from ._errors import Closed, NetabaseError
 from ._portal import TrioPortal
 
 R = TypeVar("R")
@@ -125,7 +127,9 @@ class _TrioRunner:
         raise NotImplementedError
 
     async def call(self, fn: Callable[..., Awaitable[R]], *args: Any) -> R:
-        assert self._loop is not None and self._jobs is not None and self._token is not None
+        if self._token is None:
+            raise Closed(getattr(fn, "__qualname__", "this call"))
+        assert self._loop is not None and self._jobs is not None
         future: asyncio.Future[R] = self._loop.create_future()
         scope = trio.CancelScope()
         self._jobs.put((fn, args, scope, self._deliverer(future)))
@@ -163,13 +167,19 @@ class GuestRunner(_TrioRunner):
                 ready.set_exception(RuntimeError(f"trio guest run ended early: {result!r}"))
             done.set_result(result)
 
-        trio.lowlevel.start_guest_run(
-            main,
-            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
-            run_sync_soon_not_threadsafe=loop.call_soon,
-            done_callback=finished,
-            host_uses_signal_set_wakeup_fd=True,
-        )
+        try:
+            trio.lowlevel.start_guest_run(
+                main,
+                run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+                run_sync_soon_not_threadsafe=loop.call_soon,
+                done_callback=finished,
+                host_uses_signal_set_wakeup_fd=True,
+            )
+        except RuntimeError as exc:  # trio already runs on this thread (someone else's guest)
+            raise NetabaseError(
+                f"cannot start trio in guest mode here ({exc}); "
+                'use open_asyncio(..., bridge="thread")'
+            ) from None
         await ready
 
     def _deliverer(self, future: asyncio.Future[Any]) -> Callable[[outcome.Outcome[Any]], None]:
@@ -251,3 +261,49 @@ async def leave(holder: Holder[Any]) -> None:
     await holder.done.wait()
     if holder.error is not None:
         raise holder.error
+
+
+class _GuestLease:
+    """One trio guest run per asyncio loop, shared by every database opened on that loop
+    (trio allows one run per thread)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.runner = GuestRunner()
+        self.users = 0
+        self.starting = loop.create_task(self.runner.start())
+
+
+_GUESTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _GuestLease] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def acquire_guest() -> GuestRunner:
+    """This loop's guest runner, started on first use; pair with `release_guest`."""
+    loop = asyncio.get_running_loop()
+    lease = _GUESTS.get(loop)
+    if lease is None:
+        lease = _GUESTS[loop] = _GuestLease(loop)
+    lease.users += 1
+    try:
+        await asyncio.shield(lease.starting)
+    except BaseException:
+        await release_guest(lease.runner)
+        raise
+    return lease.runner
+
+
+async def release_guest(runner: GuestRunner) -> None:
+    """Give up one use of this loop's guest runner; the last user stops it."""
+    loop = asyncio.get_running_loop()
+    lease = _GUESTS.get(loop)
+    if lease is None or lease.runner is not runner:
+        return
+    lease.users -= 1
+    if lease.users == 0:
+        del _GUESTS[loop]
+        try:
+            await asyncio.shield(lease.starting)  # a run still starting is stopped once up
+        except BaseException:
+            return  # it never started: nothing to stop
+        await runner.stop()

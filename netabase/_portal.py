@@ -14,7 +14,17 @@ from typing import Any, Generic, TypeVar
 
 import trio
 
+from ._errors import Closed, NetabaseError
+
 T = TypeVar("T")
+
+
+def _in_trio_run() -> bool:
+    try:
+        trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return False
+    return True
 
 
 class Held(Generic[T]):
@@ -52,6 +62,11 @@ class TrioPortal:
         self._error: BaseException | None = None
 
     def start(self) -> None:
+        if _in_trio_run():
+            raise NetabaseError(
+                "the synchronous API cannot run inside a trio run (it would block the loop "
+                "that serves it); use `async with netabase.open(...)` there"
+            )
         self._thread = threading.Thread(target=self._main, name=self._name, daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -89,7 +104,7 @@ class TrioPortal:
     def run(self, async_fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run ``async_fn(*args)`` on the portal's loop and return its result here."""
         if self._token is None:
-            raise RuntimeError("the trio portal is not running")
+            raise Closed(getattr(async_fn, "__qualname__", "this call"))
         return trio.from_thread.run(async_fn, *args, trio_token=self._token)
 
     def enter(self, manager: AbstractAsyncContextManager[T]) -> Held[T]:
@@ -121,6 +136,6 @@ class TrioPortal:
         token, self._token = self._token, None
         if token is None or self._stop is None:
             return
-        trio.from_thread.run_sync(self._stop.set, trio_token=token)
+        token.run_sync_soon(self._stop.set)  # works from any thread, trio's own included
         assert self._thread is not None
         self._thread.join()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+import trio
 
 import netabase
 
@@ -153,6 +154,44 @@ def test_a_scan_survives_callers_cancelled_mid_page(bridge: netabase._asyncio.Br
                     return seen
 
     assert asyncio.run(main()) == [f"c{i:04d}" for i in range(500)]
+
+
+@pytest.mark.parametrize("bridge", BRIDGES)
+def test_two_databases_on_one_loop_and_closed_ones_say_so(
+    bridge: netabase._asyncio.Bridge, tmp_path: Path
+) -> None:
+    async def main() -> None:
+        lmdb_url = f"lmdb://{tmp_path / 'db'}"
+        async with netabase.open_asyncio("memory://", models=LINK_MODELS, bridge=bridge) as a:
+            async with netabase.open_asyncio(lmdb_url, models=LINK_MODELS, bridge=bridge) as b:
+                await a.store(Client).insert(Client("in-a"))
+                await b.store(Client).insert(Client("in-b"))
+                assert await a.store(Client).get("in-b") is None
+                assert await b.store(Client).get("in-b") == Client("in-b")
+            assert await a.store(Client).count() == 1  # the first outlives the second
+            closed = b.store(Client)
+        with pytest.raises(netabase.Closed):
+            await closed.get("in-b")
+
+    asyncio.run(main())
+    assert netabase_threads() == []
+
+
+def test_sync_calls_after_close_and_inside_trio_are_clear_errors() -> None:
+    with netabase.connect_sync("memory://", models=LINK_MODELS) as db:
+        clients = db.store(Client)
+    with pytest.raises(netabase.Closed):
+        clients.get("c1")
+
+    async def inside_trio() -> None:
+        with (
+            pytest.raises(netabase.NetabaseError, match="inside a trio run"),
+            netabase.connect_sync("memory://", models=LINK_MODELS),
+        ):
+            pass
+
+    trio.run(inside_trio)
+    assert netabase_threads() == []
 
 
 def test_asyncio_open_errors_reach_the_caller() -> None:

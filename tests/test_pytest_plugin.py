@@ -34,6 +34,10 @@ USER_TESTS = textwrap.dedent(
         assert netabase_sync_db.store(Note).get(1) == Note(1, "sync")
         assert netabase_url == "memory://"
 
+    @pytest.mark.netabase("lmdb")
+    def test_marker_takes_the_backend_positionally(netabase_url, tmp_path):
+        assert netabase_url == f"lmdb://{tmp_path / 'netabase'}"
+
     @pytest.mark.netabase(backend="lmdb")
     async def test_marker_selects_lmdb(netabase_db, netabase_url, tmp_path):
         assert netabase_url == f"lmdb://{tmp_path / 'netabase'}"
@@ -53,7 +57,7 @@ def test_plugin_gives_each_test_a_fresh_runtime(pytester: pytest.Pytester) -> No
     enable_plugin(pytester)
     pytester.makepyfile(test_user=USER_TESTS)
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=5)
+    result.assert_outcomes(passed=6)
 
 
 def test_backend_option_and_missing_models_fixture(pytester: pytest.Pytester) -> None:

@@ -46,7 +46,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def netabase_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A URL for an empty store of this test's backend."""
     marker = request.node.get_closest_marker("netabase")
-    backend = marker.kwargs.get("backend") if marker is not None else None
+    backend = None
+    if marker is not None:
+        backend = marker.kwargs.get("backend", marker.args[0] if marker.args else None)
     backend = backend or request.config.getoption("--netabase-backend")
     if backend == "memory":
         return "memory://"
