@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime
 import decimal
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any
 
 import attrs
 import pytest
@@ -124,6 +125,13 @@ async def test_mutable_records_are_not_shared_through_the_cache(db: netabase.Dat
     assert first is not None
     first.text = "changed locally"
     assert await notes.get(1) == Note(1, "original")
+    twice = await notes.get_many([1, 1])
+    assert twice[0] is not twice[1]
+    async with trio.open_nursery() as nursery:  # callers served by one batch
+        got: list[Note | None] = []
+        for _ in range(3):
+            nursery.start_soon(lambda: _append(got, notes.get(1)))
+    assert len({id(note) for note in got}) == 3
 
 
 async def test_wrong_field_type_names_model_and_field(db: netabase.Database) -> None:
@@ -259,3 +267,7 @@ async def test_text_without_a_utf8_form_is_a_validation_error(db: netabase.Datab
     with pytest.raises(netabase.ValidationError, match="principal"):
         await db.permissions.check(lone, "read", Customer, "c1")
     assert await customers.count() == 0
+
+
+async def _append(into: list[Any], awaitable: Awaitable[Any]) -> None:
+    into.append(await awaitable)

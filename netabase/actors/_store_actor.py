@@ -15,6 +15,7 @@ wait for nobody. The wait-for graph therefore has no cycle, whatever links the m
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -151,14 +152,15 @@ class StoreActor:
             for request in requests:
                 request.fail(exc)
             return
+        value = _value if not self.decode_cached else _Unshared(found)
         for request in requests:
             try:
                 if request.kind == "get":
-                    request.reply(_value(found, request.args))
+                    request.reply(value(found, request.args))
                 elif request.kind == "contains":
                     request.reply(found.get(request.args) is not None)
                 else:
-                    request.reply([_value(found, key) for key in request.args])
+                    request.reply([value(found, key) for key in request.args])
             except NetabaseError as exc:
                 request.fail(exc)
 
@@ -340,3 +342,20 @@ def _value(found: dict[bytes, Any], key: bytes) -> Any:
     if isinstance(value, Exception):
         raise value
     return value
+
+
+class _Unshared:
+    """`_value` for mutable records: each caller, and each position of a ``get_many``, gets its
+    own object, so mutating one reply never changes another."""
+
+    def __init__(self, found: dict[bytes, Any]) -> None:
+        self._handed: set[bytes] = set()
+
+    def __call__(self, found: dict[bytes, Any], key: bytes) -> Any:
+        record = _value(found, key)
+        if record is None:
+            return None
+        if key in self._handed:
+            return copy.deepcopy(record)
+        self._handed.add(key)
+        return record
