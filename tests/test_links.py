@@ -73,6 +73,17 @@ async def test_a_key_repeated_in_one_insert_many_keeps_the_last_record(
     assert await check_integrity(db) == []
 
 
+async def test_unique_links_can_swap_targets_in_one_call(db: netabase.Database) -> None:
+    await seed(db)
+    accounts = db.store(Account)
+    await accounts.insert_many([Account(1, "c1"), Account(2, "c2")])
+    await accounts.insert_many([Account(1, "c2"), Account(2, "c1")])
+    assert await accounts.get_many([1, 2]) == [Account(1, "c2"), Account(2, "c1")]
+    with pytest.raises(netabase.LinkViolation, match="unique link"):
+        await accounts.insert(Account(3, "c1"))
+    assert await check_integrity(db) == []
+
+
 async def test_restrict_refuses_and_lists_referrers(db: netabase.Database) -> None:
     await seed(db)
     await db.store(Purchase).insert_many([Purchase(1, "c1"), Purchase(2, "c1")])

@@ -88,6 +88,20 @@ async def test_unique_field_is_enforced_atomically(db: netabase.Database) -> Non
     assert await check_integrity(db) == []
 
 
+async def test_one_call_is_judged_on_its_end_state(db: netabase.Database) -> None:
+    members = db.store(Member)
+    await members.insert_many([Member(1, "a@x"), Member(2, "b@x")])
+    await members.insert_many([Member(1, "b@x"), Member(2, "a@x")])  # a swap
+    assert await members.get_many([1, 2]) == [Member(1, "b@x"), Member(2, "a@x")]
+    await members.insert_many([Member(2, "c@x"), Member(1, "a@x")])  # release, then take
+    assert await members.get_many([1, 2]) == [Member(1, "a@x"), Member(2, "c@x")]
+    await members.insert(Member(4, "b@x"))  # released by 1, free again
+    with pytest.raises(netabase.ValidationError, match="already used by Member key 2"):
+        await members.insert_many([Member(1, "c@x"), Member(4, "d@x")])
+    assert await members.get_many([1, 4]) == [Member(1, "a@x"), Member(4, "b@x")]
+    assert await check_integrity(db) == []
+
+
 async def test_racing_writers_cannot_share_a_unique_value(db: netabase.Database) -> None:
     members = db.store(Member)
     winners: list[int] = []

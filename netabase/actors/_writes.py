@@ -120,7 +120,7 @@ class WritePlanner:
             claims = dict(state.claims)
             try:
                 if request.kind == "put":
-                    plans.append(self._plan_put(request, state))
+                    plans.append(self._plan_put(request, state, claims))
                 else:
                     plans.append(await self._plan_remove(request, state))
             except NetabaseError as exc:
@@ -128,10 +128,18 @@ class WritePlanner:
                 plans.append(WritePlan(request, None, error=exc))
         return plans
 
-    def _plan_put(self, request: Request, state: _BatchState) -> WritePlan:
+    def _plan_put(
+        self,
+        request: Request,
+        state: _BatchState,
+        claims_before: dict[tuple[str, bytes], bytes | None],
+    ) -> WritePlan:
+        """Plan one put request; ``claims_before`` are the claim holders its conditions will
+        meet (as stored, after the batch's earlier requests)."""
         # A key given twice in one call: the last record wins, as if written one after another.
         items: list[PutItem] = list({item[0]: item for item in request.args[0]}.values())
         written_together = {item[0] for item in items}
+        released = self._released_by(items, state) if self.claim_kinds else {}
         info = self.info
         cycle = state.cycles.get(id(request))
         if cycle is not None:
@@ -159,7 +167,9 @@ class WritePlanner:
                     expects,
                     errors,
                 )
-                self._plan_claims(key, record, old_record, state, ops, expects)
+                self._plan_claims(
+                    key, record, old_record, state, claims_before, released, ops, expects
+                )
             ops.append(Put(self.space, key, value))
             staged_values[key] = value
             effects.store(info.name, key, value, record)
@@ -219,12 +229,31 @@ class WritePlanner:
                     ops.append(Delete(target.ref_space, entry))
         return reparented
 
+    def _released_by(
+        self, items: list[PutItem], state: _BatchState
+    ) -> dict[tuple[str, bytes], bytes]:
+        """Claims that records of one call give up, by value: another record of the same call
+        may take them (a call is judged on its end state, so two records can swap values)."""
+        released: dict[tuple[str, bytes], bytes] = {}
+        for key, _, record, _ in items:
+            old_record = self._old_record(key, state.values.get(key), state)
+            if old_record is None:
+                continue
+            for kind in self.claim_kinds:
+                new = kind.values_of(record)
+                for value in kind.values_of(old_record):
+                    if value not in new:
+                        released[(kind.space, value)] = key
+        return released
+
     def _plan_claims(
         self,
         key: bytes,
         record: Any,
         old_record: Any,
         state: _BatchState,
+        claims_before: dict[tuple[str, bytes], bytes | None],
+        released: dict[tuple[str, bytes], bytes],
         ops: list[Op],
         expects: list[Condition],
     ) -> None:
@@ -237,16 +266,19 @@ class WritePlanner:
                     continue
                 entry = (kind.space, value)
                 holder = state.claims.get(entry)
-                if holder is not None and holder != key and entry not in state.stale:
-                    raise kind.violation(record, value, holder)
-                expects.append(Expect(kind.space, value, holder))
+                free = holder is None or holder == key or entry in state.stale
+                if not free and released.get(entry) != holder:
+                    raise kind.violation(record, value, holder)  # type: ignore[arg-type]
+                # Conditions are checked before the call's own writes: expect the stored holder.
+                expects.append(Expect(kind.space, value, claims_before.get(entry)))
                 ops.append(Put(kind.space, value, key))
                 state.claims[entry] = key
                 state.stale.discard(entry)
             for value in old:
-                if value not in new:
+                entry = (kind.space, value)
+                if value not in new and state.claims.get(entry, key) == key:
                     ops.append(Delete(kind.space, value))
-                    state.claims[(kind.space, value)] = None
+                    state.claims[entry] = None
 
     def _old_record(self, key: bytes, old_value: bytes | None, state: _BatchState) -> Any:
         """The record a write replaces (None if absent or undecodable: its index entries and
