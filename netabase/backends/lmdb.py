@@ -198,7 +198,11 @@ class LmdbBackend(Backend):
             error = BackendUnavailable(self.url, f"cannot create databases: {exc}")
             return [outcome.Error(error) for _ in jobs]
         while True:
-            txn = env.begin(write=True)
+            try:
+                txn = self._begin_write()
+            except lmdb.Error as exc:
+                error = BackendUnavailable(self.url, f"cannot begin a write: {exc}")
+                return [outcome.Error(error) for _ in jobs]
             try:
                 results: list[outcome.Outcome[Any]] = [
                     outcome.Value(self._apply_in(txn, arg) if kind == "apply" else None)
@@ -221,7 +225,7 @@ class LmdbBackend(Backend):
         env = self._env
         assert env is not None
         while True:
-            txn = env.begin(write=True)
+            txn = self._begin_write()
             try:
                 handles = {name: env.open_db(name.encode(), txn=txn) for name in missing}
                 txn.commit()
@@ -234,6 +238,18 @@ class LmdbBackend(Backend):
                 raise
             self._dbs.update(handles)
             return
+
+    def _begin_write(self) -> lmdb.Transaction:
+        """A write transaction; adopts the map size if another process has grown it."""
+        env = self._env
+        assert env is not None
+        try:
+            return env.begin(write=True)
+        except lmdb.MapResizedError:
+            with self._resize_lock:
+                env.set_mapsize(0)
+            self.map_resizes += 1
+            return env.begin(write=True)
 
     def _grow(self) -> None:
         env = self._env
