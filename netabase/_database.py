@@ -112,23 +112,51 @@ async def open_database(
     table = roles if isinstance(roles, Roles) or roles is None else Roles(roles)
     runtime = Runtime(backend, models, config, table)
     await backend.start(runtime.spaces())
+    # The actors are shielded from cancellation of the block: leaving it for any reason
+    # (an error, an outer cancel scope) first drains what is queued, then stops them.
+    actors_scope = trio.CancelScope(shield=True)
+
+    async def run_actors(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with actors_scope:
+            async with trio.open_nursery() as actors:
+                actors.start_soon(runtime.deadlines.run, name="netabase deadlines")
+                await actors.start(runtime.supervisor.run)
+                task_status.started()
+
+    raised: list[BaseException] = []
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(runtime.deadlines.run, name="netabase deadlines")
-            await nursery.start(runtime.supervisor.run)
+            await nursery.start(run_actors)
             try:
                 yield Database(runtime, url)
+            except BaseException as exc:
+                raised.append(exc)
+                raise
             finally:
                 await runtime.drain()
-                nursery.cancel_scope.cancel()
+                actors_scope.cancel()
     except BaseExceptionGroup as group:
-        raise _single(group) from None
+        error = _single(group, raised[0] if raised else None, runtime.failure)
+        raise error from error.__cause__
     finally:
         with trio.CancelScope(shield=True):
             await backend.aclose()
 
 
-def _single(group: BaseExceptionGroup[Any]) -> BaseException:
-    """Unwrap a group holding one exception so callers see the error they can catch."""
-    cause = root_cause(group)
-    return cause
+def _single(
+    group: BaseExceptionGroup[Any], from_block: BaseException | None, failure: BaseException | None
+) -> BaseException:
+    """What leaving the block raises: the runtime's failure if it gave up, else the block's own
+    exception as it was raised (a group included), else a runtime task's error unwrapped."""
+    if failure is not None:
+        return failure
+    # trio may rebuild a group the block raised (splitting out Cancelled), so compare leaves.
+    if from_block is not None and _leaves(group) == _leaves(from_block):
+        return from_block
+    return root_cause(group)
+
+
+def _leaves(error: BaseException) -> list[int]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [id(error)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 
@@ -194,3 +195,41 @@ async def test_exception_in_the_block_propagates_unwrapped() -> None:
     with pytest.raises(KeyError, match="mine"):
         async with netabase.open("memory://", models=MODELS):
             raise KeyError("mine")
+
+
+async def test_a_group_raised_in_the_block_comes_back_as_itself() -> None:
+    mine = ExceptionGroup("mine", [KeyError("k")])
+    with pytest.raises(ExceptionGroup) as info:
+        async with netabase.open("memory://", models=MODELS):
+            raise mine
+    assert info.value.message == "mine" and info.value.exceptions == mine.exceptions
+
+
+async def test_the_block_keeps_calling_after_the_runtime_failed() -> None:
+    with pytest.raises(netabase.RuntimeFailed):
+        async with netabase.open("memory://", models=MODELS, max_restarts=1) as db:
+            inject_fault(db, Customer, "batch", times=10)
+            for _ in range(3):
+                with contextlib.suppress(netabase.ActorCrashed, netabase.RuntimeFailed):
+                    await db.store(Customer).get("a")
+            await db.store(Order).get(1)  # RuntimeFailed here, raised out of the block
+
+
+async def test_cancelling_the_block_from_outside_drains_and_leaves() -> None:
+    with trio.fail_after(10):  # it used to hang here
+        with trio.move_on_after(0.05) as scope:
+            async with netabase.open("memory://", models=MODELS) as db:
+                await db.store(Customer).insert(Customer("a", "A"))
+                await trio.sleep_forever()
+        assert scope.cancelled_caught
+        with pytest.raises(ExceptionGroup) as info:
+            async with trio.open_nursery() as nursery:
+
+                async def sibling_fails() -> None:
+                    await trio.sleep(0.01)
+                    raise ValueError("sibling")
+
+                nursery.start_soon(sibling_fails)
+                async with netabase.open("memory://", models=MODELS) as db:
+                    await trio.sleep_forever()
+        assert [type(e) for e in info.value.exceptions] == [ValueError]
