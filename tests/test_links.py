@@ -258,3 +258,20 @@ async def test_concurrent_inserts_and_deletes_leave_no_dangling_link(
             nursery.start_soon(remover, n)
     assert await check_integrity(db) == []
     assert outcomes["linked"] > 0 and outcomes["removed"] > 0, outcomes
+
+
+@pytest.mark.parametrize("backend_kind", ["lmdb", "redis"], indirect=True)
+async def test_a_database_opened_without_the_referring_models_still_refuses(
+    backend_url: str,
+) -> None:
+    async with netabase.open(backend_url, models=LINK_MODELS) as full:
+        await seed(full)
+        await full.store(Purchase).insert(Purchase(1, "c1"))
+    # Another service registers only Client (allowed: Client links to nothing).
+    async with netabase.open(backend_url, models=[Client]) as partial:
+        with pytest.raises(netabase.LinkViolation, match="Purchase not open") as info:
+            await partial.store(Client).remove("c1")
+        assert "Purchase.client=1" in str(info.value)
+        assert await partial.store(Client).remove("c2") is True  # nothing links to c2
+    async with netabase.open(backend_url, models=LINK_MODELS) as full:
+        assert await check_integrity(full) == []

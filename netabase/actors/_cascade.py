@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .. import _keys
 from .._errors import CorruptRecord, LinkViolation, NetabaseError
 from .._keys import prefix_successor
 from .._model import LinkInfo, ModelInfo
@@ -191,8 +192,8 @@ class _Walk:
         while frontier:
             found: list[tuple[ModelInfo[Any], bytes, RefEntry]] = []
             for model, key in frontier:
-                if model.name not in self.runtime.link_targets:
-                    continue
+                # Read even when no model open here links to this one: another process may
+                # have models that do, and their referrers must refuse or follow the removal.
                 prefix = ref_prefix(key)
                 entries = await read_referrers(self.backend, model.ref_space, prefix)
                 self.expects.append(
@@ -233,7 +234,7 @@ class _Walk:
                     entry.source,
                     entry.field,
                     entry.source_key,
-                    entry.source_key,
+                    _shown(entry.source_key),
                     target,
                     target_key,
                     False,
@@ -372,3 +373,12 @@ def _restrict_violation(blocking: list[_Blocker], partial: bool = False) -> Link
         f"cannot remove: still linked by {listed}{more} (on_delete=restrict){hint}",
         referrers=tuple((b.source, b.field, b.shown_key) for b in blocking),
     )
+
+
+def _shown(encoded_key: bytes) -> object:
+    """A key of a model not open here, decoded from its self-describing encoding if possible."""
+    try:
+        parts = _keys.decode_tuple(encoded_key)
+    except ValueError:
+        return encoded_key
+    return parts[0] if len(parts) == 1 else parts
