@@ -144,10 +144,57 @@ async def test_clear_removes_only_its_namespace(redis_server: RedisServer, tmp_p
     try:
         await mine.insert_many("s", [(b"%d" % i, b"x") for i in range(2500)])
         await theirs.insert("s", b"keep", b"y")
+        before = await mine.version("s")
         await mine.clear()
         assert await mine.count("s") == 0
         assert await mine.version("s") == 0
         assert await theirs.get("s", b"keep") == b"y"
+        await mine.insert("s", b"k", b"v")
+        assert await mine.version("s") > before  # restarts from the clock, not from 1
     finally:
         await mine.aclose()
         await theirs.aclose()
+
+
+async def test_a_glob_in_the_name_clears_only_that_name(redis_server: RedisServer) -> None:
+    redis_server.start()
+    star = open_backend(f"{redis_server.url}?name=*")
+    other = open_backend(f"{redis_server.url}?name=other-glob")
+    assert isinstance(star, RedisBackend) and isinstance(other, RedisBackend)
+    await star.start(["s"])
+    await other.start(["s"])
+    try:
+        await other.insert("s", b"keep", b"y")
+        await star.clear()
+        assert await other.get("s", b"keep") == b"y"
+    finally:
+        await star.aclose()
+        await other.aclose()
+
+
+async def test_caches_elsewhere_see_a_clear_and_rewrite(redis_server: RedisServer) -> None:
+    redis_server.start()
+    url = f"{redis_server.url}?name=cleared"
+    async with (
+        netabase.open(url, models=[Note]) as reader,
+        netabase.open(url, models=[Note]) as writer,
+    ):
+        await writer.store(Note).insert(Note(1, "first"))
+        assert await reader.store(Note).get(1) == Note(1, "first")  # now cached in reader
+        backend = writer.backend
+        assert isinstance(backend, RedisBackend)
+        await backend.clear()  # the version counters go too
+        await writer.store(Note).insert(Note(1, "second"))
+        assert await reader.store(Note).get(1) == Note(1, "second")
+
+
+async def test_the_first_request_after_a_restart_reconnects(redis_server: RedisServer) -> None:
+    redis_server.start()
+    async with netabase.open(f"{redis_server.url}?name=restarted", models=[Note]) as db:
+        notes = db.store(Note)
+        await notes.insert(Note(1, "before"))
+        await trio.to_thread.run_sync(redis_server.stop)  # no request while it is down
+        await trio.to_thread.run_sync(redis_server.start)
+        assert await notes.count() == 1  # pooled connections were closed by the old server
+        await notes.insert(Note(2, "after"))
+        assert await notes.get(2) == Note(2, "after")

@@ -107,9 +107,16 @@ for b, batch in ipairs(batches) do
   end
 end
 local versions = {}
+local vkey = prefix .. 'versions'
 for _, space in ipairs(order) do
+  if redis.call('HEXISTS', vkey, space) == 0 then
+    -- A counter starting over (after clear() or lost data) starts from the server's clock in
+    -- microseconds, above any value it had before, so no cache elsewhere mistakes it.
+    local t = redis.call('TIME')
+    redis.call('HSET', vkey, space, t[1] .. string.rep('0', 6 - #t[2]) .. t[2])
+  end
   versions[#versions + 1] = space
-  versions[#versions + 1] = redis.call('HINCRBY', prefix .. 'versions', space, 1)
+  versions[#versions + 1] = redis.call('HINCRBY', vkey, space, 1)
 end
 return {failed, versions}
 """

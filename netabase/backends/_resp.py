@@ -13,6 +13,7 @@ never be read as the answer to a later request.
 
 from __future__ import annotations
 
+import select
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -91,6 +92,15 @@ class Connection:
         with trio.CancelScope(shield=True):
             await self._stream.aclose()
 
+    def stale(self) -> bool:
+        """Whether an idle connection has something to read: with no request outstanding that
+        can only be the server closing it (a restart, an idle timeout), so it must not be used."""
+        try:
+            readable, _, _ = select.select([self._stream.socket.fileno()], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
     async def execute(self, *args: Arg) -> Reply:
         """Send one command and return its reply."""
         (reply,) = await self.pipeline((args,))
@@ -163,7 +173,7 @@ class Pool:
     async def connection(self) -> AsyncIterator[Connection]:
         """Borrow a connection; it goes back to the pool only if the caller did not break it."""
         async with self._slots:
-            connection = self._idle.pop() if self._idle else await self._connect()
+            connection = await self._checkout()
             try:
                 yield connection
             finally:
@@ -171,6 +181,15 @@ class Pool:
                     self._open.discard(connection)
                 else:
                     self._idle.append(connection)
+
+    async def _checkout(self) -> Connection:
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.stale():
+                return connection
+            self._open.discard(connection)
+            await connection.aclose()
+        return await self._connect()
 
     async def _connect(self) -> Connection:
         connection = await Connection.open(

@@ -14,6 +14,7 @@ The password never appears in URLs shown in messages, reprs or statistics.
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -184,7 +185,7 @@ class RedisBackend(Backend):
                 cursor = b"0"
                 while True:
                     cursor, found = await connection.execute(
-                        "SCAN", cursor, "MATCH", self.prefix + b"*", "COUNT", 1000
+                        "SCAN", cursor, "MATCH", _glob_escaped(self.prefix) + b"*", "COUNT", 1000
                     )
                     if found:
                         await connection.execute("UNLINK", *found)
@@ -257,3 +258,8 @@ def _condition(condition: Condition) -> list[Any]:
         return [2, condition.space, condition.key, condition.value]
     upper = prefix_successor(condition.prefix)
     return [3, condition.space, condition.prefix, upper or b"", sorted(condition.keys)]
+
+
+def _glob_escaped(text: bytes) -> bytes:
+    """``text`` matched literally by SCAN MATCH (a name may hold ``*``, ``?`` or ``[``)."""
+    return re.sub(rb"([*?\[\]\\])", rb"\\\1", text)
