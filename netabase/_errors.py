@@ -41,7 +41,8 @@ class UnknownModel(NetabaseError, LookupError):
         super().__init__(f"model {model!r} is not registered with this database{hint}")
 
 
-_PASSWORD_IN_URL = re.compile(r"(://[^:/@?#]*):([^@/?#]*)@")
+# The password runs to the netloc's last '@' (it may itself hold '@'), as urlsplit reads it.
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@?#]*):([^/?#]*)@")
 
 
 def redact_url(url: str) -> str:

@@ -58,6 +58,9 @@ def test_password_never_appears_in_errors() -> None:
     with pytest.raises(netabase.InvalidURL) as caught:
         open_backend(f"redis://:{SECRET}@h:bad/0")
     assert SECRET not in str(caught.value)
+    with pytest.raises(netabase.InvalidURL) as caught:
+        open_backend("redis://u:top@half-secret@h:bad/0")  # the password holds an '@'
+    assert "half-secret" not in str(caught.value) and "u:***@h:bad" in str(caught.value)
 
 
 async def test_password_is_sent_and_a_wrong_one_is_a_clear_error(
