@@ -233,3 +233,16 @@ async def test_cancelling_the_block_from_outside_drains_and_leaves() -> None:
                 async with netabase.open("memory://", models=MODELS) as db:
                     await trio.sleep_forever()
         assert [type(e) for e in info.value.exceptions] == [ValueError]
+
+
+async def test_callers_who_left_leave_no_deadline_entries_and_no_empty_batches() -> None:
+    async with netabase.open("memory://", models=MODELS) as db:
+        customers = db.store(Customer)
+        for i in range(100):
+            with trio.move_on_after(0):  # each caller leaves while its request is queued
+                await customers.insert(Customer(f"c{i}", "x"))
+        await trio.testing.wait_all_tasks_blocked()
+        stats = db.stats().actors["Customer"]
+        assert await customers.count() == 0
+        assert stats.batches == 0 and stats.mean_batch == 0.0
+        assert db._runtime.deadlines.pending() <= 1  # the count() above, at most

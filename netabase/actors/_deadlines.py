@@ -4,8 +4,8 @@ A cancel scope costs several microseconds to enter and leave, a large share of a
 Instead, callers register their request here and one watcher task times out the ones still
 unanswered at their deadline, failing them with `RequestTimeout` (and marking them abandoned so an
 actor that has not started on one skips it). Requests with the same timeout arrive in deadline
-order, so each timeout value keeps a FIFO whose answered head entries are dropped as new ones
-arrive: the queues hold only what is in flight.
+order, so each timeout value keeps a FIFO whose answered or abandoned head entries are dropped as
+new ones arrive: the queues hold only what is in flight.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class Deadlines:
         queue = self._queues.get(timeout)
         if queue is None:
             queue = self._queues[timeout] = collections.deque()
-        while queue and queue[0][1].result is not None:
+        while queue and _settled(queue[0][1]):
             queue.popleft()
         queue.append((deadline, request, model))
         if len(queue) == 1:
@@ -54,8 +54,13 @@ class Deadlines:
 
     def _expire(self, now: float) -> None:
         for timeout, queue in self._queues.items():
-            while queue and (queue[0][1].result is not None or queue[0][0] <= now):
+            while queue and (_settled(queue[0][1]) or queue[0][0] <= now):
                 _, request, model = queue.popleft()
                 if request.result is None:
                     request.abandoned = True
                     request.fail(RequestTimeout(model, request.kind, timeout, request.key))
+
+
+def _settled(request: Request) -> bool:
+    """Answered, or given up by its caller (nobody waits for it to time out)."""
+    return request.result is not None or request.abandoned

@@ -117,7 +117,8 @@ class StoreActor:
                 return
             self._inflight = batch
             live = [request for request in batch if not request.abandoned]
-            self.stats.batch(len(live))
+            if live:  # a batch whose callers all left is no batch served
+                self.stats.batch(len(live))
             self._fault("batch", live)
             reads = [r for r in live if r.kind in READ_KINDS]
             if reads:
