@@ -59,7 +59,7 @@ return {keys, hmget(prefix .. space .. ':d', keys, 1)}
 # (present), [2, space, key, value] (equal) or [3, space, lo, hi, keys] (the keys in
 # [lo, hi) are exactly ``keys``; hi "" means no upper bound).
 # Returns {failed, versions}: failed[i] is 0 if batch i applied, else its first unmet
-# condition's 1-based index; versions is a flat list space, new_version for each changed space.
+# condition's 1-based index; versions is a flat list space, before, after for each changed space.
 APPLY = """
 local prefix = ARGV[1]
 local batches = cmsgpack.unpack(ARGV[2])
@@ -109,13 +109,16 @@ end
 local versions = {}
 local vkey = prefix .. 'versions'
 for _, space in ipairs(order) do
-  if redis.call('HEXISTS', vkey, space) == 0 then
+  local before = redis.call('HGET', vkey, space)
+  if not before then
     -- A counter starting over (after clear() or lost data) starts from the server's clock in
     -- microseconds, above any value it had before, so no cache elsewhere mistakes it.
     local t = redis.call('TIME')
     redis.call('HSET', vkey, space, t[1] .. string.rep('0', 6 - #t[2]) .. t[2])
+    before = '0'
   end
   versions[#versions + 1] = space
+  versions[#versions + 1] = before
   versions[#versions + 1] = redis.call('HINCRBY', vkey, space, 1)
 end
 return {failed, versions}

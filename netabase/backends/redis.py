@@ -164,10 +164,8 @@ class RedisBackend(Backend):
         failed, flat_versions = await self._eval(
             SCRIPTS["apply"], (self.prefix, payload), writes=True
         )
-        versions = {
-            space.decode(): (int(after) - 1, int(after))
-            for space, after in zip(flat_versions[::2], flat_versions[1::2], strict=True)
-        }
+        triples = zip(flat_versions[::3], flat_versions[1::3], flat_versions[2::3], strict=True)
+        versions = {space.decode(): (int(before), int(after)) for space, before, after in triples}
         return ApplyResult(tuple(None if f == 0 else f - 1 for f in failed), versions)
 
     async def version(self, space: str) -> int:
