@@ -458,6 +458,13 @@ def _resolve_link(
                 field=field,
             )
         target = resolved
+    for option in ("unique", "required"):
+        if not isinstance(getattr(declaration, option), bool):
+            raise ModelDefinitionError(
+                source.name,
+                f"link({option}=...) must be True or False, got {getattr(declaration, option)!r}",
+                field=field,
+            )
     if declaration.on_delete not in _ON_DELETE:
         raise ModelDefinitionError(
             source.name,
@@ -498,7 +505,16 @@ def _link_shape(
     origin = typing.get_origin(field_type)
     args = typing.get_args(field_type)
     expected = f"{_type_name(key_type)} (the key type of {target.name})"
-    if origin in (tuple, frozenset):
+    if field_type == key_type and declaration.required:
+        return False, None  # a single link, even when the key type is itself a tuple
+    if origin in (tuple, frozenset) and field_type != typing.Optional[key_type]:  # noqa: UP045
+        if not declaration.required:
+            raise ModelDefinitionError(
+                source.name,
+                "a collection link cannot be required=False: an empty collection already means "
+                "no link (give it default=() or default=frozenset() instead)",
+                field=field,
+            )
         item = args[0] if args else None
         if origin is tuple and not (len(args) == 2 and args[1] is ...):
             item = None
@@ -528,4 +544,6 @@ def _link_shape(
 def _type_name(tp: object) -> str:
     if tp is uuid.UUID:
         return "uuid.UUID"
+    if typing.get_origin(tp) is not None:
+        return repr(tp)  # tuple[str, int], not just "tuple"
     return getattr(tp, "__name__", None) or repr(tp)

@@ -81,6 +81,10 @@ class Store(Generic[T]):
 
     async def _load(self, record: T, fields: Sequence[str]) -> Loaded[T]:
         info = self._info
+        if isinstance(fields, str):
+            raise ValidationError(
+                info.name, f"load= takes a list of link field names, got the str {fields!r}"
+            )
         by_field = {link.field: link for link in info.links}
         unknown = [field for field in fields if field not in by_field]
         if unknown:
@@ -106,7 +110,11 @@ class Store(Generic[T]):
             link = by_field[field]
             records = found[link.target.name]
             if link.many:
-                linked[field] = tuple(records[k] for k in link.keys_of(record))
+                # A tuple keeps its order and repeats, position for position with the field.
+                named_keys: tuple[Any, ...] = (
+                    getattr(record, field) if link.container is tuple else link.keys_of(record)
+                )
+                linked[field] = tuple(records[k] for k in named_keys)
             else:
                 named = link.keys_of(record)
                 linked[field] = records[named[0]] if named else None
@@ -122,6 +130,20 @@ class Store(Generic[T]):
         source = None
         if model is not None:
             source = self._actor.runtime.actor_for(model).info.name
+        if field is not None:
+            links = [
+                (name, link_field)
+                for (name, link_field), link in self._actor.runtime.link_index.items()
+                if link.target is self._info and source in (None, name)
+            ]
+            if all(link_field != field for _, link_field in links):
+                known = ", ".join(f"{name}.{link_field}" for name, link_field in links) or "none"
+                raise ValidationError(
+                    self._info.name,
+                    f"referrers(field={field!r}): no such link to {self._info.name}; "
+                    f"links to it: {known}",
+                    field=field,
+                )
         entries: list[Referrer] = await self._call("referrers", self._info.encode_key(key), key)
         return [
             entry

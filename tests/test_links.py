@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import attrs
 import pytest
 import trio
 import trio.lowlevel
@@ -190,6 +191,10 @@ async def test_referrers_and_loading_links(db: netabase.Database) -> None:
     assert sorted(p.sku for p in loaded["products"]) == ["p1", "p2"]
     with pytest.raises(netabase.ValidationError, match="not link fields"):
         await db.store(Purchase).get(1, load=["id"])
+    with pytest.raises(netabase.ValidationError, match="list of link field names"):
+        await db.store(Purchase).get(1, load="client")
+    with pytest.raises(netabase.ValidationError, match=r"links to it: .*Purchase\.client"):
+        await clients.referrers("c1", Purchase, "clinet")
 
 
 async def test_deep_self_hierarchy_cascades_without_recursion_limits(
@@ -275,3 +280,26 @@ async def test_a_database_opened_without_the_referring_models_still_refuses(
         assert await partial.store(Client).remove("c2") is True  # nothing links to c2
     async with netabase.open(backend_url, models=LINK_MODELS) as full:
         assert await check_integrity(full) == []
+
+
+async def test_a_tuple_key_target_and_a_tuple_of_links_load_position_by_position() -> None:
+    @netabase.model(key="id")
+    @attrs.frozen
+    class Slot:
+        id: tuple[str, int]
+
+    @netabase.model(key="id")
+    @attrs.frozen
+    class Booking:
+        id: int
+        slot: tuple[str, int] = netabase.link(Slot)  # a single link to a tuple key
+        also: tuple[tuple[str, int], ...] = netabase.link(Slot, default=())
+
+    async with netabase.open("memory://", models=[Slot, Booking]) as db:
+        await db.store(Slot).insert_many([Slot(("mon", 9)), Slot(("tue", 9))])
+        await db.store(Booking).insert(Booking(1, ("mon", 9), (("tue", 9), ("tue", 9), ("mon", 9))))
+        loaded = await db.store(Booking).get(1, load=["slot", "also"])
+        assert loaded is not None and loaded["slot"] == Slot(("mon", 9))
+        assert loaded["also"] == (Slot(("tue", 9)), Slot(("tue", 9)), Slot(("mon", 9)))
+        with pytest.raises(netabase.LinkViolation):
+            await db.store(Booking).insert(Booking(2, ("wed", 9)))

@@ -101,6 +101,24 @@ def test_parent_must_be_a_single_link() -> None:
             owner: str
 
 
+def test_link_options_are_checked_at_definition() -> None:
+    with pytest.raises(netabase.ModelDefinitionError, match=r"Tags\.tags.*be required=False"):
+
+        @netabase.model(key="id")
+        @attrs.frozen
+        class Tags:
+            id: int
+            tags: frozenset[str] = netabase.link(Customer, required=False)
+
+    with pytest.raises(netabase.ModelDefinitionError, match=r"Odd\.to.*unique=.*True or False"):
+
+        @netabase.model(key="id")
+        @attrs.frozen
+        class Odd:
+            id: int
+            to: str = netabase.link(Customer, unique="yes")  # type: ignore[arg-type]
+
+
 def test_collection_and_self_links() -> None:
     @netabase.model(key="id", parent="parent")
     @attrs.frozen
