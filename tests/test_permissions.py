@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+import trio
 
 import netabase
 
@@ -196,3 +197,30 @@ async def test_another_process_change_is_seen_at_the_next_check(backend_url: str
             await there.permissions.grant("alice", Project, "mail", "read")
             await there.store(Document).insert(Document("d1", "mail"))
             assert await here.permissions.check("alice", "read", Document, "d1")
+
+
+async def test_checks_racing_re_parenting_never_crash_and_end_fresh(
+    db: netabase.Database,
+) -> None:
+    nodes = db.store(Node)
+    a, b = 1000, 2000  # two roots; alice may read under a only
+    await nodes.insert_many([Node(a), Node(b), Node(0)])
+    await nodes.insert_many([Node(i, i - 1) for i in range(1, 30)])
+    await db.permissions.grant("alice", Node, a, "read")
+    queries = [("alice", "read", Node, k) for k in (29, 5, 21)]
+
+    async def mover() -> None:
+        for j in range(60):
+            await nodes.insert(Node(20, a if j % 2 else b))
+
+    async def checker() -> None:
+        for _ in range(60):
+            await db.permissions.check_many(queries)  # used to crash the permission actor
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(mover)
+        for _ in range(3):
+            nursery.start_soon(checker)
+    # The last move put 20 under a: 21 and 29 are readable, 5 is not.
+    assert await db.permissions.check_many(queries) == [True, False, True]
+    assert db.stats().actors["~permissions"].restarts == 0

@@ -101,7 +101,7 @@ class PermissionActor:
         self.misses = 0
         self.condition_errors = 0
         self._inflight: list[Request] = []
-        self.invalidate()
+        self._reset()
 
     # -- supervision -------------------------------------------------------------------------
 
@@ -111,11 +111,18 @@ class PermissionActor:
         return taken
 
     def reset(self) -> None:
-        self.invalidate()
+        self._reset()
         self.stats.restarts += 1
 
     def invalidate(self) -> None:
-        """Forget every cached answer (a change was made; called before it is acknowledged)."""
+        """A change was made elsewhere in this process (called before it is acknowledged): every
+        cached answer goes before the next batch. Not at once: a batch in progress may be
+        awaiting a load, and its maps must not vanish under it; what it caches goes too."""
+        self._stale = True
+
+    def _reset(self) -> None:
+        """Forget every cached answer; only between computations (the actor's own task)."""
+        self._stale = False
         self.revision: bytes | None = None
         self.decisions: OrderedDict[tuple[str, str, str, bytes], bool] = OrderedDict()
         self.groups: dict[str, tuple[str, ...]] = {}
@@ -150,6 +157,8 @@ class PermissionActor:
                 self.runtime.main_lane_finished(self)
                 return
             self._inflight = batch
+            if self._stale:
+                self._reset()
             live = [r for r in batch if not r.abandoned]
             self.stats.batch(len(live))
             writes = [r for r in live if r.kind in WRITE_KINDS]
@@ -171,6 +180,8 @@ class PermissionActor:
     # -- reads -------------------------------------------------------------------------------
 
     async def _serve_reads(self, requests: list[Request]) -> None:
+        if self._stale:  # changed while this batch's writes were applied
+            self._reset()
         await self._sync_revision()
         queries = [q for r in requests if r.kind == "check" for q in r.args[0]]
         given = {obj: rec for r in requests if r.kind == "check" for obj, rec in r.args[1].items()}
@@ -186,7 +197,7 @@ class PermissionActor:
     async def _sync_revision(self) -> None:
         _, (token,) = await self.runtime.backend.read(META, [REVISION])
         if token != self.revision:
-            self.invalidate()
+            self._reset()
             self.revision = token
 
     async def _decide(self, queries: list[Query], given: dict[Obj, Any]) -> dict[Query, bool]:
@@ -524,7 +535,7 @@ class PermissionActor:
                 for request, _, _ in plans:
                     request.fail(exc)
                 return
-            self.invalidate()
+            self._reset()
             pending = []
             for (request, _, reply), unmet in zip(plans, result.failed, strict=True):
                 if unmet is None:
