@@ -6,6 +6,7 @@ here once, when the class is decorated, and kept on `ModelInfo`; the hot path on
 
 from __future__ import annotations
 
+import inspect
 import operator
 import typing
 import uuid
@@ -216,7 +217,7 @@ class ModelInfo(Generic[T]):
                     self.name, _reason(exc), key=key, rule=_rule_name(validator)
                 ) from exc
             if verdict is False or isinstance(verdict, str):
-                problem = verdict if isinstance(verdict, str) else "the record breaks this rule"
+                problem = verdict or "the record breaks this rule"
                 raise ValidationError(self.name, problem, key=key, rule=_rule_name(validator))
 
     def encode_unique(self, record: T) -> tuple[bytes, ...]:
@@ -323,6 +324,12 @@ def model(
         for validator in validators:
             if not callable(validator):
                 raise ModelDefinitionError(model_name, f"validator {validator!r} is not callable")
+            if inspect.iscoroutinefunction(validator):
+                raise ModelDefinitionError(
+                    model_name,
+                    f"validator {_rule_name(validator)!r} is async; validators run on every "
+                    "write and must be plain functions",
+                )
         info.unique_fields = tuple(unique)
         info.validators = tuple(validators)
         info.rules = _check_rules(model_name, rules)

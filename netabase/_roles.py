@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, TypeVar
 
@@ -20,6 +21,11 @@ def register_condition(name: str, fn: Condition) -> None:
         raise ValueError(f"a condition needs a non-empty name, got {name!r}")
     if not callable(fn):
         raise TypeError(f"condition {name!r} must be callable, got {fn!r}")
+    if inspect.iscoroutinefunction(fn):
+        raise TypeError(
+            f"condition {name!r} is async; conditions run inside the permission actor and must "
+            "be plain functions returning True or False"
+        )
     _CONDITIONS[name] = fn
 
 

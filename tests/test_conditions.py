@@ -116,3 +116,38 @@ async def test_unregistered_condition_is_refused_when_opening() -> None:
     with pytest.raises(netabase.ModelDefinitionError, match="no_such_condition"):
         async with netabase.open("memory://", models=[Secret]):
             pass
+
+
+@netabase.condition("says_no")
+def says_no(principal: str, record: Any) -> bool:
+    return "no"  # type: ignore[return-value]  # the mistake under test
+
+
+async def test_conditions_and_validators_must_be_plain_functions_answering_bools() -> None:
+    @netabase.model(key="id", rules=[netabase.allow("read", when="says_no")])
+    @attrs.frozen
+    class Memo:
+        id: str
+
+    async with netabase.open("memory://", models=[Memo]) as db:
+        await db.store(Memo).insert(Memo("m"))
+        assert not await db.permissions.check("eve", "read", Memo, "m")  # "no" is truthy
+        explanation = await db.permissions.explain("eve", "read", Memo, "m")
+        assert explanation.error is not None and "'says_no'" in explanation.error
+        assert "True or False" in explanation.error
+
+    async def never(principal: str, record: Any) -> bool:
+        return False
+
+    with pytest.raises(TypeError, match="is async"):
+        netabase.register_condition("never", never)
+
+    async def later(record: Any) -> bool:
+        return False
+
+    with pytest.raises(netabase.ModelDefinitionError, match="is async"):
+
+        @netabase.model(key="id", validators=[later])
+        @attrs.frozen
+        class Checked:
+            id: int

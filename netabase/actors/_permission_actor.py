@@ -20,6 +20,7 @@ store actors' query lanes (which never wait on anyone: no deadlock), level by le
 from __future__ import annotations
 
 import bisect
+import inspect
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -296,7 +297,14 @@ class PermissionActor:
         try:
             if condition is None:
                 raise LookupError(f"condition {name!r} is not registered")
-            return bool(condition(principal, record)), None
+            answer = condition(principal, record)
+            if not isinstance(answer, bool):
+                if inspect.isawaitable(answer):
+                    close = getattr(answer, "close", None)
+                    if close is not None:
+                        close()  # never awaited: no "coroutine was never awaited" warning
+                raise TypeError(f"returned {answer!r}; a condition must return True or False")
+            return answer, None
         except Exception as exc:
             error = ConditionError(name, model, self.runtime.models[model].decode_key(key), exc)
             logger.warning("%s", error)
