@@ -106,7 +106,7 @@ class BackendConformance:
     @pytest.mark.trio
     async def test_insert_many_and_remove_many(self, backend: Backend) -> None:
         await backend.insert_many("a", [(bytes([i]), bytes([i])) for i in range(50)])
-        assert await backend.count("a") == 50
+        assert await backend.count("a") == 50, "count() must equal the number of keys inserted"
         await backend.remove_many("a", [bytes([i]) for i in range(0, 50, 2)])
         left = [key for key, _ in await backend.scan("a")]
         assert left == [bytes([i]) for i in range(1, 50, 2)], "remove_many removed the wrong keys"
@@ -116,7 +116,7 @@ class BackendConformance:
         await backend.insert("a", b"k", b"in a")
         assert await backend.get("b", b"k") is None, "a key written in one space leaked to another"
         assert await backend.scan("b") == [], "scan of an untouched space must be empty"
-        assert await backend.count("b") == 0
+        assert await backend.count("b") == 0, "count() of a space never written must be 0"
 
     @pytest.mark.trio
     async def test_key_size_limit(self, backend: Backend) -> None:
@@ -250,7 +250,7 @@ class BackendConformance:
         assert before == start_a and after > before, (
             "apply must report (version before the call, a greater version after it)"
         )
-        assert await backend.version("a") == after
+        assert await backend.version("a") == after, "version() must return what apply reported"
         assert await backend.version("b") == start_b, "an untouched space keeps its version"
         version, _ = await backend.read("a", [b"1"])
         assert version == after, "read must report the space's current version"
@@ -262,13 +262,21 @@ class BackendConformance:
         await backend.insert("a", b"n", b"0")
 
         async def increment() -> None:
-            while True:
+            # 40 writers, so at most 39 others can win before this one; a few times that
+            # many refusals means apply refuses batches whose condition holds.
+            for _ in range(400):
                 old = await backend.get("a", b"n")
-                assert old is not None
+                assert old is not None, "a key inserted before the race must still be there"
                 new = str(int(old) + 1).encode()
                 batch = WriteBatch((Put("a", b"n", new),), (Expect("a", b"n", old),))
                 if (await backend.apply([batch])).failed[0] is None:
                     return
+                if await backend.get("a", b"n") == old:
+                    raise AssertionError(
+                        "apply refused a batch whose condition held (the value was unchanged): "
+                        "check Expect against the stored value, inside the write"
+                    )
+            raise AssertionError("a conditional write was refused 400 times in a row")
 
         async with trio.open_nursery() as nursery:
             for _ in range(40):
@@ -358,7 +366,9 @@ def _reference_machine(portal: TrioPortal, backend: Backend) -> type[RuleBasedSt
         @rule(keys=st.lists(_keys, max_size=5))
         def get_many(self, keys: list[bytes]) -> None:
             got = self.call(backend.get_many, self.space, keys)
-            assert got == [self.model.get(key) for key in keys]
+            assert got == [self.model.get(key) for key in keys], (
+                "get_many must answer in the order asked, None for absent keys"
+            )
 
         @rule(
             lo=_keys,
@@ -379,6 +389,8 @@ def _reference_machine(portal: TrioPortal, backend: Backend) -> type[RuleBasedSt
 
         @invariant()
         def count_matches(self) -> None:
-            assert self.call(backend.count, self.space) == len(self.model)
+            assert self.call(backend.count, self.space) == len(self.model), (
+                "count() disagrees with the keys written and removed"
+            )
 
     return BackendMatchesDict
