@@ -120,10 +120,38 @@ class Permissions:
         parent = None
         if info.parent is not None:
             keys = info.parent.encoded_keys_of(record)
-            parent = (info.parent.target.name, keys[0]) if keys else None
+            # No parent: the record is (or becomes) top-level and is judged on itself alone;
+            # naming itself as its parent ends its chain there instead of at the stored one.
+            parent = (info.parent.target.name, keys[0]) if keys else (info.name, encoded)
         query = (_principal(principal), action, info.name, encoded, parent)
         (allowed,) = await self._call("check", ([query], {(info.name, encoded): record}))
         return bool(allowed)
+
+    async def affected_by_removal(
+        self, info: ModelInfo[Any], keys: list[Any]
+    ) -> list[tuple[ModelInfo[Any], Any]]:
+        """The records removing ``keys`` would delete by cascade or rewrite by set_null."""
+        runtime = self._runtime
+        affected: list[tuple[ModelInfo[Any], Any]] = []
+        seen: set[tuple[str, Any]] = set()
+        frontier = [(info, key) for key in keys]
+        while frontier:
+            target, key = frontier.pop()
+            store: Store[Any] = Store(
+                runtime.actors[target.name], target, timeout=runtime.config.request_timeout
+            )
+            for referrer in await store.referrers(key):
+                link = runtime.link_index.get((referrer.model, referrer.field))
+                if link is None or link.on_delete == "restrict":
+                    continue  # restrict refuses the removal on its own
+                source = runtime.models[referrer.model]
+                if (referrer.model, referrer.key) in seen:
+                    continue
+                seen.add((referrer.model, referrer.key))
+                affected.append((source, referrer.key))
+                if link.on_delete == "cascade":
+                    frontier.append((source, referrer.key))
+        return affected
 
     async def explain(self, principal: str, action: str, model: type, key: Any) -> Explanation:
         """The decision with its reason: the group path, the grant and the record path."""
@@ -228,13 +256,25 @@ class GuardedStore(Generic[T]):
         await self._store.insert_many(batch)
 
     async def remove(self, key: Any) -> bool:
-        await self._require("write", [key])
+        await self._require_removal([key])
         return await self._store.remove(key)
 
     async def remove_many(self, keys: Iterable[Any]) -> int:
         wanted = list(keys)
-        await self._require("write", wanted)
+        await self._require_removal(wanted)
         return await self._store.remove_many(wanted)
+
+    async def _require_removal(self, keys: list[Any]) -> None:
+        """Needs ``write`` on the records removed and on every record the removal would delete
+        (cascade) or rewrite (set_null), found through the reverse index."""
+        await self._require("write", keys)
+        affected = await self._permissions.affected_by_removal(self._info, keys)
+        allowed = await self._permissions.check_many(
+            [(self._principal, "write", info.cls, key) for info, key in affected]
+        )
+        for (info, key), ok in zip(affected, allowed, strict=True):
+            if not ok:
+                raise PermissionDenied(self._principal, "write", info.name, key)
 
     async def scan(self, *, limit: int | None = None, **options: Any) -> AsyncIterator[T]:
         """Like `Store.scan`, yielding only the records the principal may read; ``limit``

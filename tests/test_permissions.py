@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import attrs
 import pytest
 import trio
 
@@ -224,3 +225,58 @@ async def test_checks_racing_re_parenting_never_crash_and_end_fresh(
     # The last move put 20 under a: 21 and 29 are readable, 5 is not.
     assert await db.permissions.check_many(queries) == [True, False, True]
     assert db.stats().actors["~permissions"].restarts == 0
+
+
+@netabase.model(key="id")
+@attrs.frozen
+class Team:
+    id: str
+
+
+@netabase.model(key="id", parent="team")
+@attrs.frozen
+class Board:
+    id: str
+    team: str = netabase.link(Team, on_delete="cascade")
+
+
+@netabase.model(key="id", parent="board")
+@attrs.frozen
+class Card:
+    id: str
+    board: str = netabase.link(Board, on_delete="cascade")
+    owner: str = netabase.link(Team, on_delete="cascade")  # not the parent
+    watcher: str | None = netabase.link(Team, required=False, on_delete="set_null")
+
+
+async def test_the_enforced_view_needs_write_on_all_a_removal_touches(backend_url: str) -> None:
+    async with netabase.open(backend_url, models=[Team, Board, Card]) as db:
+        await db.store(Team).insert_many([Team("t1"), Team("t2"), Team("t3")])
+        await db.store(Board).insert(Board("b1", "t1"))
+        await db.store(Card).insert_many(
+            [Card("owned", "b1", "t2"), Card("watched", "b1", "t1", "t3")]
+        )
+        await db.permissions.grant("mallory", Team, "t2", "write")
+        await db.permissions.grant("mallory", Team, "t3", "write")
+        mallory = db.as_principal("mallory").store(Team)
+        with pytest.raises(netabase.PermissionDenied, match="Card key 'owned'"):
+            await mallory.remove("t2")  # would cascade into a card under t1
+        with pytest.raises(netabase.PermissionDenied, match="Card key 'watched'"):
+            await mallory.remove("t3")  # would rewrite a card under t1
+        assert await db.store(Card).get_many(["owned", "watched"]) == [
+            Card("owned", "b1", "t2"),
+            Card("watched", "b1", "t1", "t3"),
+        ]
+        await db.permissions.grant("mallory", Team, "t1", "write")
+        assert await mallory.remove("t3") is True  # now she may write the card it rewrites
+
+
+async def test_the_enforced_view_cannot_lift_a_record_to_the_top(db: netabase.Database) -> None:
+    nodes = db.store(Node)
+    await nodes.insert_many([Node(1), Node(2, 1)])
+    await db.permissions.grant("mallory", Node, 1, "write")
+    mallory = db.as_principal("mallory").store(Node)
+    with pytest.raises(netabase.PermissionDenied):
+        await mallory.insert(Node(2, None))  # no write where it would go: the top level
+    assert await nodes.get(2) == Node(2, 1)
+    await mallory.insert(Node(2, 1))  # rewriting it in place is fine

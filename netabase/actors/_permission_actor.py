@@ -359,8 +359,15 @@ class PermissionActor:
         that parent and on up from there. Resolved level by level, one query-lane request per
         model per level; no recursion, so depth is unlimited.
         """
-        walks = {item: [item[0]] if item[1] is None else [item[0], item[1]] for item in wanted}
         done: dict[tuple[Obj, Obj | None], tuple[tuple[Obj, ...], bool]] = {}
+        for item in wanted:
+            if item[1] == item[0]:  # a record written as top-level: judged on itself alone
+                done[item] = ((item[0],), True)
+        walks = {
+            item: [item[0]] if item[1] is None else [item[0], item[1]]
+            for item in wanted
+            if item not in done
+        }
         missing: set[Obj] = set()
         while walks:
             unknown = {path[-1] for path in walks.values()} - self.parents.keys() - missing
