@@ -79,15 +79,20 @@ async def inserts(url: str, model: type) -> float:
         return CLIENTS * Config.per_client / (time.perf_counter() - started)
 
 
+async def referred(db: netabase.Database, customer: str, model: type, fanout: int) -> None:
+    """A customer and ``fanout`` records of ``model`` linking to it, a thousand per call."""
+    await db.store(Customer).insert(Customer(customer))
+    for start in range(0, fanout, 1000):
+        await db.store(model).insert_many(
+            model(i, customer) for i in range(start, min(fanout, start + 1000))
+        )
+
+
 async def cascade(url: str, fanout: int) -> float:
     """Seconds to remove one customer whose removal cascades to ``fanout`` orders."""
     async with netabase.open(url, models=MODELS) as db:
-        await db.store(Customer).insert(Customer("big"))
+        await referred(db, "big", LinkedOrder, fanout)
         orders = db.store(LinkedOrder)
-        for start in range(0, fanout, 1000):
-            await orders.insert_many(
-                LinkedOrder(i, "big") for i in range(start, min(fanout, start + 1000))
-            )
         started = time.perf_counter()
         assert await db.store(Customer).remove("big")
         elapsed = time.perf_counter() - started
@@ -98,12 +103,7 @@ async def cascade(url: str, fanout: int) -> float:
 async def refusal(url: str, fanout: int) -> float:
     """Seconds to refuse removing a customer that ``fanout`` restrict referrers hold."""
     async with netabase.open(url, models=MODELS) as db:
-        await db.store(Customer).insert(Customer("held"))
-        held = db.store(HeldOrder)
-        for start in range(0, fanout, 1000):
-            await held.insert_many(
-                HeldOrder(i, "held") for i in range(start, min(fanout, start + 1000))
-            )
+        await referred(db, "held", HeldOrder, fanout)
         attempts = 20
         started = time.perf_counter()
         for _ in range(attempts):
