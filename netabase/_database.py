@@ -123,20 +123,20 @@ async def open_database(
                 await actors.start(runtime.supervisor.run)
                 task_status.started()
 
-    raised: list[BaseException] = []
+    from_block: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(run_actors)
             try:
                 yield Database(runtime, url)
             except BaseException as exc:
-                raised.append(exc)
+                from_block = exc
                 raise
             finally:
                 await runtime.drain()
                 actors_scope.cancel()
     except BaseExceptionGroup as group:
-        error = _single(group, raised[0] if raised else None, runtime.failure)
+        error = _single(group, from_block, runtime.failure)
         raise error from error.__cause__
     finally:
         with trio.CancelScope(shield=True):

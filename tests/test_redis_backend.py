@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+import typing
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import pytest
 import trio
@@ -137,14 +138,23 @@ async def test_scripts_are_reloaded_after_a_flush(redis_server: RedisServer) -> 
         await backend.aclose()
 
 
-async def test_clear_removes_only_its_namespace(redis_server: RedisServer, tmp_path: Path) -> None:
-    redis_server.start()
-    mine = open_backend(f"{redis_server.url}?name=mine")
-    theirs = open_backend(f"{redis_server.url}?name=theirs")
-    assert isinstance(mine, RedisBackend) and isinstance(theirs, RedisBackend)
-    await mine.start(["s"])
-    await theirs.start(["s"])
+@asynccontextmanager
+async def started(server: RedisServer, *names: str) -> AsyncIterator[list[RedisBackend]]:
+    """Started backends on ``server``, one per namespace ``name``, closed afterwards."""
+    server.start()
+    backends = [open_backend(f"{server.url}?name={name}") for name in names]
+    assert all(isinstance(backend, RedisBackend) for backend in backends)
     try:
+        for backend in backends:
+            await backend.start(["s"])
+        yield typing.cast(list[RedisBackend], backends)
+    finally:
+        for backend in backends:
+            await backend.aclose()
+
+
+async def test_clear_removes_only_its_namespace(redis_server: RedisServer) -> None:
+    async with started(redis_server, "mine", "theirs") as (mine, theirs):
         await mine.insert_many("s", [(b"%d" % i, b"x") for i in range(2500)])
         await theirs.insert("s", b"keep", b"y")
         before = await mine.version("s")
@@ -154,25 +164,13 @@ async def test_clear_removes_only_its_namespace(redis_server: RedisServer, tmp_p
         assert await theirs.get("s", b"keep") == b"y"
         await mine.insert("s", b"k", b"v")
         assert await mine.version("s") > before  # restarts from the clock, not from 1
-    finally:
-        await mine.aclose()
-        await theirs.aclose()
 
 
 async def test_a_glob_in_the_name_clears_only_that_name(redis_server: RedisServer) -> None:
-    redis_server.start()
-    star = open_backend(f"{redis_server.url}?name=*")
-    other = open_backend(f"{redis_server.url}?name=other-glob")
-    assert isinstance(star, RedisBackend) and isinstance(other, RedisBackend)
-    await star.start(["s"])
-    await other.start(["s"])
-    try:
+    async with started(redis_server, "*", "other-glob") as (star, other):
         await other.insert("s", b"keep", b"y")
         await star.clear()
         assert await other.get("s", b"keep") == b"y"
-    finally:
-        await star.aclose()
-        await other.aclose()
 
 
 async def test_caches_elsewhere_see_a_clear_and_rewrite(redis_server: RedisServer) -> None:

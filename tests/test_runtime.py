@@ -222,15 +222,17 @@ async def test_cancelling_the_block_from_outside_drains_and_leaves() -> None:
                 await db.store(Customer).insert(Customer("a", "A"))
                 await trio.sleep_forever()
         assert scope.cancelled_caught
+        opened = trio.Event()
         with pytest.raises(ExceptionGroup) as info:
             async with trio.open_nursery() as nursery:
 
                 async def sibling_fails() -> None:
-                    await trio.sleep(0.01)
+                    await opened.wait()
                     raise ValueError("sibling")
 
                 nursery.start_soon(sibling_fails)
                 async with netabase.open("memory://", models=MODELS) as db:
+                    opened.set()
                     await trio.sleep_forever()
         assert [type(e) for e in info.value.exceptions] == [ValueError]
 

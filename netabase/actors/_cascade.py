@@ -115,17 +115,26 @@ async def plan_removal(
     return Removal(WriteBatch(tuple(walk.ops), tuple(walk.expects)), effects)
 
 
-def _cascade_reach(runtime: Runtime, info: ModelInfo[Any]) -> set[str]:
-    """Models whose records a removal from ``info``'s model may delete (by cascade)."""
-    reach = {info.name}
-    frontier = [info.name]
-    while frontier:
-        target = frontier.pop()
-        for (source, _), link in runtime.link_index.items():
-            if link.target.name == target and link.on_delete == "cascade" and source not in reach:
-                reach.add(source)
-                frontier.append(source)
-    return reach
+def restrict_probes(links: Mapping[tuple[str, str], LinkInfo]) -> dict[str, frozenset[str]]:
+    """Per model whose removal a restrict link can refuse at once: the models that removal may
+    delete by cascade (a restrict referrer among those might go too, so it refuses nothing).
+    Computed once per runtime; a model absent here goes straight to the full walk."""
+    probes: dict[str, frozenset[str]] = {}
+    for name in {link.target.name for link in links.values()}:
+        reach, frontier = {name}, [name]
+        while frontier:
+            target = frontier.pop()
+            for (source, _), link in links.items():
+                cascades = link.target.name == target and link.on_delete == "cascade"
+                if cascades and source not in reach:
+                    reach.add(source)
+                    frontier.append(source)
+        if any(
+            link.target.name == name and link.on_delete == "restrict" and source not in reach
+            for (source, _), link in links.items()
+        ):
+            probes[name] = frozenset(reach)
+    return probes
 
 
 async def _probe_restricted(
@@ -139,11 +148,8 @@ async def _probe_restricted(
     A record with many referrers would otherwise have all of them read and decoded just to be
     refused. None means no such referrer was among those read: the full walk then decides.
     """
-    reach = _cascade_reach(runtime, info)
-    if not any(
-        link.target is info and link.on_delete == "restrict" and source not in reach
-        for (source, _), link in runtime.link_index.items()
-    ):
+    reach = runtime.restrict_probes.get(info.name)
+    if reach is None:
         return None
     probe = _Walk(runtime)
     found: list[tuple[ModelInfo[Any], bytes, RefEntry]] = []

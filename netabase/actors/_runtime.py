@@ -11,6 +11,7 @@ from .._errors import ModelDefinitionError, RequestTimeout, UnknownModel
 from .._model import LinkInfo, ModelInfo, info_of
 from .._roles import Roles, lookup_condition
 from ..backends import Backend
+from ._cascade import restrict_probes
 from ._claims import claim_spaces
 from ._config import RuntimeConfig
 from ._deadlines import Deadlines
@@ -42,7 +43,8 @@ class Runtime:
         self.link_index: dict[tuple[str, str], LinkInfo] = {
             (info.name, link.field): link for info in self.models.values() for link in info.links
         }
-        self.link_targets = {link.target.name for link in self.link_index.values()}
+        self.restrict_probes = restrict_probes(self.link_index)
+        """Models whose removal the first referrers may refuse, with their cascade reach."""
         self.hierarchy_parents = {
             info.parent.target.name for info in self.models.values() if info.parent is not None
         }

@@ -153,7 +153,7 @@ class StoreActor:
             for request in requests:
                 request.fail(exc)
             return
-        value = _value if not self.decode_cached else _Unshared(found)
+        value = _value if not self.decode_cached else _Unshared()
         for request in requests:
             try:
                 if request.kind == "get":
@@ -349,7 +349,7 @@ class _Unshared:
     """`_value` for mutable records: each caller, and each position of a ``get_many``, gets its
     own object, so mutating one reply never changes another."""
 
-    def __init__(self, found: dict[bytes, Any]) -> None:
+    def __init__(self) -> None:
         self._handed: set[bytes] = set()
 
     def __call__(self, found: dict[bytes, Any], key: bytes) -> Any:
