@@ -7,16 +7,21 @@ cache serve a record that an acknowledged write replaced or removed.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
+from pathlib import Path
 
 import trio
 
 import netabase
-from netabase.backends import Backend, BackendURL
+from netabase.backends import Backend, BackendURL, Put, WriteBatch, open_backend
 from netabase.backends.redis import RedisBackend
 from netabase.testing import RedisServer
 
 from .link_models import LINK_MODELS, Account, Client
+from .models import Note
+
+AOF_DIR = "appendonlydir"  # where redis-server 7 keeps its append-only files
 
 
 class PausingRedis(RedisBackend):
@@ -82,3 +87,72 @@ async def test_a_read_overtaken_by_a_local_cascade_does_not_serve_the_removed_re
             backend.release.set()
         assert seen == [None]
         assert await accounts.get(1) is None
+
+
+def _rolled_back(server: RedisServer, snapshot: Path) -> None:
+    """Crash the server and bring it back from ``snapshot`` (its persisted files at an older
+    point), as a restart from an older RDB dump or a lagging replica taking over would."""
+    server.kill()
+    shutil.rmtree(server.directory / AOF_DIR)
+    shutil.copytree(snapshot, server.directory / AOF_DIR)
+    server.start()
+
+
+async def test_a_server_back_from_an_older_snapshot_never_reissues_a_cached_version(
+    tmp_path: Path,
+) -> None:
+    """A cache from before the rollback must not validate against a write made after it."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        url = f"{server.url}?name=rollback"
+        async with (
+            netabase.open(url, models=[Note]) as writer,
+            netabase.open(url, models=[Note]) as reader,
+        ):
+            notes, cached = writer.store(Note), reader.store(Note)
+            await notes.insert(Note(1, "in the snapshot"))
+            # appendfsync always: the acknowledged write is on disk, and nothing else is moving.
+            shutil.copytree(server.directory / AOF_DIR, tmp_path / "snapshot")
+            await notes.insert(Note(1, "lost with the rollback"))
+            assert await cached.get(1) == Note(1, "lost with the rollback")  # cached in reader
+            space = _space(reader, Note)
+            lost_version = await reader.backend.version(space)
+
+            await trio.to_thread.run_sync(_rolled_back, server, tmp_path / "snapshot")
+            assert await writer.backend.version(space) < lost_version  # the counter went back
+            assert await notes.get(1) == Note(1, "in the snapshot")
+            await notes.insert(Note(1, "written after the restart"))  # acknowledged
+
+            # Before the fix the counter reached lost_version again, so the reader's cache
+            # validated and served the lost record.
+            assert await cached.get(1) == Note(1, "written after the restart")
+            assert await writer.backend.version(space) > lost_version
+    finally:
+        server.close()
+
+
+async def test_versions_pass_every_number_a_rolled_back_counter_issued(
+    redis_server: RedisServer,
+) -> None:
+    """The counter may go back with the data; the next write still moves past it."""
+    redis_server.start()
+    backend = open_backend(f"{redis_server.url}?name=counter")
+    assert isinstance(backend, RedisBackend)
+    await backend.start(["s"])
+    try:
+        await backend.insert("s", b"k", b"1")
+        old = await backend.version("s")
+        issued = [
+            (await backend.apply([WriteBatch((Put("s", b"k", b"%d" % i),))])).versions["s"]
+            for i in range(3)
+        ]
+        assert [before for before, _ in issued] == [old] + [after for _, after in issued[:-1]]
+        # What a restart from the snapshot taken at ``old`` does to the counter:
+        await backend._command("HSET", backend.prefix + b"versions", "s", old)
+        result = await backend.apply([WriteBatch((Put("s", b"k", b"again"),))])
+        before, after = result.versions["s"]
+        assert before == old
+        assert after > max(issued)[1]
+    finally:
+        await backend.aclose()
