@@ -4,7 +4,7 @@ Write-through: the owning actor updates it only after a write is durable, so it 
 value older than the last acknowledged write of this process. ``version`` is the backend space
 version its contents reflect; a read that finds another version (another process, or another
 actor's cascade, wrote the space) clears it. ``generation`` changes on every mutation, so a fill
-from a read that raced with a write can be refused.
+from a read that raced with a write can be refused, and so can hits taken before such a read.
 """
 
 from __future__ import annotations

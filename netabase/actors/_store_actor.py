@@ -169,7 +169,8 @@ class StoreActor:
         """Records for ``keys`` (None if absent, `CorruptRecord` if undecodable), cache first.
 
         The space's version comes back with every read, so entries another process has since
-        overwritten are never served.
+        overwritten are never served; nor are hits taken before the cache changed under the read
+        (another actor's cascade may have discarded them and moved the cache's version on).
         """
         cache = self.cache
         found: dict[bytes, Any] = {}
@@ -189,8 +190,10 @@ class StoreActor:
         generation = cache.generation
         version, values = await self.backend.read(self.info.space, misses)
         untouched = cache.generation == generation
-        if not cache.validate(version) and hits:
-            # Someone else wrote this space since the cache was filled: trust nothing cached.
+        current = cache.validate(version)
+        if hits and not (current and untouched):
+            # Someone else wrote this space since the cache was filled, or the cache changed
+            # while the read was away: trust no hit taken before it.
             misses = list(found)
             generation = cache.generation
             version, values = await self.backend.read(self.info.space, misses)

@@ -2,7 +2,7 @@
 
 Layout under ``prefix = "nb:{name}:"``: ``{prefix}{space}:d`` is a hash key -> value,
 ``{prefix}{space}:i`` a sorted set of the same keys (all scores 0, so ``ZRANGEBYLEX`` orders
-them bytewise like ``memcmp``), and ``{prefix}versions`` a hash space -> version counter.
+them bytewise like ``memcmp``), and ``{prefix}versions`` a hash space -> version (a clock stamp).
 Scripts only call ``redis.call``; every argument arrives in ARGV.
 """
 
@@ -59,7 +59,8 @@ return {keys, hmget(prefix .. space .. ':d', keys, 1)}
 # (present), [2, space, key, value] (equal) or [3, space, lo, hi, keys] (the keys in
 # [lo, hi) are exactly ``keys``; hi "" means no upper bound).
 # Returns {failed, versions}: failed[i] is 0 if batch i applied, else its first unmet
-# condition's 1-based index; versions is a flat list space, before, after for each changed space.
+# condition's 1-based index; versions is a flat list space, before, after for each changed space
+# (after: the server clock in microseconds, or before + 1 if that is larger).
 APPLY = """
 local prefix = ARGV[1]
 local batches = cmsgpack.unpack(ARGV[2])
@@ -108,18 +109,23 @@ for b, batch in ipairs(batches) do
 end
 local versions = {}
 local vkey = prefix .. 'versions'
+-- A version is the server clock in microseconds, or one past the last if that is larger, so a
+-- server back from an older snapshot never issues a number again (see docs/backends.md). Kept
+-- as a string: Lua prints large numbers as floats; tonumber is exact below 2^53.
+local t = redis.call('TIME')
+local now = t[1] .. string.rep('0', 6 - #t[2]) .. t[2]
 for _, space in ipairs(order) do
   local before = redis.call('HGET', vkey, space)
-  if not before then
-    -- A counter starting over (after clear() or lost data) starts from the server's clock in
-    -- microseconds, above any value it had before, so no cache elsewhere mistakes it.
-    local t = redis.call('TIME')
-    redis.call('HSET', vkey, space, t[1] .. string.rep('0', 6 - #t[2]) .. t[2])
-    before = '0'
+  local after
+  if before and tonumber(before) >= tonumber(now) then
+    after = redis.call('HINCRBY', vkey, space, 1)
+  else
+    redis.call('HSET', vkey, space, now)
+    after = now
   end
   versions[#versions + 1] = space
-  versions[#versions + 1] = before
-  versions[#versions + 1] = redis.call('HINCRBY', vkey, space, 1)
+  versions[#versions + 1] = before or '0'
+  versions[#versions + 1] = after
 end
 return {failed, versions}
 """
