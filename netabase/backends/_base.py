@@ -89,7 +89,7 @@ class ApplyResult:
 
     ``failed[i]`` is None when batch ``i`` was applied, else the index of its first condition
     that did not hold. ``versions`` maps each space the call changed to its (before, after)
-    versions; ``after > before``, usually ``before + 1`` (a counter that starts over may jump).
+    versions; ``after > before`` (a counter may jump: Redis stamps versions with its clock).
     """
 
     failed: tuple[int | None, ...]
