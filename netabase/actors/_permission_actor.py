@@ -29,7 +29,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import msgpack
 import trio
 
-from .._errors import ConditionError, CorruptRecord, HierarchyCycle, NetabaseError, WriteConflict
+from .._errors import (
+    ConditionError,
+    CorruptRecord,
+    HierarchyCycle,
+    NetabaseError,
+    ValidationError,
+    WriteConflict,
+)
 from .._keys import component_range, encode_str
 from .._model import ModelInfo
 from .._roles import Explanation, Grant, Roles, lookup_condition
@@ -548,15 +555,18 @@ class PermissionActor:
             if not plans:
                 return
             try:
-                result = await self.runtime.backend.apply([batch for _, batch, _ in plans])
+                outcomes = await self._apply([batch for _, batch, _ in plans])
             except NetabaseError as exc:
                 for request, _, _ in plans:
                     request.fail(exc)
                 return
-            self._reset()
+            finally:
+                self._reset()
             pending = []
-            for (request, _, reply), unmet in zip(plans, result.failed, strict=True):
-                if unmet is None:
+            for (request, _, reply), unmet in zip(plans, outcomes, strict=True):
+                if isinstance(unmet, NetabaseError):
+                    request.fail(unmet)
+                elif unmet is None:
                     request.reply(reply)
                 else:
                     pending.append(request)
@@ -564,6 +574,23 @@ class PermissionActor:
                 return
         for request in pending:
             request.fail(WriteConflict("permissions", MAX_WRITE_ROUNDS))
+
+    async def _apply(self, batches: list[WriteBatch]) -> list[int | NetabaseError | None]:
+        """Each batch's outcome: None (applied), its first unmet condition, or the error its
+        own operations caused (a key the backend refuses), which fails no other batch."""
+        backend = self.runtime.backend
+        try:
+            return list((await backend.apply(batches)).failed)
+        except ValidationError as exc:
+            if len(batches) == 1:
+                return [exc]
+        outcomes: list[int | NetabaseError | None] = []
+        for batch in batches:  # rare: find the culprit, apply the others
+            try:
+                outcomes.extend((await backend.apply([batch])).failed)
+            except ValidationError as exc:
+                outcomes.append(exc)
+        return outcomes
 
     async def _plan(self, request: Request) -> tuple[WriteBatch, Any]:
         kind, args = request.kind, request.args
