@@ -178,9 +178,10 @@ def _holds(db: sqlite3.Connection, condition: Expect | ExpectKeys) -> bool:
         if condition.value is EXISTS:
             return value is not None
         return value == condition.value
+    lo, hi = condition.bounds()
     rows = db.execute(
-        "SELECT key FROM kv WHERE space = ? AND (? = 0 OR substr(key, 1, ?) = ?)",
-        (condition.space, len(condition.prefix), len(condition.prefix), condition.prefix),
+        "SELECT key FROM kv WHERE space = ? AND key >= ? AND (? IS NULL OR key < ?)",
+        (condition.space, lo, hi, hi),
     ).fetchall()
     return {bytes(key) for (key,) in rows} == condition.keys
 

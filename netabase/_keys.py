@@ -162,15 +162,25 @@ def prefix_successor(prefix: bytes) -> bytes | None:
     return stripped[:-1] + bytes((stripped[-1] + 1,))
 
 
+def component_range(encoded: bytes) -> tuple[bytes, bytes]:
+    """``[lo, hi)`` of the keys whose leading elements are exactly the complete ``encoded`` ones.
+
+    After a complete element comes another element's type code (below 0xff) or the end of the
+    key, never the 0xff that continues an escaped NUL, so ``encode_str("a")`` does not take in
+    ``encode_str("a\x00b")`` as `prefix_successor` would. Use it for every look-up by whole
+    elements; ``encoded`` must end where an element ends.
+    """
+    return encoded, encoded + b"\xff"
+
+
 def prefix_upper_bound(value: object, encoded: bytes) -> bytes | None:
     """The exclusive upper bound of the keys ``encode_prefix(value)`` matches.
 
-    A tuple prefix matches whole leading elements: after its last element comes another
-    element's type code (below 0xff) or the end of the key, never the 0xff that continues an
-    escaped NUL, so ``("a",)`` does not take in ``("a\x00", ...)``.
+    A tuple prefix matches whole leading elements (`component_range`), so ``("a",)`` does not
+    take in ``("a\x00", ...)``; a str or bytes prefix matches every key that starts with it.
     """
     if isinstance(value, tuple):
-        return encoded + b"\xff"
+        return component_range(encoded)[1]
     return prefix_successor(encoded)
 
 

@@ -12,32 +12,39 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._errors import PermissionDenied, ValidationError
+from ._keys import encode_str
 from ._model import ModelInfo
 from ._roles import Explanation
 from ._store import Store
 from .actors._calls import call
+from .actors._permission_spaces import MAX_NAME_KEY
 
 if TYPE_CHECKING:
     from .actors._runtime import Runtime
 
 T = TypeVar("T")
-MAX_PRINCIPAL = 200
+MAX_PRINCIPAL = MAX_NAME_KEY
 
 
 def _principal(name: object, field: str = "principal") -> str:
+    """``name`` if it is a usable principal, group or role name: any two of them and a record
+    id must fit one backend key, so its encoding (a NUL takes two bytes) has a size limit."""
     if not isinstance(name, str) or not name:
         raise ValidationError(
             "permissions", f"{field} must be a non-empty str, got {name!r}", field=field
         )
     try:
-        size = len(name.encode())
+        size = len(encode_str(name))
     except UnicodeEncodeError:
         raise ValidationError(
             "permissions", f"{field} {name!r} is not valid UTF-8 text", field=field
         ) from None
     if size > MAX_PRINCIPAL:
         raise ValidationError(
-            "permissions", f"{field} longer than {MAX_PRINCIPAL} bytes", field=field
+            "permissions",
+            f"{field} {name[:40]!r}... takes {size} bytes as a key (a NUL counts twice), "
+            f"more than {MAX_PRINCIPAL}",
+            field=field,
         )
     return name
 
@@ -76,7 +83,13 @@ class Permissions:
         """Give ``principal`` (a user or a group) ``role`` on a record and everything below it."""
         info, encoded = self._object(model, key)
         await self._call(
-            "grant", (_principal(principal), info.name, encoded, self._roles.check_role(role))
+            "grant",
+            (
+                _principal(principal),
+                info.name,
+                encoded,
+                _principal(self._roles.check_role(role), "role"),
+            ),
         )
 
     async def revoke(self, principal: str, model: type, key: Any, role: str | None = None) -> int:

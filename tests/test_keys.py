@@ -89,3 +89,32 @@ def test_prefix_successor_bounds_the_prefix(prefix: bytes) -> None:
     else:
         assert upper > prefix and not upper.startswith(prefix)
         assert prefix + b"\xff" * 8 < upper
+
+
+def _longer(value: object) -> object:
+    """A str or bytes that starts with ``value`` and a NUL (an int stays itself)."""
+    if isinstance(value, str):
+        return value + "\x00"
+    if isinstance(value, bytes):
+        return value + b"\x00"
+    return value
+
+
+@given(st.lists(leading, min_size=1, max_size=3).map(tuple), st.lists(leading, max_size=4))
+def test_component_range_holds_exactly_the_keys_with_those_leading_elements(
+    prefix: tuple[object, ...], rest: list[object]
+) -> None:
+    lo, hi = _keys.component_range(_keys.encode_tuple(prefix))
+    for other in (prefix + tuple(rest), tuple(rest), (*prefix[:-1], _longer(prefix[-1]), *rest)):
+        encoded = _keys.encode_tuple(other)
+        same = len(other) >= len(prefix) and all(
+            a == b and type(a) is type(b) for a, b in zip(other, prefix, strict=False)
+        )
+        assert (lo <= encoded < hi) is same
+
+
+@given(nul_heavy, nul_heavy, st.binary(max_size=8))
+def test_a_name_range_never_takes_in_a_longer_name(name: str, other: str, tail: bytes) -> None:
+    lo, hi = _keys.component_range(_keys.encode_str(name))
+    encoded = _keys.encode_str(other) + _keys.encode_bytes(tail)
+    assert (lo <= encoded < hi) is (other == name)

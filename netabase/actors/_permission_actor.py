@@ -29,8 +29,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import msgpack
 import trio
 
-from .._errors import ConditionError, CorruptRecord, HierarchyCycle, NetabaseError, WriteConflict
-from .._keys import encode_str, prefix_successor
+from .._errors import (
+    ConditionError,
+    CorruptRecord,
+    HierarchyCycle,
+    NetabaseError,
+    ValidationError,
+    WriteConflict,
+)
+from .._keys import component_range, encode_str
 from .._model import ModelInfo
 from .._roles import Explanation, Grant, Roles, lookup_condition
 from ..backends import Delete, ExpectKeys, Op, Put, WriteBatch
@@ -45,7 +52,10 @@ from ._permission_spaces import (
     META,
     OBJECTS,
     REVISION,
+    grant_key,
+    membership_key,
     object_id,
+    object_key,
     revision_op,
 )
 from ._stats import ActorStats, StatsRecorder
@@ -76,9 +86,9 @@ class Verdict(NamedTuple):
 
 
 async def _scan_prefix(runtime: Runtime, space: str, prefix: bytes) -> list[tuple[bytes, bytes]]:
-    upper = prefix_successor(prefix)
+    """Every row whose leading elements are ``prefix`` (complete elements: names, object ids)."""
+    lo, upper = component_range(prefix)
     out: list[tuple[bytes, bytes]] = []
-    lo = prefix
     while True:
         page = await runtime.backend.scan(space, lo, upper, limit=PAGE)
         out.extend(page)
@@ -545,15 +555,18 @@ class PermissionActor:
             if not plans:
                 return
             try:
-                result = await self.runtime.backend.apply([batch for _, batch, _ in plans])
+                outcomes = await self._apply([batch for _, batch, _ in plans])
             except NetabaseError as exc:
                 for request, _, _ in plans:
                     request.fail(exc)
                 return
-            self._reset()
+            finally:
+                self._reset()
             pending = []
-            for (request, _, reply), unmet in zip(plans, result.failed, strict=True):
-                if unmet is None:
+            for (request, _, reply), unmet in zip(plans, outcomes, strict=True):
+                if isinstance(unmet, NetabaseError):
+                    request.fail(unmet)
+                elif unmet is None:
                     request.reply(reply)
                 else:
                     pending.append(request)
@@ -562,22 +575,31 @@ class PermissionActor:
         for request in pending:
             request.fail(WriteConflict("permissions", MAX_WRITE_ROUNDS))
 
+    async def _apply(self, batches: list[WriteBatch]) -> list[int | NetabaseError | None]:
+        """Each batch's outcome: None (applied), its first unmet condition, or the error its
+        own operations caused (a key the backend refuses), which fails no other batch."""
+        backend = self.runtime.backend
+        try:
+            return list((await backend.apply(batches)).failed)
+        except ValidationError as exc:
+            if len(batches) == 1:
+                return [exc]
+        outcomes: list[int | NetabaseError | None] = []
+        for batch in batches:  # rare: find the culprit, apply the others
+            try:
+                outcomes.extend((await backend.apply([batch])).failed)
+            except ValidationError as exc:
+                outcomes.append(exc)
+        return outcomes
+
     async def _plan(self, request: Request) -> tuple[WriteBatch, Any]:
         kind, args = request.kind, request.args
         if kind == "grant":
             principal, model, key, role = args
             oid = object_id(model, key)
             ops: list[Op] = [
-                Put(
-                    GRANTS,
-                    encode_str(principal) + oid + encode_str(role),
-                    msgpack.packb((model, key, role)),
-                ),
-                Put(
-                    OBJECTS,
-                    oid + encode_str(principal) + encode_str(role),
-                    msgpack.packb((principal, role)),
-                ),
+                Put(GRANTS, grant_key(principal, oid, role), msgpack.packb((model, key, role))),
+                Put(OBJECTS, object_key(oid, principal, role), msgpack.packb((principal, role))),
                 revision_op(),
             ]
             return WriteBatch(tuple(ops)), None
@@ -588,23 +610,23 @@ class PermissionActor:
             roles = [r for _, _, r in (msgpack.unpackb(v) for _, v in rows) if role in (None, r)]
             ops = []
             for each in roles:
-                ops.append(Delete(GRANTS, encode_str(principal) + oid + encode_str(each)))
-                ops.append(Delete(OBJECTS, oid + encode_str(principal) + encode_str(each)))
+                ops.append(Delete(GRANTS, grant_key(principal, oid, each)))
+                ops.append(Delete(OBJECTS, object_key(oid, principal, each)))
             ops.append(revision_op())
             return WriteBatch(tuple(ops)), len(roles)
         group, member = args
-        member_of = encode_str(member) + encode_str(group)
+        member_of = membership_key(member, group)
         if kind == "remove_member":
             _, (present,) = await self.runtime.backend.read(MEMBER_OF, [member_of])
             ops = [
-                Delete(MEMBERS, encode_str(group) + encode_str(member)),
+                Delete(MEMBERS, membership_key(group, member)),
                 Delete(MEMBER_OF, member_of),
                 revision_op(),
             ]
             return WriteBatch(tuple(ops)), present is not None
         expects = await self._refuse_cycle(group, member)
         ops = [
-            Put(MEMBERS, encode_str(group) + encode_str(member), msgpack.packb(member)),
+            Put(MEMBERS, membership_key(group, member), msgpack.packb(member)),
             Put(MEMBER_OF, member_of, msgpack.packb(group)),
             revision_op(),
         ]
@@ -626,9 +648,9 @@ class PermissionActor:
         while frontier:
             following = []
             for principal in frontier:
-                prefix = encode_str(principal)
-                rows = await _scan_prefix(self.runtime, MEMBER_OF, prefix)
-                expects.append(ExpectKeys(MEMBER_OF, prefix, frozenset(k for k, _ in rows)))
+                lo, hi = component_range(encode_str(principal))
+                rows = await _scan_prefix(self.runtime, MEMBER_OF, lo)
+                expects.append(ExpectKeys(MEMBER_OF, lo, frozenset(k for k, _ in rows), hi))
                 for _, value in rows:
                     parent = msgpack.unpackb(value)
                     if parent == member:

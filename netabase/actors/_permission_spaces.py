@@ -1,10 +1,15 @@
-"""Where permission state lives in the backend, and the revision token every change rewrites."""
+"""Where permission state lives in the backend, and the revision token every change rewrites.
+
+Every key here is a tuple encoding (`netabase._keys`) of names and object ids, so a look-up by
+leading elements is a `component_range` and never takes in a longer name.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
 
+from .._keys import MAX_KEY_SIZE, UUID_CODE, encode_str
 from ..backends import Put
 
 GRANTS = "~perm.grants"
@@ -19,10 +24,30 @@ META = "~perm.meta"
 REVISION = b"revision"
 SPACES = (GRANTS, OBJECTS, MEMBERS, MEMBER_OF, META)
 
+OID_ELEMENT = 17
+"""The encoded size of an object id: a UUID element, its type code and 16 bytes."""
+MAX_NAME_KEY = (MAX_KEY_SIZE - OID_ELEMENT) // 2
+"""The largest encoded principal, group or role name: two names and an object id fit a key."""
+
 
 def object_id(model: str, key: bytes) -> bytes:
-    """A fixed-size id of a record, so index keys stay small whatever the key size."""
-    return hashlib.blake2b(model.encode() + b"\x00" + key, digest_size=16).digest()
+    """A fixed-size id of a record, as a key element, so index keys stay small whatever the key
+    size; a UUID element, so a raw digest byte 0xff is never read as an escaped NUL."""
+    digest = hashlib.blake2b(model.encode() + b"\x00" + key, digest_size=16).digest()
+    return bytes((UUID_CODE,)) + digest
+
+
+def grant_key(principal: str, oid: bytes, role: str) -> bytes:
+    return encode_str(principal) + oid + encode_str(role)
+
+
+def object_key(oid: bytes, principal: str, role: str) -> bytes:
+    return oid + encode_str(principal) + encode_str(role)
+
+
+def membership_key(outer: str, inner: str) -> bytes:
+    """The key of ``MEMBERS`` (group, member) and of ``MEMBER_OF`` (member, group)."""
+    return encode_str(outer) + encode_str(inner)
 
 
 def revision_op() -> Put:

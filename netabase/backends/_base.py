@@ -27,7 +27,7 @@ from typing import Final, NamedTuple
 import attrs
 
 from .._errors import KeyTooLarge, ValidationError
-from .._keys import MAX_KEY_SIZE
+from .._keys import MAX_KEY_SIZE, prefix_successor
 
 
 class _Exists:
@@ -61,11 +61,22 @@ class Expect(NamedTuple):
 
 
 class ExpectKeys(NamedTuple):
-    """Condition that the keys of ``space`` starting with ``prefix`` are exactly ``keys``."""
+    """Condition that the keys of ``space`` starting with ``prefix`` are exactly ``keys``.
+
+    With ``upper`` the range is ``[prefix, upper)`` instead, e.g. a `component_range` that
+    leaves out longer names (``encode_str("a")`` is a byte prefix of ``encode_str("a\x00b")``).
+    """
 
     space: str
     prefix: bytes
     keys: frozenset[bytes]
+    upper: bytes | None = None
+
+    def bounds(self) -> tuple[bytes, bytes | None]:
+        """The key range ``[lo, hi)`` the condition covers (``hi`` None: unbounded)."""
+        if self.upper is not None:
+            return self.prefix, self.upper
+        return self.prefix, prefix_successor(self.prefix)
 
 
 Op = Put | Delete

@@ -19,7 +19,6 @@ import lmdb
 import outcome
 
 from .._errors import BackendUnavailable
-from .._keys import prefix_successor
 from ._base import (
     ApplyResult,
     Backend,
@@ -291,7 +290,7 @@ class LmdbBackend(Backend):
             return matches(cast(bytes | None, value), condition.value)
         if db is None:
             return not condition.keys
-        found = _scan(txn.cursor(db=db), condition.prefix, prefix_successor(condition.prefix))
+        found = _scan(txn.cursor(db=db), *condition.bounds())
         return {key for key, _ in found} == condition.keys
 
 

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Iterator, Sequence
 import trio
 from sortedcontainers import SortedDict
 
-from .._keys import prefix_successor
 from ._base import (
     ApplyResult,
     Backend,
@@ -83,8 +82,7 @@ class MemoryBackend(Backend):
         space = self._space(condition.space)
         if isinstance(condition, Expect):
             return matches(space.data.get(condition.key), condition.value)
-        upper = prefix_successor(condition.prefix)
-        return set(space.keys_between(condition.prefix, upper)) == condition.keys
+        return set(space.keys_between(*condition.bounds())) == condition.keys
 
     async def apply(self, batches: Sequence[WriteBatch]) -> ApplyResult:
         check_key_sizes(batches)

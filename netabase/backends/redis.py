@@ -23,7 +23,6 @@ import msgpack
 import trio
 
 from .._errors import BackendUnavailable, InvalidURL, redact_url
-from .._keys import prefix_successor
 from ._base import (
     EXISTS,
     ApplyResult,
@@ -254,8 +253,8 @@ def _condition(condition: Condition) -> list[Any]:
         if condition.value is EXISTS:
             return [1, condition.space, condition.key]
         return [2, condition.space, condition.key, condition.value]
-    upper = prefix_successor(condition.prefix)
-    return [3, condition.space, condition.prefix, upper or b"", sorted(condition.keys)]
+    lo, hi = condition.bounds()
+    return [3, condition.space, lo, hi or b"", sorted(condition.keys)]
 
 
 def _glob_escaped(text: bytes) -> bytes:

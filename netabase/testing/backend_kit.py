@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from .._errors import KeyTooLarge, ValidationError
-from .._keys import MAX_KEY_SIZE, prefix_successor
+from .._keys import MAX_KEY_SIZE, component_range, prefix_successor
 from .._portal import TrioPortal
 from ..backends import (
     EXISTS,
@@ -229,6 +229,20 @@ class BackendConformance:
             [WriteBatch((Put("b", b"1", b""),), (c,)) for c in (exact, short, empty)]
         )
         assert result.failed == (None, 0, None), "ExpectKeys must compare the exact key set"
+
+    @pytest.mark.trio
+    async def test_expect_keys_with_an_upper_bound(self, backend: Backend) -> None:
+        # A name's keys, not those of a longer name that starts with the same bytes.
+        await backend.insert_many("a", [(b"n\x00g", b""), (b"n\x00\xffx\x00g", b"")])
+        lo, hi = component_range(b"n\x00")
+        whole = ExpectKeys("a", lo, frozenset({b"n\x00g"}), hi)
+        wider = ExpectKeys("a", lo, frozenset({b"n\x00g"}))
+        result = await backend.apply(
+            [WriteBatch((Put("b", b"1", b""),), (c,)) for c in (whole, wider)]
+        )
+        assert result.failed == (None, 0), (
+            "ExpectKeys must compare only the keys in [prefix, upper)"
+        )
 
     @pytest.mark.trio
     async def test_conditions_see_earlier_batches_of_the_same_call(self, backend: Backend) -> None:
