@@ -8,6 +8,7 @@ decisions are made and cached.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import aclosing
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -461,25 +462,24 @@ class GuardedStore(Generic[T]):
         scan = self._store.scan(**options)
         assert isinstance(scan, _Scan)
         left = limit
-        page: list[tuple[bytes, Any]] = []
-        entries = scan._entries()
         done = False
-        while not done:
-            page = []
-            async for entry in entries:
-                page.append(entry)
-                if len(page) >= SCAN_PAGE:
-                    break
-            else:
-                done = True
-            for record in await self._readable(page):
-                if isinstance(record, CorruptRecord):
-                    if skip_corrupt:
-                        continue
-                    raise record
-                yield record
-                if left is not None and (left := left - 1) == 0:
-                    return
+        async with aclosing(scan._entries()) as entries:
+            while not done:
+                page: list[tuple[bytes, Any]] = []
+                async for entry in entries:
+                    page.append(entry)
+                    if len(page) >= SCAN_PAGE:
+                        break
+                else:
+                    done = True
+                for record in await self._readable(page):
+                    if isinstance(record, CorruptRecord):
+                        if skip_corrupt:
+                            continue
+                        raise record
+                    yield record
+                    if left is not None and (left := left - 1) == 0:
+                        return
 
     async def _readable(self, page: list[tuple[bytes, Any]]) -> list[Any]:
         answers = await self._permissions._allowed(

@@ -350,6 +350,11 @@ async def test_an_enforced_scan_skips_corrupt_records_it_may_not_read(
             seen.append(note.id)
     assert seen == ["a"] and raised.value.key == "b"
     assert [n.id async for n in mallory.scan(skip_corrupt=True)] == ["a", "d"]
+    await notes.insert_many([Note(f"e{i:03}", "f3" if i % 2 else "f1") for i in range(230)])
+    await db.permissions.revoke("mallory", Note, "b")
+    readable = [n.id async for n in mallory.scan(start="c")]  # pages of 100, half readable
+    assert readable == ["d", *(f"e{i:03}" for i in range(0, 230, 2))]
+    assert len([n async for n in mallory.scan(start="c", limit=70)]) == 70
 
 
 # -- every enforced operation against a brute-force reference of the documented rule ----------
