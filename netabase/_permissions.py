@@ -7,7 +7,7 @@ decisions are made and cached.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable
 from contextlib import aclosing
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -148,17 +148,6 @@ class Permissions:
         answers, token = await self._call("judge", items)
         return answers, token
 
-    async def _allowed(
-        self, principal: str, action: str, model: str, keys: list[bytes]
-    ) -> list[bool]:
-        """Checks on stored records by encoded key, in one actor round."""
-        if not keys:
-            return []
-        answers: list[bool] = await self._call(
-            "check", [(principal, action, model, key, None) for key in keys]
-        )
-        return answers
-
     async def _read(self, info: ModelInfo[Any], keys: list[bytes]) -> list[bytes | None]:
         """Stored bytes of ``keys``, from one snapshot: what an enforced write is judged on."""
         _, values = await self._runtime.backend.read(info.space, keys)
@@ -261,23 +250,30 @@ class GuardedStore(Generic[T]):
         self._principal = principal
         self._permissions = permissions
 
-    async def _require(self, action: str, keys: Sequence[Any]) -> None:
-        model = self._info.cls
-        allowed = await self._permissions.check_many(
-            [(self._principal, action, model, key) for key in keys]
-        )
-        for key, ok in zip(keys, allowed, strict=True):
-            if not ok:
-                raise PermissionDenied(self._principal, action, self._info.name, key)
-
     async def get(self, key: Any) -> T | None:
-        await self._require("read", [key])
-        return await self._store.get(key)
+        (record,) = await self.get_many([key])
+        return record
 
     async def get_many(self, keys: Iterable[Any]) -> list[T | None]:
+        """Needs ``read`` on each record as it is read (judged on that record and its parent,
+        so one that moved meanwhile is never handed out from where it was)."""
+        info = self._info
         wanted = list(keys)
-        await self._require("read", wanted)
-        return await self._store.get_many(wanted)
+        encoded = [info.encode_key(key) for key in wanted]
+        try:
+            records: list[Any] = await self._store.get_many(wanted)
+        except CorruptRecord:  # which of them, and whether it may be said: read them as they are
+            records = await self._permissions._runtime.ask(info.name, "peek", encoded)
+        answers, _ = await self._permissions._judge(
+            [_as_read(self._principal, info, k, r) for k, r in zip(encoded, records, strict=True)]
+        )
+        for key, ok in zip(wanted, answers, strict=True):
+            if not ok:
+                raise PermissionDenied(self._principal, "read", info.name, key)
+        for record in records:
+            if isinstance(record, CorruptRecord):
+                raise record
+        return records
 
     # writes
 
@@ -482,8 +478,9 @@ class GuardedStore(Generic[T]):
                         return
 
     async def _readable(self, page: list[tuple[bytes, Any]]) -> list[Any]:
-        answers = await self._permissions._allowed(
-            self._principal, "read", self._info.name, [key for key, _ in page]
+        """The records of ``page`` the principal may read, each judged as it was read."""
+        answers, _ = await self._permissions._judge(
+            [_as_read(self._principal, self._info, key, record) for key, record in page]
         )
         return [record for (_, record), ok in zip(page, answers, strict=True) if ok]
 
@@ -506,15 +503,27 @@ def _links_of(info: ModelInfo[Any], record: Any) -> tuple[tuple[bytes, ...], ...
         return None
 
 
+def _existing(
+    principal: str, action: str, info: ModelInfo[Any], key: bytes, record: Any
+) -> Judgement:
+    """``action`` on a record as it is (None: absent or undecodable, judged on itself)."""
+    if isinstance(record, CorruptRecord):
+        record = None
+    above = None if record is None else _parent_of(info, record)
+    obj = (info.name, key)
+    return Judgement(principal, action, info.name, key, "existing", record, (obj,), above)
+
+
+def _as_read(principal: str, info: ModelInfo[Any], key: bytes, record: Any) -> Judgement:
+    """``read`` on a record as it was read (a `CorruptRecord` is judged on itself alone)."""
+    return _existing(principal, "read", info, key, record)
+
+
 def _stored(
     principal: str, action: str, info: ModelInfo[Any], key: bytes, raw: bytes | None
 ) -> Judgement:
-    """``action`` on a record as stored (``raw`` None: absent; undecodable: judged on itself)."""
-    record = _decoded(info, key, raw)
-    above = None if record is None else _parent_of(info, record)
-    return Judgement(
-        principal, action, info.name, key, "existing", record, ((info.name, key),), above
-    )
+    """``action`` on a record as stored, from its bytes (``raw`` None: absent)."""
+    return _existing(principal, action, info, key, _decoded(info, key, raw))
 
 
 def _put_judgements(

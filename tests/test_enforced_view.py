@@ -86,12 +86,16 @@ async def db(backend_url: str) -> AsyncIterator[netabase.Database]:
 
 
 class Door:
-    """Holds the next request of ``kind`` at a store actor's mailbox until `open`: whatever
-    runs meanwhile lands between the enforced view's judgement and its write."""
+    """Holds the next request of ``kind`` (a name, or several) at a store actor's mailbox (the
+    permission actor's with ``model`` None) until `open`: whatever runs meanwhile lands between
+    two steps of the enforced view."""
 
-    def __init__(self, db: netabase.Database, model: type, kind: str, times: int = 1) -> None:
-        mailbox = db._runtime.actor_for(model).mailbox
-        self.kind = kind
+    def __init__(
+        self, db: netabase.Database, model: type | None, kind: str | set[str], times: int = 1
+    ) -> None:
+        runtime = db._runtime
+        mailbox = runtime.permissions.mailbox if model is None else runtime.actor_for(model).mailbox
+        self.kinds = {kind} if isinstance(kind, str) else kind
         self.left = times
         self.reached = trio.Event()
         self._opened = trio.Event()
@@ -112,7 +116,7 @@ class Door:
         mailbox.put = held_put  # type: ignore[method-assign]
 
     def _holds(self, request: Request) -> bool:
-        return self.left > 0 and request.kind == self.kind
+        return self.left > 0 and request.kind in self.kinds
 
     def open(self) -> None:
         opened, self._opened, self.reached = self._opened, trio.Event(), trio.Event()
@@ -234,6 +238,29 @@ async def test_a_removal_is_judged_again_when_a_referrer_appears_meanwhile(
     assert "Folder key 'f1'" in str(result) and "late" not in str(result)
     assert await db.store(Note).get("late") == late
     assert await db.store(Folder).get("f1") == Folder("f1", "s1")
+
+
+async def test_a_read_is_judged_on_the_record_it_returns(db: netabase.Database) -> None:
+    notes = db.store(Note)
+    await notes.insert_many([Note("r", "f1", "draft"), Note("s", "f3", "secret")])
+    mallory = db.as_principal("mallory").store(Note)
+    result = await race(
+        Door(db, Note, {"get", "get_many"}),
+        lambda: mallory.get("r"),
+        lambda: notes.insert(Note("r", "f3", "secret now")),  # moved where she cannot read
+    )
+    assert isinstance(result, netabase.PermissionDenied)
+    page = []
+
+    async def scan() -> None:
+        page.extend([n async for n in mallory.scan()])
+
+    await race(  # the page is read, then judged: "s" is moved out and cleaned up in between
+        Door(db, None, {"check", "judge"}),
+        scan,
+        lambda: notes.insert(Note("s", "f1", "cleaned")),
+    )
+    assert all(n.author != "secret" for n in page)
 
 
 async def test_a_write_whose_judgement_keeps_changing_gives_up(db: netabase.Database) -> None:
