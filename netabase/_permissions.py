@@ -7,23 +7,38 @@ decisions are made and cached.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable
+from contextlib import aclosing
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ._errors import PermissionDenied, ValidationError
+from ._errors import (
+    CorruptRecord,
+    LinkViolation,
+    NetabaseError,
+    PermissionDenied,
+    ValidationError,
+    WriteConflict,
+)
 from ._keys import encode_str
-from ._model import ModelInfo
+from ._model import LinkInfo, ModelInfo
 from ._roles import Explanation
-from ._store import Store
+from ._store import Store, _Scan
 from .actors._calls import call
-from .actors._permission_spaces import MAX_NAME_KEY
+from .actors._cascade import RestrictRefusal
+from .actors._permission_actor import Judgement, Obj, _parent_of
+from .actors._permission_spaces import MAX_NAME_KEY, META, REVISION
+from .actors._writes import Guard, PutItem, Rejudge, _missing
+from .backends import Condition, Expect
 
 if TYPE_CHECKING:
     from .actors._runtime import Runtime
 
 T = TypeVar("T")
 MAX_PRINCIPAL = MAX_NAME_KEY
+MAX_JUDGE_ROUNDS = 8
+"""Times an enforced write is judged again after what it was judged on changed."""
+SCAN_PAGE = 100
 
 
 def _principal(name: object, field: str = "principal") -> str:
@@ -112,7 +127,7 @@ class Permissions:
 
     async def check(self, principal: str, action: str, model: type, key: Any) -> bool:
         """Whether ``principal`` may ``action`` the record; an unknown principal may do nothing."""
-        (allowed,) = await self._call("check", ([self._query(principal, action, model, key)], {}))
+        (allowed,) = await self._call("check", [self._query(principal, action, model, key)])
         return bool(allowed)
 
     async def check_many(self, queries: Iterable[tuple[str, str, type, Any]]) -> list[bool]:
@@ -120,50 +135,62 @@ class Permissions:
         built = [self._query(*query) for query in queries]
         if not built:
             return []
-        answers: list[bool] = await self._call("check", (built, {}))
+        answers: list[bool] = await self._call("check", built)
         return answers
 
     async def check_record(self, principal: str, action: str, record: Any) -> bool:
         """Whether ``principal`` may ``action`` a record as written, under its own parent link
-        (for records about to be inserted or moved)."""
-        model = type(record)
-        info = self._runtime.actor_for(model).info
-        encoded = info.encode_key(info.key_of(record))
+        (for records about to be inserted or moved), by the enforced view's rule for inserts:
+        see `GuardedStore.insert_many`."""
+        info: ModelInfo[Any] = self._runtime.actor_for(type(record)).info
         self._roles.check_action(action, info.name)
-        parent = None
-        if info.parent is not None:
-            keys = info.parent.encoded_keys_of(record)
-            # No parent: the record is (or becomes) top-level and is judged on itself alone;
-            # naming itself as its parent ends its chain there instead of at the stored one.
-            parent = (info.parent.target.name, keys[0]) if keys else (info.name, encoded)
-        query = (_principal(principal), action, info.name, encoded, parent)
-        (allowed,) = await self._call("check", ([query], {(info.name, encoded): record}))
-        return bool(allowed)
+        who = _principal(principal)
+        key, value = info.encode_record(record)
+        item = (key, value, record, info.encode_links(record) if info.links else ())
+        (raw,) = await self._read(info, [key])
+        judgements = _put_judgements(who, action, info, {key: item}, {key: raw})
+        answers, _ = await self._judge([judgement for judgement, _ in judgements])
+        return all(answers)
 
-    async def affected_by_removal(
-        self, info: ModelInfo[Any], keys: list[Any]
-    ) -> list[tuple[ModelInfo[Any], Any]]:
-        """The records removing ``keys`` would delete by cascade or rewrite by set_null."""
+    async def _judge(self, items: list[Judgement]) -> tuple[list[bool], bytes | None]:
+        """Answers for ``items``, and the permission revision they hold under."""
+        if not items:
+            _, (token,) = await self._runtime.backend.read(META, [REVISION])
+            return [], token
+        answers, token = await self._call("judge", items)
+        return answers, token
+
+    async def _read(self, info: ModelInfo[Any], keys: list[bytes]) -> list[bytes | None]:
+        """Stored bytes of ``keys``, from one snapshot: what an enforced write is judged on."""
+        _, values = await self._runtime.backend.read(info.space, keys)
+        return values
+
+    async def _removal_reach(
+        self, info: ModelInfo[Any], keys: list[bytes]
+    ) -> list[tuple[ModelInfo[Any], bytes, bytes]]:
+        """(model, key, removed key it is reached from) of every record removing ``keys`` would
+        delete by cascade or rewrite by set_null, found through the reverse index."""
         runtime = self._runtime
-        affected: list[tuple[ModelInfo[Any], Any]] = []
-        seen: set[tuple[str, Any]] = set()
-        frontier = [(info, key) for key in keys]
+        affected: list[tuple[ModelInfo[Any], bytes, bytes]] = []
+        seen: set[tuple[str, bytes]] = {(info.name, key) for key in keys}
+        frontier = [(info, key, key) for key in keys]
         while frontier:
-            target, key = frontier.pop()
+            target, key, origin = frontier.pop()
             store: Store[Any] = Store(
                 runtime.actors[target.name], target, timeout=runtime.config.request_timeout
             )
-            for referrer in await store.referrers(key):
+            for referrer in await store.referrers(target.decode_key(key)):
                 link = runtime.link_index.get((referrer.model, referrer.field))
                 if link is None or link.on_delete == "restrict":
                     continue  # restrict refuses the removal on its own
                 source = runtime.models[referrer.model]
-                if (referrer.model, referrer.key) in seen:
+                encoded = source.encode_key(referrer.key)
+                if (source.name, encoded) in seen:
                     continue
-                seen.add((referrer.model, referrer.key))
-                affected.append((source, referrer.key))
+                seen.add((source.name, encoded))
+                affected.append((source, encoded, origin))
                 if link.on_delete == "cascade":
-                    frontier.append((source, referrer.key))
+                    frontier.append((source, encoded, origin))
         return affected
 
     async def explain(self, principal: str, action: str, model: type, key: Any) -> Explanation:
@@ -220,7 +247,12 @@ class PrincipalView:
 
 
 class GuardedStore(Generic[T]):
-    """A `Store` that raises `PermissionDenied` unless the principal may read / write."""
+    """A `Store` that raises `PermissionDenied` unless the principal may read / write.
+
+    Its errors name only records the principal may read. A write is judged on the stored bytes
+    of every record it judges and on the permission revision, and commits only while they are
+    unchanged; otherwise it is judged again (at most `MAX_JUDGE_ROUNDS` times).
+    """
 
     def __init__(
         self, store: Store[T], info: ModelInfo[T], principal: str, permissions: Permissions
@@ -230,92 +262,350 @@ class GuardedStore(Generic[T]):
         self._principal = principal
         self._permissions = permissions
 
-    async def _require(self, action: str, keys: Sequence[Any]) -> None:
-        model = self._info.cls
-        allowed = await self._permissions.check_many(
-            [(self._principal, action, model, key) for key in keys]
-        )
-        for key, ok in zip(keys, allowed, strict=True):
-            if not ok:
-                raise PermissionDenied(self._principal, action, self._info.name, key)
-
     async def get(self, key: Any) -> T | None:
-        await self._require("read", [key])
-        return await self._store.get(key)
+        (record,) = await self.get_many([key])
+        return record
 
     async def get_many(self, keys: Iterable[Any]) -> list[T | None]:
+        """Needs ``read`` on each record as it is read (judged on that record and its parent,
+        so one that moved meanwhile is never handed out from where it was)."""
+        info = self._info
         wanted = list(keys)
-        await self._require("read", wanted)
-        return await self._store.get_many(wanted)
+        encoded = [info.encode_key(key) for key in wanted]
+        try:
+            records: list[Any] = await self._store.get_many(wanted)
+        except CorruptRecord:  # which of them, and whether it may be said: read them as they are
+            records = await self._permissions._runtime.ask(info.name, "peek", encoded)
+        answers, _ = await self._permissions._judge(
+            [_as_read(self._principal, info, k, r) for k, r in zip(encoded, records, strict=True)]
+        )
+        for key, ok in zip(wanted, answers, strict=True):
+            if not ok:
+                raise PermissionDenied(self._principal, "read", info.name, key)
+        for record in records:
+            if isinstance(record, CorruptRecord):
+                raise record
+        return records
+
+    # writes
 
     async def insert(self, record: T) -> None:
-        await self.insert_many([record])
+        await self._insert(self._store._items([record]), False, self._info.key_of(record))
 
     async def insert_many(self, records: Iterable[T]) -> None:
-        """Needs ``write`` on each record where it will be, and where it is now if it exists."""
-        batch = list(records)
-        for record in batch:
-            self._info.check(record)
-            if not await self._permissions.check_record(self._principal, "write", record):
-                key = self._info.key_of(record)
-                raise PermissionDenied(self._principal, "write", self._info.name, key)
-        existing = [self._info.key_of(r) for r in batch]
-        present = [
-            k
-            for k, r in zip(existing, await self._store.get_many(existing), strict=True)
-            if r is not None
+        """Needs ``write`` on each record as stored, if it exists; and, to create it or move it
+        to another parent, a grant of ``write`` where it will be (allow rules do not apply
+        there); require rules must hold on it as stored and as written; and ``read`` on every
+        record a link newly names (an unreadable one is reported as missing)."""
+        items = self._store._items(records)
+        if items:
+            await self._insert(items, True, None)
+
+    async def _insert(self, items: list[PutItem], many: bool, key: object) -> None:
+        for _ in range(MAX_JUDGE_ROUNDS):
+            guard = await self._judge_insert(items)
+            try:
+                await self._store._put(items, many, guard, key)
+                return
+            except Rejudge:
+                continue
+        raise WriteConflict(self._info.name, MAX_JUDGE_ROUNDS)
+
+    async def _judge_insert(self, items: list[PutItem]) -> Guard:
+        info, principal, permissions = self._info, self._principal, self._permissions
+        latest = {item[0]: item for item in items}  # a key given twice: the last record wins
+        keys = list(latest)
+        stored = dict(zip(keys, await permissions._read(info, keys), strict=True))
+        writes = _put_judgements(principal, "write", info, latest, stored)
+        targets = _new_targets(info, latest, stored)
+        reads, pins = await self._target_judgements(targets)
+        answers, token = await permissions._judge([j for j, _ in writes] + reads)
+        for (_, record), ok in zip(writes, answers, strict=False):
+            if not ok:
+                raise PermissionDenied(principal, "write", info.name, info.key_of(record))
+        for (link, target_key, record), ok in zip(targets, answers[len(writes) :], strict=True):
+            if not ok:
+                raise _missing(info, record, link, target_key)  # as if it did not exist
+        expects: list[Condition] = [Expect(META, REVISION, token)]
+        expects.extend(Expect(info.space, key, raw) for key, raw in stored.items())
+        expects.extend(pins)
+        return Guard(tuple(expects))
+
+    async def _target_judgements(
+        self, targets: list[tuple[LinkInfo, bytes, Any]]
+    ) -> tuple[list[Judgement], list[Condition]]:
+        """``read`` on each newly linked target; those whose model has read rules are judged
+        on their stored bytes, which the write then pins."""
+        rules = self._permissions._runtime.rules
+        ruled: dict[str, list[bytes]] = {}
+        for link, target_key, _ in targets:
+            if (link.target.name, "read") in rules:
+                ruled.setdefault(link.target.name, []).append(target_key)
+        raws: dict[Obj, bytes | None] = {}
+        for name, keys in ruled.items():
+            model = self._permissions._runtime.models[name]
+            unique = list(dict.fromkeys(keys))
+            values = await self._permissions._read(model, unique)
+            raws.update(((name, key), raw) for key, raw in zip(unique, values, strict=True))
+        judgements = []
+        for link, target_key, _ in targets:
+            target = link.target
+            if (target.name, target_key) in raws:
+                raw = raws[(target.name, target_key)]
+                judgements.append(_stored(self._principal, "read", target, target_key, raw))
+            else:
+                obj = (target.name, target_key)
+                judgements.append(
+                    Judgement(
+                        self._principal, "read", target.name, target_key, "existing", None, (), obj
+                    )
+                )
+        pins: list[Condition] = [
+            Expect(self._permissions._runtime.models[name].space, key, raw)
+            for (name, key), raw in raws.items()
         ]
-        await self._require("write", present)
-        await self._store.insert_many(batch)
+        return judgements, pins
 
     async def remove(self, key: Any) -> bool:
-        await self._require_removal([key])
-        return await self._store.remove(key)
+        removed: bool = await self._remove([self._info.encode_key(key)], False, key)
+        return removed
 
     async def remove_many(self, keys: Iterable[Any]) -> int:
-        wanted = list(keys)
-        await self._require_removal(wanted)
-        return await self._store.remove_many(wanted)
+        """Needs ``write`` on each record removed and on every record the removal deletes
+        (cascade) or rewrites (set_null), each as stored."""
+        encoded = [self._info.encode_key(key) for key in keys]
+        if not encoded:
+            return 0
+        removed: int = await self._remove(encoded, True, None)
+        return removed
 
-    async def _require_removal(self, keys: list[Any]) -> None:
-        """Needs ``write`` on the records removed and on every record the removal would delete
-        (cascade) or rewrite (set_null), found through the reverse index."""
-        await self._require("write", keys)
-        affected = await self._permissions.affected_by_removal(self._info, keys)
-        allowed = await self._permissions.check_many(
-            [(self._principal, "write", info.cls, key) for info, key in affected]
-        )
-        for (info, key), ok in zip(affected, allowed, strict=True):
+    async def _remove(self, keys: list[bytes], many: bool, key: object) -> Any:
+        for _ in range(MAX_JUDGE_ROUNDS):
+            guard, origins = await self._judge_removal(keys)
+            try:
+                return await self._store._remove(keys, many, guard, key)
+            except Rejudge:
+                continue
+            except RestrictRefusal as refusal:
+                raise await self._redacted(refusal, origins) from None
+        raise WriteConflict(self._info.name, MAX_JUDGE_ROUNDS)
+
+    async def _judge_removal(self, keys: list[bytes]) -> tuple[Guard, dict[Obj, bytes]]:
+        info, principal, permissions = self._info, self._principal, self._permissions
+        unique = list(dict.fromkeys(keys))
+        reach = await permissions._removal_reach(info, unique)
+        wanted: dict[str, list[bytes]] = {info.name: unique}
+        models: dict[str, ModelInfo[Any]] = {info.name: info}
+        for model, key, _ in reach:
+            wanted.setdefault(model.name, []).append(key)
+            models[model.name] = model
+        raws: dict[Obj, bytes | None] = {}
+        for name, model_keys in wanted.items():
+            values = await permissions._read(models[name], model_keys)
+            raws.update(((name, k), raw) for k, raw in zip(model_keys, values, strict=True))
+        judgements = [_stored(principal, "write", info, k, raws[(info.name, k)]) for k in unique]
+        judgements += [
+            _stored(principal, "write", model, k, raws[(model.name, k)]) for model, k, _ in reach
+        ]
+        answers, token = await permissions._judge(judgements)
+        for k, ok in zip(unique, answers, strict=False):
             if not ok:
-                raise PermissionDenied(self._principal, "write", info.name, key)
+                raise PermissionDenied(principal, "write", info.name, info.decode_key(k))
+        for (model, k, origin), ok in zip(reach, answers[len(unique) :], strict=True):
+            if not ok:
+                raise await self._touch_denied(model, k, raws[(model.name, k)], origin)
+        expects: list[Condition] = [Expect(META, REVISION, token)]
+        expects.extend(Expect(models[name].space, k, raw) for (name, k), raw in raws.items())
+        origins = {(info.name, k): k for k in unique}
+        origins.update(((model.name, k), origin) for model, k, origin in reach)
+        return Guard(tuple(expects), frozenset(raws)), origins
+
+    async def _touch_denied(
+        self, model: ModelInfo[Any], key: bytes, raw: bytes | None, origin: bytes
+    ) -> PermissionDenied:
+        """Refusal for a record the removal would delete or rewrite: named if readable, else
+        reported on the removed record it is reached from."""
+        (readable,), _ = await self._permissions._judge(
+            [_stored(self._principal, "read", model, key, raw)]
+        )
+        if readable:
+            return PermissionDenied(self._principal, "write", model.name, model.decode_key(key))
+        error = PermissionDenied(
+            self._principal, "write", self._info.name, self._info.decode_key(origin)
+        )
+        error.args = (
+            f"{error}: removing it would delete or rewrite a record {self._principal!r} "
+            "may not read",
+        )
+        return error
+
+    async def _redacted(self, refusal: RestrictRefusal, origins: dict[Obj, bytes]) -> LinkViolation:
+        """The restrict refusal naming only the referrers the principal may read."""
+        known = [b for b in refusal.blocking if b.known]
+        judgements = []
+        for blocker in known:
+            model = self._permissions._runtime.models[blocker.source]
+            (raw,) = await self._permissions._read(model, [blocker.source_key])
+            judgements.append(_stored(self._principal, "read", model, blocker.source_key, raw))
+        answers, _ = await self._permissions._judge(judgements)
+        readable = {(b.source, b.source_key) for b, ok in zip(known, answers, strict=True) if ok}
+        first = min(refusal.blocking, key=lambda b: (b.source, b.field, b.source_key))
+        origin = origins.get((first.target.name, first.target_key))
+        if origin is None:  # reached by a cascade found after the walk: the first removed key
+            origin = next(iter(origins.values()))
+        return refusal.redacted(readable, (self._info.name, self._info.decode_key(origin)))
+
+    # reads
 
     async def scan(self, *, limit: int | None = None, **options: Any) -> AsyncIterator[T]:
         """Like `Store.scan`, yielding only the records the principal may read; ``limit``
-        counts those readable records, not the ones skipped."""
+        counts those readable records, not the ones skipped. An unreadable corrupt record is
+        skipped like any unreadable one; a readable one raises `CorruptRecord` (unless
+        ``skip_corrupt``)."""
         if limit is not None and limit < 0:
             raise ValidationError(self._info.name, f"limit must not be negative, got {limit}")
         if limit == 0:
             return
+        skip_corrupt = bool(options.get("skip_corrupt", False))
+        scan = self._store.scan(**options)
+        assert isinstance(scan, _Scan)
         left = limit
-        page: list[T] = []
-        async for record in self._store.scan(**options):
-            page.append(record)
-            if len(page) >= 100:
-                for allowed in await self._readable(page):
-                    yield allowed
+        done = False
+        async with aclosing(scan._entries()) as entries:
+            while not done:
+                page: list[tuple[bytes, Any]] = []
+                async for entry in entries:
+                    page.append(entry)
+                    if len(page) >= SCAN_PAGE:
+                        break
+                else:
+                    done = True
+                for record in await self._readable(page):
+                    if isinstance(record, CorruptRecord):
+                        if skip_corrupt:
+                            continue
+                        raise record
+                    yield record
                     if left is not None and (left := left - 1) == 0:
                         return
-                page = []
-        for allowed in await self._readable(page):
-            yield allowed
-            if left is not None and (left := left - 1) == 0:
-                return
 
-    async def _readable(self, records: list[T]) -> list[T]:
-        if not records:
-            return []
-        key_of = self._info.key_of
-        answers = await self._permissions.check_many(
-            [(self._principal, "read", self._info.cls, key_of(r)) for r in records]
+    async def _readable(self, page: list[tuple[bytes, Any]]) -> list[Any]:
+        """The records of ``page`` the principal may read, each judged as it was read."""
+        answers, _ = await self._permissions._judge(
+            [_as_read(self._principal, self._info, key, record) for key, record in page]
         )
-        return [r for r, ok in zip(records, answers, strict=True) if ok]
+        return [record for (_, record), ok in zip(page, answers, strict=True) if ok]
+
+
+def _decoded(info: ModelInfo[Any], key: bytes, raw: bytes | None) -> Any:
+    if raw is None:
+        return None
+    try:
+        return info.codec.decode(raw, key)
+    except CorruptRecord:
+        return None
+
+
+def _links_of(info: ModelInfo[Any], record: Any) -> tuple[tuple[bytes, ...], ...] | None:
+    if record is None:
+        return None
+    try:
+        return info.encode_links(record)
+    except NetabaseError:
+        return None
+
+
+def _existing(
+    principal: str, action: str, info: ModelInfo[Any], key: bytes, record: Any
+) -> Judgement:
+    """``action`` on a record as it is (None: absent or undecodable, judged on itself)."""
+    if isinstance(record, CorruptRecord):
+        record = None
+    above = None if record is None else _parent_of(info, record)
+    obj = (info.name, key)
+    return Judgement(principal, action, info.name, key, "existing", record, (obj,), above)
+
+
+def _as_read(principal: str, info: ModelInfo[Any], key: bytes, record: Any) -> Judgement:
+    """``read`` on a record as it was read (a `CorruptRecord` is judged on itself alone)."""
+    return _existing(principal, "read", info, key, record)
+
+
+def _stored(
+    principal: str, action: str, info: ModelInfo[Any], key: bytes, raw: bytes | None
+) -> Judgement:
+    """``action`` on a record as stored, from its bytes (``raw`` None: absent)."""
+    return _existing(principal, action, info, key, _decoded(info, key, raw))
+
+
+def _put_judgements(
+    principal: str,
+    action: str,
+    info: ModelInfo[Any],
+    latest: dict[bytes, PutItem],
+    stored: dict[bytes, bytes | None],
+) -> list[tuple[Judgement, Any]]:
+    """The judgements writing ``latest`` over ``stored`` needs, each with its record."""
+    index = None if info.parent is None else info.links.index(info.parent)
+    out: list[tuple[Judgement, Any]] = []
+    for key, (_, _, record, links) in latest.items():
+        raw = stored[key]
+        if raw is not None:
+            out.append((_stored(principal, action, info, key, raw), record))
+        old_links = _links_of(info, _decoded(info, key, raw))
+        moved = old_links is None or (
+            index is not None and set(old_links[index]) != set(links[index])
+        )
+        if moved:
+            path, above = _destination(info, key, latest, index)
+            judgement = Judgement(principal, action, info.name, key, "create", record, path, above)
+        else:
+            obj = (info.name, key)
+            judgement = Judgement(
+                principal, action, info.name, key, "require", record, (obj,), None
+            )
+        out.append((judgement, record))
+    return out
+
+
+def _destination(
+    info: ModelInfo[Any], key: bytes, latest: dict[bytes, PutItem], index: int | None
+) -> tuple[tuple[Obj, ...], Obj | None]:
+    """Where a record will be: itself, then the parents written by the same call, then the
+    first stored parent (None when it will be top-level: judged on itself alone)."""
+    path: list[Obj] = [(info.name, key)]
+    if index is None or info.parent is None:
+        return tuple(path), None
+    target = info.parent.target
+    parents = latest[key][3][index]
+    while parents:
+        parent = parents[0]
+        if target is not info or parent not in latest:
+            return tuple(path), (target.name, parent)
+        if (info.name, parent) in path:
+            return tuple(path), None  # a cycle: the write is refused as one
+        path.append((info.name, parent))
+        parents = latest[parent][3][index]
+    return tuple(path), None
+
+
+def _new_targets(
+    info: ModelInfo[Any], latest: dict[bytes, PutItem], stored: dict[bytes, bytes | None]
+) -> list[tuple[LinkInfo, bytes, Any]]:
+    """(link, target key, record naming it) for each record a link names that the stored
+    record did not, except records written by the same call."""
+    out: list[tuple[LinkInfo, bytes, Any]] = []
+    seen: set[Obj] = set()
+    for key, (_, _, record, links) in latest.items():
+        old_links = _links_of(info, _decoded(info, key, stored[key]))
+        for index, link in enumerate(info.links):
+            old = old_links[index] if old_links else ()
+            for target_key in links[index]:
+                obj = (link.target.name, target_key)
+                if target_key in old or obj in seen:
+                    continue
+                if link.target is info and target_key in latest:
+                    continue
+                seen.add(obj)
+                out.append((link, target_key, record))
+    return out

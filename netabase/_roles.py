@@ -53,12 +53,14 @@ class Rule:
 
 
 def allow(action: str, *, when: str) -> Rule:
-    """Grant ``action`` on a record, without any grant, when condition ``when`` holds."""
+    """Grant ``action`` on a stored record, without any grant, when condition ``when`` holds on
+    it; never a place to create or move a record to (that needs a grant there)."""
     return Rule("allow", action, when)
 
 
 def require(action: str, *, when: str) -> Rule:
-    """Allow ``action`` on a record (granted or allowed) only while condition ``when`` holds."""
+    """Allow ``action`` on a record (granted or allowed) only while condition ``when`` holds
+    (for an enforced write: on the record as stored and as written)."""
     return Rule("require", action, when)
 
 

@@ -6,7 +6,7 @@ anything is queued. Every call then waits for the actor with a deadline (`Reques
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from . import _keys
@@ -17,6 +17,7 @@ from .actors._links import Referrer
 
 if TYPE_CHECKING:
     from .actors._store_actor import StoreActor
+    from .actors._writes import Guard, PutItem
 
 T = TypeVar("T")
 
@@ -227,24 +228,31 @@ class Store(Generic[T]):
 
     async def insert(self, record: T) -> None:
         """Store ``record`` under its key, replacing any record there; durable on return."""
-        info = self._info
-        key, value = info.encode_record(record)
-        links = info.encode_links(record) if info.links else ()
-        await self._call("put", ([(key, value, record, links)], False), info.key_of(record))
+        await self._put(self._items([record]), False, None, self._info.key_of(record))
 
     async def insert_many(self, records: Iterable[T]) -> None:
         """Store every record, all or none of them, in one atomic batch."""
+        items = self._items(records)
+        if items:
+            await self._put(items, True, None)
+
+    def _items(self, records: Iterable[T]) -> list[PutItem]:
         info = self._info
         items = []
         for record in records:
             key, value = info.encode_record(record)
             items.append((key, value, record, info.encode_links(record) if info.links else ()))
-        if items:
-            await self._call("put", (items, True))
+        return items
+
+    async def _put(
+        self, items: list[PutItem], many: bool, guard: Guard | None, key: object = None
+    ) -> None:
+        """The write behind every insert; the enforced view passes a `Guard`."""
+        await self._call("put", (items, many, guard), key)
 
     async def remove(self, key: Any) -> bool:
         """Remove the record under ``key``; True if there was one."""
-        removed: bool = await self._call("remove", ([self._info.encode_key(key)], False), key)
+        removed: bool = await self._remove([self._info.encode_key(key)], False, None, key)
         return removed
 
     async def remove_many(self, keys: Iterable[Any]) -> int:
@@ -253,8 +261,14 @@ class Store(Generic[T]):
         encoded = [encode(key) for key in keys]
         if not encoded:
             return 0
-        removed: int = await self._call("remove", (encoded, True))
+        removed: int = await self._remove(encoded, True, None)
         return removed
+
+    async def _remove(
+        self, keys: list[bytes], many: bool, guard: Guard | None, key: object = None
+    ) -> Any:
+        """The write behind every removal: a bool (``many`` False) or a count."""
+        return await self._call("remove", (keys, many, guard), key)
 
 
 class Loaded(Generic[T]):
@@ -299,6 +313,20 @@ class _Scan(Generic[T]):
 
     def __aiter__(self) -> _Scan[T]:
         return self
+
+    async def _entries(self) -> AsyncGenerator[tuple[bytes, Any], None]:
+        """Every (key, record or `CorruptRecord`) in range, ignoring ``skip_corrupt`` and the
+        limit: the enforced view filters and counts them itself."""
+        while True:
+            if self._index >= len(self._page):
+                if self._exhausted:
+                    return
+                await self._fetch()
+                if not self._page:
+                    return
+            entry = self._page[self._index]
+            self._index += 1
+            yield entry
 
     async def __anext__(self) -> T:
         while True:

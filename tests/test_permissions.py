@@ -259,10 +259,14 @@ async def test_the_enforced_view_needs_write_on_all_a_removal_touches(backend_ur
         await db.permissions.grant("mallory", Team, "t2", "write")
         await db.permissions.grant("mallory", Team, "t3", "write")
         mallory = db.as_principal("mallory").store(Team)
+        unreadable = "removing it would delete or rewrite a record 'mallory' may not read"
+        with pytest.raises(netabase.PermissionDenied, match=f"Team key 't2': {unreadable}"):
+            await mallory.remove("t2")  # would cascade into a card under t1 (unreadable)
+        with pytest.raises(netabase.PermissionDenied, match=f"Team key 't3': {unreadable}"):
+            await mallory.remove("t3")  # would rewrite a card under t1 (unreadable)
+        await db.permissions.grant("mallory", Board, "b1", "read")
         with pytest.raises(netabase.PermissionDenied, match="Card key 'owned'"):
-            await mallory.remove("t2")  # would cascade into a card under t1
-        with pytest.raises(netabase.PermissionDenied, match="Card key 'watched'"):
-            await mallory.remove("t3")  # would rewrite a card under t1
+            await mallory.remove("t2")  # readable now: named
         assert await db.store(Card).get_many(["owned", "watched"]) == [
             Card("owned", "b1", "t2"),
             Card("watched", "b1", "t1", "t3"),

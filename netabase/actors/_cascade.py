@@ -77,17 +77,48 @@ class CacheEffects:
 class Removal:
     """The outcome of planning: a batch and its effects, or the violation that refuses it."""
 
-    __slots__ = ("batch", "effects", "violation")
+    __slots__ = ("batch", "effects", "refusal", "touched", "violation")
 
     def __init__(
         self,
         batch: WriteBatch | None,
         effects: CacheEffects | None,
         violation: NetabaseError | None = None,
+        *,
+        refusal: RestrictRefusal | None = None,
+        touched: frozenset[tuple[str, bytes]] = frozenset(),
     ) -> None:
         self.batch = batch
         self.effects = effects
         self.violation = violation
+        self.refusal = refusal
+        """The restrict referrers behind ``violation``, for the enforced view to redact."""
+        self.touched = touched
+        """(model, key) of every record the batch deletes or rewrites."""
+
+
+class RestrictRefusal(Exception):
+    """A removal refused by restrict referrers, as the enforced view receives it (never shown
+    to callers): `redacted` names only the referrers its principal may read."""
+
+    def __init__(self, blocking: list[_Blocker], partial: bool) -> None:
+        super().__init__("removal refused by restrict referrers")
+        self.blocking = blocking
+        self.partial = partial
+
+    def redacted(
+        self, readable: set[tuple[str, bytes]], shown: tuple[str, object]
+    ) -> LinkViolation:
+        """The violation naming the ``readable`` referrers (model, encoded key) and counting
+        the others; ``shown`` is the (model, key) it is reported on."""
+        listed = [b for b in self.blocking if b.known and (b.source, b.source_key) in readable]
+        return _restrict_violation(
+            listed,
+            self.partial,
+            hidden=len(self.blocking) - len(listed),
+            unknown={b.source for b in self.blocking if not b.known},
+            shown=shown,
+        )
 
 
 async def plan_removal(
@@ -102,17 +133,21 @@ async def plan_removal(
         value = known[key]
         assert value is not None
         walk.deleted[(info.name, key)] = value
-    refusal = await _probe_restricted(runtime, info, keys)
-    if refusal is not None:
-        return Removal(None, None, refusal)
+    probed = await _probe_restricted(runtime, info, keys)
+    if probed is not None:
+        blocking, partial = probed
+        refusal = RestrictRefusal(blocking, partial)
+        return Removal(None, None, _restrict_violation(blocking, partial), refusal=refusal)
     await walk.run([(info, key) for key in keys])
     blocking = [b for b in walk.restricted if (b.source, b.source_key) not in walk.deleted]
     if blocking:
-        return Removal(None, None, _restrict_violation(blocking))
+        refusal = RestrictRefusal(blocking, False)
+        return Removal(None, None, _restrict_violation(blocking), refusal=refusal)
     effects = walk.finish()
     if effects.permissions:
         walk.ops.append(revision_op())
-    return Removal(WriteBatch(tuple(walk.ops), tuple(walk.expects)), effects)
+    touched = frozenset(walk.deleted) | frozenset(walk.updates)
+    return Removal(WriteBatch(tuple(walk.ops), tuple(walk.expects)), effects, touched=touched)
 
 
 def restrict_probes(links: Mapping[tuple[str, str], LinkInfo]) -> dict[str, frozenset[str]]:
@@ -141,12 +176,13 @@ async def _probe_restricted(
     runtime: Runtime,
     info: ModelInfo[Any],
     keys: list[bytes],
-) -> LinkViolation | None:
+) -> tuple[list[_Blocker], bool] | None:
     """Refuse a removal from the first `PROBE` referrers of each record, when one of them is
     a live restrict referrer that no cascade of this removal can reach.
 
     A record with many referrers would otherwise have all of them read and decoded just to be
-    refused. None means no such referrer was among those read: the full walk then decides.
+    refused. None means no such referrer was among those read: the full walk then decides;
+    else the blocking referrers, and whether there may be more.
     """
     reach = runtime.restrict_probes.get(info.name)
     if reach is None:
@@ -167,7 +203,7 @@ async def _probe_restricted(
     for model, key, entry in found:
         probe._follow(model, key, entry)
     blocking = [b for b in probe.restricted if b.source not in reach]
-    return _restrict_violation(blocking, partial) if blocking else None
+    return (blocking, partial) if blocking else None
 
 
 class _Blocker(NamedTuple):
@@ -359,24 +395,39 @@ def _still_links(
         return False
 
 
-def _restrict_violation(blocking: list[_Blocker], partial: bool = False) -> LinkViolation:
-    """The refusal; ``partial`` when only the first referrers were read (there may be more)."""
+def _restrict_violation(
+    blocking: list[_Blocker],
+    partial: bool = False,
+    *,
+    hidden: int = 0,
+    unknown: set[str] | None = None,
+    shown: tuple[str, object] | None = None,
+) -> LinkViolation:
+    """The refusal; ``partial`` when only the first referrers were read (there may be more);
+    ``hidden`` referrers are counted, not named (those the enforced view's principal may not
+    read), and the refusal is reported on ``shown`` instead of the first referrer's target."""
     blocking = sorted(blocking, key=lambda b: (b.source, b.field, b.source_key))
-    listed = ", ".join(f"{b.source}.{b.field}={b.shown_key!r}" for b in blocking[:MAX_LISTED])
+    named = [f"{b.source}.{b.field}={b.shown_key!r}" for b in blocking[:MAX_LISTED]]
     more = f" and {len(blocking) - MAX_LISTED} more" if len(blocking) > MAX_LISTED else ""
+    if hidden:
+        unreadable = f"{hidden} record{'s' if hidden > 1 else ''} you cannot read"
+        more += f" and {unreadable}" if named else unreadable
     if partial:
         more += " and possibly more"
-    unknown = sorted({b.source for b in blocking if not b.known})
+    if unknown is None:
+        unknown = {b.source for b in blocking if not b.known}
     hint = (
-        f" ({', '.join(unknown)} not open in this database: its rules are unknown)"
+        f" ({', '.join(sorted(unknown))} not open in this database: its rules are unknown)"
         if unknown
         else ""
     )
-    first = blocking[0]
+    if shown is None:
+        first = blocking[0]
+        shown = (first.target.name, first.target.decode_key(first.target_key))
     return LinkViolation(
-        first.target.name,
-        first.target.decode_key(first.target_key),
-        f"cannot remove: still linked by {listed}{more} (on_delete=restrict){hint}",
+        shown[0],
+        shown[1],
+        f"cannot remove: still linked by {', '.join(named)}{more} (on_delete=restrict){hint}",
         referrers=tuple((b.source, b.field, b.shown_key) for b in blocking),
     )
 

@@ -76,6 +76,28 @@ Query = tuple[str, str, str, bytes, "Obj | None"]
 """principal, action, model, encoded key, and optionally the parent to assume (new records)."""
 
 
+class Judgement(NamedTuple):
+    """A decision on a record in a stated state (the enforced view's writes judge these).
+
+    ``mode`` "existing": a grant on its chain or an allow rule, then its require rules;
+    "create" (a record put where it is not yet): a grant on its chain only, since allow rules
+    widen access to records that exist and never give a place to put one, then the require
+    rules; "require": the require rules alone.
+    """
+
+    principal: str
+    action: str
+    model: str
+    key: bytes
+    mode: str
+    record: Any
+    """The record judged (None: absent or undecodable)."""
+    path: tuple[Obj, ...]
+    """The record and the ancestors given with it (written by the same call), nearest first."""
+    above: Obj | None
+    """The first ancestor taken as stored: its stored chain follows ``path`` (None: it ends)."""
+
+
 class Verdict(NamedTuple):
     allowed: bool
     proof: tuple[str, Obj, str] | None
@@ -194,12 +216,14 @@ class PermissionActor:
         if self._stale:  # changed while this batch's writes were applied
             self._reset()
         await self._sync_revision()
-        queries = [q for r in requests if r.kind == "check" for q in r.args[0]]
-        given = {obj: rec for r in requests if r.kind == "check" for obj, rec in r.args[1].items()}
-        decided = await self._decide(queries, given) if queries else {}
+        queries = [q for r in requests if r.kind == "check" for q in r.args]
+        decided = await self._decide(queries) if queries else {}
         for request in requests:
             if request.kind == "check":
-                request.reply([decided[q] for q in request.args[0]])
+                request.reply([decided[q] for q in request.args])
+            elif request.kind == "judge":
+                # The revision read at this batch's start: every answer holds while it stands.
+                request.reply((await self._judge(request.args), self.revision))
             elif request.kind == "explain":
                 request.reply(await self._explain(request.args))
             elif request.kind == "list":
@@ -211,7 +235,7 @@ class PermissionActor:
             self._reset()
             self.revision = token
 
-    async def _decide(self, queries: list[Query], given: dict[Obj, Any]) -> dict[Query, bool]:
+    async def _decide(self, queries: list[Query]) -> dict[Query, bool]:
         out: dict[Query, bool] = {}
         todo: list[Query] = []
         decisions = self.decisions
@@ -225,7 +249,7 @@ class PermissionActor:
                 out[query] = cached
         if todo:
             self.misses += len(todo)
-            verdicts = await self._prove(todo, given)
+            verdicts = await self._prove(todo)
             rules = self.runtime.rules
             for query in todo:
                 verdict = verdicts[query]
@@ -235,16 +259,13 @@ class PermissionActor:
                     self._remember(query[:4], verdict.allowed)
         return out
 
-    async def _prove(self, queries: list[Query], given: dict[Obj, Any]) -> dict[Query, Verdict]:
+    async def _prove(self, queries: list[Query]) -> dict[Query, Verdict]:
         """Decide each query from grants, then from the model's allow/require conditions."""
         expansions = await self._expand({q[0] for q in queries})
         chains = await self._chains({((q[2], q[3]), q[4]) for q in queries})
         await self._load_grants({obj for chain, _ in chains.values() for obj in chain})
         rules = self.runtime.rules
-        records = await self._records(
-            {(q[2], q[3]) for q in queries if (q[2], q[1]) in rules} - given.keys()
-        )
-        records.update(given)
+        records = await self._records({(q[2], q[3]) for q in queries if (q[2], q[1]) in rules})
         out: dict[Query, Verdict] = {}
         for query in queries:
             principal, action, model, key, parent = query
@@ -269,17 +290,48 @@ class PermissionActor:
                     found[(model, key)] = record
         return found
 
+    async def _judge(self, items: list[Judgement]) -> list[bool]:
+        """Decide each judgement on the record and ancestors it states (see `Judgement`)."""
+        expansions = await self._expand({item.principal for item in items})
+        stored: set[tuple[Obj, Obj | None]] = {
+            (item.above, None) for item in items if item.above is not None
+        }
+        chains = await self._chains(stored) if stored else {}
+        full = [
+            item.path + (chains[(item.above, None)][0] if item.above is not None else ())
+            for item in items
+        ]
+        await self._load_grants({obj for chain in full for obj in chain})
+        rules = self.runtime.rules
+        answers = []
+        for item, chain in zip(items, full, strict=True):
+            granted = item.mode == "require" or (
+                self._proof(expansions[item.principal], item.action, chain) is not None
+            )
+            verdict = Verdict(granted, None, item.record is not None)
+            rule = rules.get((item.model, item.action))
+            if rule is not None:
+                query = (item.principal, item.action, item.model, item.key, None)
+                widen = item.mode == "existing"
+                verdict = self._apply_rules(query, verdict, rule, item.record, widen=widen)
+            answers.append(verdict.allowed)
+        return answers
+
     def _apply_rules(
         self,
         query: Query,
         verdict: Verdict,
         rule: tuple[tuple[str, ...], tuple[str, ...]],
         record: Any,
+        *,
+        widen: bool = True,
     ) -> Verdict:
+        """Allow rules widen access (only to a record that exists, and only with ``widen``);
+        require rules then narrow it."""
         principal, _, model, key, _ = query
         allows, requires = rule
         allowed, condition, error = verdict.allowed, None, None
-        if not allowed and record is not None:
+        if widen and not allowed and record is not None:
             for name in allows:
                 holds, error = self._holds(name, principal, record, model, key)
                 if holds:
@@ -417,7 +469,7 @@ class PermissionActor:
         principal, action, model, key, _ = query
         models = self.runtime.models
         shown = models[model].decode_key(key)
-        (verdict,) = (await self._prove([query], {})).values()
+        (verdict,) = (await self._prove([query])).values()
         if verdict.proof is None:
             return Explanation(
                 principal,
@@ -516,7 +568,7 @@ class PermissionActor:
                 break
             lo = page[-1][0] + b"\x00"
         ordered = sorted(candidates)
-        decided = await self._prove([(principal, action, model, k, None) for k in ordered], {})
+        decided = await self._prove([(principal, action, model, k, None) for k in ordered])
         return [key for key in ordered if decided[(principal, action, model, key, None)].allowed]
 
     async def _children(self, obj: Obj) -> list[Obj]:

@@ -15,7 +15,7 @@ the backend refuse the batch instead of leaving a dangling link.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._errors import CorruptRecord, HierarchyCycle, LinkViolation, NetabaseError
 from .._model import LinkInfo, ModelInfo
@@ -30,6 +30,37 @@ if TYPE_CHECKING:
     from ._store_actor import StoreActor
 
 PutItem = tuple[bytes, bytes, Any, tuple[tuple[bytes, ...], ...]]
+
+
+class Guard(NamedTuple):
+    """What an enforced write was judged on: conditions its batch must meet too (the
+    permission revision and the judged records' stored bytes), and for a removal every record
+    it was allowed to delete or rewrite."""
+
+    expects: tuple[Condition, ...]
+    touches: frozenset[tuple[str, bytes]] | None = None
+
+
+class Rejudge(Exception):
+    """An enforced write's judged state changed before it committed: nothing was written, and
+    the enforced view judges it again (never shown to callers)."""
+
+
+def _guard_of(request: Request) -> Guard | None:
+    guard: Guard | None = request.args[2] if len(request.args) > 2 else None
+    return guard
+
+
+def _guarded(
+    batch: WriteBatch, guard: Guard | None, errors: dict[int, Callable[[], BaseException]]
+) -> WriteBatch:
+    """``batch`` with the guard's conditions last; any of them unmet fails with `Rejudge`."""
+    if guard is None or not guard.expects:
+        return batch
+    base = len(batch.expects)
+    for index in range(len(guard.expects)):
+        errors[base + index] = Rejudge
+    return WriteBatch(batch.ops, batch.expects + guard.expects)
 
 
 class WritePlan:
@@ -180,9 +211,8 @@ class WritePlanner:
         if reparented:
             ops.append(revision_op())
             effects.permissions = True
-        return WritePlan(
-            request, WriteBatch(tuple(ops), tuple(expects)), None, effects=effects, errors=errors
-        )
+        batch = _guarded(WriteBatch(tuple(ops), tuple(expects)), _guard_of(request), errors)
+        return WritePlan(request, batch, None, effects=effects, errors=errors)
 
     def _plan_links(
         self,
@@ -410,18 +440,26 @@ class WritePlanner:
         return None
 
     async def _plan_remove(self, request: Request, state: _BatchState) -> WritePlan:
-        keys, many = request.args
+        keys, many = request.args[:2]
+        guard = _guard_of(request)
         present = [key for key in dict.fromkeys(keys) if state.values.get(key) is not None]
         reply: Any = len(present) if many else bool(present)
         if not present:
             return WritePlan(request, None, reply)
         removal = await plan_removal(self.actor.runtime, self.info, present, state.values)
         if removal.violation is not None:
-            return WritePlan(request, None, error=removal.violation)
+            refused = removal.refusal if guard is not None else None
+            return WritePlan(request, None, error=refused or removal.violation)
+        assert removal.batch is not None
+        if guard is not None and guard.touches is not None and removal.touched - guard.touches:
+            # It would delete or rewrite a record the enforced view did not judge.
+            return WritePlan(request, None, error=Rejudge())
         for key in present:
             state.values[key] = None
             state.records.pop(key, None)
-        return WritePlan(request, removal.batch, reply, effects=removal.effects)
+        errors: dict[int, Callable[[], BaseException]] = {}
+        batch = _guarded(removal.batch, guard, errors)
+        return WritePlan(request, batch, reply, effects=removal.effects, errors=errors)
 
     # after the apply
 
