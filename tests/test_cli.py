@@ -160,3 +160,14 @@ def test_check_prints_the_explanation_and_exits_by_verdict(tmp_path: Path) -> No
     assert "staff" in allowed.stdout
     denied = cli("check", url, "bob", "read", "Order", "7")
     assert denied.returncode == 3 and "bob" in denied.stdout
+
+
+def test_import_refuses_a_field_the_model_does_not_declare(tmp_path: Path) -> None:
+    url = seeded(tmp_path)
+    path = tmp_path / "orders.jsonl"
+    path.write_text('{"id": 300, "customer": "c1", "extra": 1}\n')
+    result = cli("import", url, "Order", path)
+    assert result.returncode == 1
+    assert f"{path}:1: does not fit Order: unknown field 'extra'" in result.stderr
+    with netabase.connect_sync(url, models=MODELS) as db:
+        assert db.store(Order).get(300) is None
