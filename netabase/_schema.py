@@ -17,7 +17,7 @@ import json
 import types
 import typing
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from typing import Any
 
 import attrs
@@ -163,7 +163,8 @@ def compare(stored: Description, declared: Description) -> tuple[list[str], Desc
                 f"field {name!r} is new and has no default, but stored records lack it "
                 f"(give {name} a default)"
             )
-    found.extend(_link_differences(stored["links"], declared["links"], old_fields))
+    both = old_fields.keys() & new_fields.keys()
+    found.extend(_link_differences(stored["links"], declared["links"], both))
     if stored["parent"] != declared["parent"]:
         found.append(
             f"parent: stored {stored['parent']!r}, declared {declared['parent']!r} "
@@ -179,13 +180,13 @@ def compare(stored: Description, declared: Description) -> tuple[list[str], Desc
 
 
 def _link_differences(
-    stored: Mapping[str, Any], declared: Mapping[str, Any], stored_fields: Mapping[str, Any]
+    stored: Mapping[str, Any], declared: Mapping[str, Any], kept: Set[str]
 ) -> list[str]:
     found = []
     for name in sorted(set(stored) | set(declared)):
         old, new = stored.get(name), declared.get(name)
-        if old == new or name not in stored_fields:
-            continue  # unchanged, or a new field: its records hold the default, no links
+        if old == new or name not in kept:
+            continue  # unchanged; a new field (its records hold the default); a removed one
         assert old is not None or new is not None
         if new is None:
             assert old is not None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import re
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import pytest
 import trio
 
 import netabase
-from netabase._schema import SPACE, reconcile
+from netabase._schema import SPACE, compare, describe, reconcile
 from netabase.backends import Delete, WriteBatch, open_backend
 from netabase.backends import _url as backend_urls
 from netabase.backends.memory import MemoryBackend
@@ -144,6 +146,15 @@ class ThingUnique:
     owner: str | None = netabase.link(Person, required=False)
 
 
+@thing()
+@attrs.frozen
+class ThingUnlinked:
+    id: str
+    name: str
+    size: int = 0
+    owner: str | None = None
+
+
 THING = netabase.info_of(Thing)
 assert THING is not None
 
@@ -160,6 +171,7 @@ INCOMPATIBLE = {
     ThingParented: ["parent: stored None, declared 'owner'"],
     ThingV2: ["version: stored 1, declared 2 (declare version=1)"],
     ThingUnique: ["field 'name' is newly unique"],
+    ThingUnlinked: ["field 'owner' is no longer a link to Person"],
 }
 
 
@@ -283,6 +295,55 @@ async def test_concurrent_openers_settle_on_one_stored_schema(reopenable: str) -
         assert sorted(outcomes) == ["opened", "refused"]  # never both
     finally:
         await backend.aclose()
+
+
+class Shade(enum.Enum):
+    DARK = "dark"
+    LIGHT = "light"
+
+
+@attrs.frozen
+class Spot:
+    x: int
+    shade: Shade = Shade.DARK
+
+
+@netabase.model(key="id", name="Map")
+@attrs.frozen
+class MapV1:
+    id: int
+    spots: tuple[Spot, ...] = ()
+
+
+@netabase.model(key="id", name="Map")
+@attrs.frozen
+class MapOptional:
+    id: int
+    spots: typing.Optional[tuple[Spot, ...]] = ()  # noqa: UP045 - the same as `... | None`
+
+
+def test_nested_types_and_enums_are_part_of_the_schema() -> None:
+    def spot_changed(spot: type) -> list[str]:
+        variant = attrs.make_class("Spot", {"x": attrs.field(type=spot)}, frozen=True)
+        changed = netabase.model(key="id", name="Map")(
+            attrs.make_class(
+                "MapV2",
+                {"id": attrs.field(type=int), "spots": attrs.field(type=tuple[variant, ...])},
+                frozen=True,
+            )
+        )
+        return compare(describe(netabase.info_of(MapV1)), describe(netabase.info_of(changed)))[0]
+
+    [difference] = spot_changed(float)
+    assert difference.startswith("nested type Spot changed: stored fields (x: int, shade: Shade")
+    stored = describe(netabase.info_of(MapV1))
+    assert stored["fields"]["spots"]["type"] == "tuple[Spot, ...]"
+    assert stored["types"]["Shade"] == {"enum": ["'dark'", "'light'"]}
+    optional = describe(netabase.info_of(MapOptional))
+    assert optional["fields"]["spots"]["type"] == "tuple[Spot, ...] | None"
+    stored["types"]["Shade"] = {"enum": ["'dark'", "'light'", "'dim'"]}
+    found, _ = compare(stored, describe(netabase.info_of(MapV1)))
+    assert found == ["enum Shade lost stored value(s) 'dim' (declare them again)"]
 
 
 # -- strict decoding ------------------------------------------------------------------------
