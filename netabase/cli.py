@@ -311,6 +311,9 @@ def read_records(path: Path, cls: type) -> Iterator[tuple[int, Any, str | None]]
             except json.JSONDecodeError as exc:
                 yield number, None, f"malformed JSON: {exc.msg} at column {exc.colno}"
                 continue
+            except RecursionError:
+                yield number, None, "JSON nested too deeply"
+                continue
             try:
                 yield number, _described(cls).structure(data, _JSON), None
             except Exception as exc:
