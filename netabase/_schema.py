@@ -255,7 +255,7 @@ async def reconcile(backend: Backend, models: Mapping[str, ModelInfo[Any]]) -> N
                     differences[name] = (problem,)
                 merged = declared[name]
             else:
-                found, merged = compare(json.loads(value), declared[name])
+                found, merged = _compare_stored(name, value, declared[name])
                 if found:
                     differences[name] = tuple(found)
             merged_all[name] = merged
@@ -293,6 +293,19 @@ async def _first_record_problem(backend: Backend, info: ModelInfo[Any]) -> str |
             f"(open it with the models that wrote it)"
         )
     return None
+
+
+def _compare_stored(
+    name: str, value: bytes, declared: Description
+) -> tuple[list[str], Description]:
+    """`compare` with the stored bytes; bytes that are no schema raise `CorruptRecord`."""
+    try:
+        stored = json.loads(value)
+        if not isinstance(stored, dict):
+            raise TypeError(f"a JSON {type(stored).__name__}, not an object")
+        return compare(stored, declared)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise CorruptRecord(SPACE, name, f"unreadable stored schema: {exc!r}") from None
 
 
 def _encode(description: Description) -> bytes:

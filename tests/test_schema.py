@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import hypothesis
+import hypothesis.strategies as st
 import msgpack
 import pytest
 import trio
@@ -487,3 +489,37 @@ def test_records_built_from_input_name_unknown_and_missing_fields() -> None:
 def test_schema_mismatch_is_public() -> None:
     assert "SchemaMismatch" in netabase.__all__
     assert issubclass(netabase.SchemaMismatch, netabase.NetabaseError)
+
+
+async def test_an_unreadable_stored_schema_is_corrupt_not_a_crash(reopenable: str) -> None:
+    for junk in (b"\xff", b"[1]", b'{"format": 1}'):
+        backend = open_backend(reopenable)
+        await backend.start([SPACE])
+        await backend.insert(SPACE, b"Thing", junk)
+        await backend.aclose()
+        with pytest.raises(netabase.CorruptRecord) as raised:
+            async with netabase.open(reopenable, models=[Thing, Person]):
+                pass
+        assert (raised.value.model, raised.value.key) == (SPACE, "Thing")
+        assert "unreadable stored schema" in str(raised.value)
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(
+    fields=st.dictionaries(
+        st.sampled_from(["id", "name", "size", "owner", "extra", "note"]),
+        st.sampled_from(["v", 1, None]),
+    )
+)
+def test_decode_accepts_exactly_the_declared_fields(fields: dict[str, Any]) -> None:
+    """Against the simplest reference: a stored map decodes iff its keys are the declared ones."""
+    well_typed = {"id": "k", "name": "n", "size": 1, "owner": None}
+    data = {name: well_typed.get(name, value) for name, value in fields.items()}
+    try:
+        record = THING.codec.decode(raw_record(data), THING.encode_key("k"))
+    except netabase.CorruptRecord as exc:
+        assert set(data) != set(well_typed)
+        assert ("unknown" in str(exc)) is bool(set(data) - set(well_typed))
+        assert ("missing" in str(exc)) is bool(set(well_typed) - set(data))
+    else:
+        assert set(data) == set(well_typed) and record == Thing("k", "n", 1, None)
