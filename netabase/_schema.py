@@ -59,10 +59,27 @@ def describe(info: ModelInfo[Any]) -> Description:
             link.field: {"target": link.target.name, "many": link.many, "unique": link.unique}
             for link in info.links
         },
+        "linked_defaults": sorted(
+            field.name
+            for field in attrs.fields(typing.cast(Any, info.cls))
+            if field.name in {link.field for link in info.links} and _links_by_default(field)
+        ),
         "parent": info.parent.field if info.parent is not None else None,
         "unique": sorted(info.unique_fields),
         "types": nested,
     }
+
+
+def _links_by_default(field: Any) -> bool:
+    """Whether a link field's default names a record (not None, not an empty collection)."""
+    default = field.default
+    if default is attrs.NOTHING:
+        return False
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        if default.takes_self:
+            return True
+        default = default.factory()
+    return default is not None and default != () and default != frozenset()
 
 
 _QUALIFIED = {datetime.datetime, datetime.date, datetime.time, uuid.UUID, decimal.Decimal}
@@ -170,6 +187,12 @@ def compare(stored: Description, declared: Description) -> tuple[list[str], Desc
             f"parent: stored {stored['parent']!r}, declared {declared['parent']!r} "
             f"(declare parent={stored['parent']!r})"
         )
+    for name in declared["linked_defaults"]:
+        if name not in old_fields:
+            found.append(
+                f"new link field {name!r} defaults to a key, but stored records taking that "
+                "default were never indexed or checked (give it no link by default: None or ())"
+            )
     for name in sorted(set(declared["unique"]) - set(stored["unique"])):
         found.append(
             f"field {name!r} is newly unique, but stored records were never checked for "

@@ -65,6 +65,7 @@ class ThingWithNote:
     size: int = 0
     owner: str | None = netabase.link(Person, required=False)
     note: str = "none"
+    helper: str | None = netabase.link(Person, required=False)  # new, links nothing by default
 
 
 @thing()
@@ -150,6 +151,16 @@ class ThingUnique:
 
 @thing()
 @attrs.frozen
+class ThingLinkedDefault:
+    id: str
+    name: str
+    size: int = 0
+    owner: str | None = netabase.link(Person, required=False)
+    buddy: str = netabase.link(Person, default="p1")
+
+
+@thing()
+@attrs.frozen
 class ThingUnlinked:
     id: str
     name: str
@@ -174,6 +185,7 @@ INCOMPATIBLE = {
     ThingV2: ["version: stored 1, declared 2 (declare version=1)"],
     ThingUnique: ["field 'name' is newly unique"],
     ThingUnlinked: ["field 'owner' is no longer a link to Person"],
+    ThingLinkedDefault: ["new link field 'buddy' defaults to a key"],
 }
 
 
