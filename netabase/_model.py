@@ -353,7 +353,8 @@ def model(
 
     ``parent`` names a link field whose target is this record's parent in the permission
     hierarchy. ``name`` (default: the class name) names the keyspace; ``version`` (1-255) is
-    written with every record so a later schema change is detected on read.
+    written with every record and in the stored schema, which every `open` compares with the
+    declaration (`SchemaMismatch` on an incompatible change).
 
     ``unique`` names fields no two records may share (enforced atomically with each write, on
     every backend). ``validators`` are record-level rules called with the record on every
