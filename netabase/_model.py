@@ -202,7 +202,9 @@ class ModelInfo(Generic[T]):
                     self._invalid(record, field, problem)
         except RecursionError:  # nesting is bounded, but the caller's own stack may be deep
             raise ValidationError(
-                self.name, "record nested too deeply to check", key=self._key_or_none(record)
+                self.name,
+                "record nested too deeply to check",
+                key=getattr(record, self.key_field, None),
             ) from None
         if self.attrs_validators or self.validators:
             self._check_rules(record)
@@ -246,9 +248,6 @@ class ModelInfo(Generic[T]):
                 key=key,
             ) from exc
         return record
-
-    def _key_or_none(self, record: object) -> object:
-        return getattr(record, self.key_field, None)
 
     def _check_rules(self, record: Any) -> None:
         """Run the attrs field validators and the model's record validators."""
