@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
+import inspect
 import json
 import re
+import sys
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -535,3 +537,18 @@ def test_decode_accepts_exactly_the_declared_fields(fields: dict[str, Any]) -> N
         assert ("missing" in str(exc)) is bool(set(well_typed) - set(data))
     else:
         assert set(data) == set(well_typed) and record == Thing("k", "n", 1, None)
+
+
+def test_a_deep_caller_stack_still_gets_netabase_errors() -> None:
+    """Within the nesting limit, but called with little stack left: converted, never raw."""
+    record = Tree("t", nested_node(100))
+    encoded = TREE.codec.encode(record)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack(0)) + 120)
+    try:
+        with pytest.raises(netabase.ValidationError, match="nested too deeply to check"):
+            TREE.check(record)
+        with pytest.raises(netabase.CorruptRecord, match="nested too deeply to decode"):
+            TREE.codec.decode(encoded, TREE.encode_key("t"))
+    finally:
+        sys.setrecursionlimit(limit)
