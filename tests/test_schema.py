@@ -552,3 +552,43 @@ def test_a_deep_caller_stack_still_gets_netabase_errors() -> None:
             TREE.codec.decode(encoded, TREE.encode_key("t"))
     finally:
         sys.setrecursionlimit(limit)
+
+
+OPENER = """
+import sys, attrs, trio, netabase
+
+@netabase.model(key="id", name="Thing")
+@attrs.frozen
+class Thing:
+    id: str
+    size: int if sys.argv[2] == "int" else str
+
+async def main() -> None:
+    try:
+        async with netabase.open(sys.argv[1], models=[Thing]):
+            print("opened")
+    except netabase.SchemaMismatch:
+        print("refused")
+
+trio.run(main)
+"""
+
+
+async def test_processes_opening_at_once_settle_on_one_schema(tmp_path: Path) -> None:
+    url = f"lmdb://{tmp_path / 'db'}"
+    outcomes: dict[str, list[str]] = {"int": [], "str": []}
+
+    async def run(kind: str) -> None:
+        done = await trio.run_process(
+            [sys.executable, "-c", OPENER, url, kind], capture_stdout=True, check=True
+        )
+        outcomes[kind].append(done.stdout.decode().strip())
+
+    async with trio.open_nursery() as nursery:
+        for kind in ("int", "str", "int", "str"):
+            nursery.start_soon(run, kind)
+    # Whichever wrote the schema first, every opener with the other declaration was refused.
+    assert sorted(map(sorted, outcomes.values())) == [
+        ["opened", "opened"],
+        ["refused", "refused"],
+    ]
