@@ -1,7 +1,10 @@
 """Record codec: cattrs (un)structuring plus msgpack, behind a two-byte envelope.
 
 The envelope is ``[FORMAT_VERSION, model schema version]``: a later change of either is detected
-on read instead of silently misreading old bytes. Hooks are built once per model.
+on read instead of silently misreading old bytes. Hooks are built once per model. Decoding is
+strict: a stored map with a field the class lacks, or without one it has, is a `CorruptRecord`,
+never a record with the field dropped or defaulted (except fields a recorded schema change added,
+see `RecordCodec.allow_missing`).
 """
 
 from __future__ import annotations
@@ -9,11 +12,13 @@ from __future__ import annotations
 import datetime
 import decimal
 import uuid
-from collections.abc import Callable, Set
+from collections.abc import Callable, Iterable, Set
 from typing import Any, Generic, TypeVar
 
+import attrs
 import cattrs
 import msgpack
+from cattrs.gen import make_dict_structure_fn
 
 from ._errors import CorruptRecord
 
@@ -22,9 +27,12 @@ FORMAT_VERSION = 1
 T = TypeVar("T")
 
 
-def _make_converter() -> cattrs.Converter:
+def _make_converter(*, stored: bool = True) -> cattrs.Converter:
+    """The codec's converter; ``stored=False``: the one for input, where a nested value may
+    leave out fields that have defaults (unknown fields are refused by both)."""
     converter = cattrs.Converter(
-        detailed_validation=False,
+        detailed_validation=not stored,
+        forbid_extra_keys=not stored,
         unstruct_collection_overrides={Set: list},
     )
     converter.register_unstructure_hook(datetime.datetime, lambda v: v.isoformat())
@@ -41,16 +49,65 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(decimal.Decimal, lambda v, _: decimal.Decimal(v))
     converter.register_structure_hook(bytes, lambda v, _: bytes(v))
     converter.register_structure_hook_func(lambda t: t is object, lambda v, _: v)
+    if stored:
+        converter.register_structure_hook_factory(
+            attrs.has, lambda cls: _strict_hook(cls, converter)
+        )
     return converter
 
 
+def stored_fields(cls: type) -> frozenset[str]:
+    """The keys an encoded ``cls`` value has: its attrs fields that ``__init__`` takes."""
+    return frozenset(field.name for field in attrs.fields(cls) if field.init)
+
+
+def field_problem(
+    name: str, data: object, fields: frozenset[str], may_lack: frozenset[str] = frozenset()
+) -> str | None:
+    """Why stored ``data`` is not a complete ``name`` map, or None when it is one."""
+    if not isinstance(data, dict):
+        return f"stored {type(data).__name__}, not a map of {name} fields"
+    extra = sorted(map(str, data.keys() - fields))
+    missing = sorted(fields - data.keys() - may_lack)
+    problems = []
+    if extra:
+        problems.append(f"unknown field(s) {', '.join(extra)} not declared by {name}")
+    if missing:
+        problems.append(f"missing field(s) {', '.join(missing)} declared by {name}")
+    return "; ".join(problems) or None
+
+
+def _strict_hook(cls: type, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    """Structure a nested attrs value only from a map with exactly its fields."""
+    structure: Callable[[Any, Any], Any] = make_dict_structure_fn(cls, converter)
+    fields = stored_fields(cls)
+    name = cls.__name__
+
+    def strict(data: Any, _: Any) -> Any:
+        if type(data) is not dict or data.keys() != fields:
+            raise ValueError(field_problem(name, data, fields))
+        return structure(data, cls)
+
+    return strict
+
+
 CONVERTER = _make_converter()
+INPUT_CONVERTER = _make_converter(stored=False)
 
 
 class RecordCodec(Generic[T]):
     """Encodes and decodes one model's records; hooks resolved once at construction."""
 
-    __slots__ = ("_describe_key", "_header", "_structure", "_unstructure", "model_name", "version")
+    __slots__ = (
+        "_describe_key",
+        "_fields",
+        "_header",
+        "_may_lack",
+        "_structure",
+        "_unstructure",
+        "model_name",
+        "version",
+    )
 
     def __init__(
         self, cls: type[T], model_name: str, version: int, describe_key: Callable[[bytes], object]
@@ -60,8 +117,15 @@ class RecordCodec(Generic[T]):
         self._describe_key = describe_key
         self._header = bytes((FORMAT_VERSION, version))
         self._unstructure: Callable[[T], Any] = CONVERTER.get_unstructure_hook(cls)
-        structure = CONVERTER.get_structure_hook(cls)
+        structure = make_dict_structure_fn(cls, CONVERTER)  # the field check is `decode`'s
         self._structure: Callable[[Any], T] = lambda data: structure(data, cls)
+        self._fields = stored_fields(cls)
+        self._may_lack: frozenset[str] = frozenset()
+
+    def allow_missing(self, fields: Iterable[str]) -> None:
+        """Let stored records lack ``fields`` (they take the default): fields a recorded schema
+        change added after records were written."""
+        self._may_lack = self._may_lack | (frozenset(fields) & self._fields)
 
     def encode(self, record: T) -> bytes:
         payload: bytes = msgpack.packb(self._unstructure(record), use_bin_type=True)
@@ -72,11 +136,21 @@ class RecordCodec(Generic[T]):
         if data[:2] != self._header:
             raise CorruptRecord(self.model_name, self._key(key), self._describe_header(data))
         try:
-            return self._structure(msgpack.unpackb(data[2:], raw=False, strict_map_key=False))
+            fields = msgpack.unpackb(data[2:], raw=False, strict_map_key=False)
+            if type(fields) is dict and fields.keys() == self._fields:
+                return self._structure(fields)
+            problem = field_problem(self.model_name, fields, self._fields, self._may_lack)
+            if problem is None:
+                return self._structure(fields)
+        except (RecursionError, msgpack.StackError):
+            raise CorruptRecord(
+                self.model_name, self._key(key), "nested too deeply to decode"
+            ) from None
         except Exception as exc:
             raise CorruptRecord(
                 self.model_name, self._key(key), f"{type(exc).__name__}: {str(exc)[:200]}"
             ) from exc
+        raise CorruptRecord(self.model_name, self._key(key), problem)
 
     def _key(self, key: bytes) -> object:
         """The key as the user wrote it, for the error message (the raw bytes if undecodable)."""

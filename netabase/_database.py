@@ -111,7 +111,7 @@ async def open_database(
     backend = open_backend(url)
     table = roles if isinstance(roles, Roles) or roles is None else Roles(roles)
     runtime = Runtime(backend, models, config, table)
-    await backend.start(runtime.spaces())
+    await runtime.start()
     # The actors are shielded from cancellation of the block: leaving it for any reason
     # (an error, an outer cancel scope) first drains what is queued, then stops them.
     actors_scope = trio.CancelScope(shield=True)

@@ -109,6 +109,21 @@ class CorruptRecord(NetabaseError):
         super().__init__(f"corrupt stored record {model} key {_fmt_key(key)}: {problem}")
 
 
+class SchemaMismatch(NetabaseError):
+    """The models a database was opened with differ incompatibly from the ones it stores."""
+
+    def __init__(self, differences: dict[str, tuple[str, ...]], resolution: str) -> None:
+        self.differences = differences
+        """Model name -> each difference, with the declaration that would resolve it."""
+        self.model = next(iter(differences))
+        self.resolution = resolution
+        lines = [f"stored schema of {', '.join(differences)} differs from the declared models:"]
+        for model, found in differences.items():
+            lines.extend(f"  {model}: {difference}" for difference in found)
+        lines.append(resolution)
+        super().__init__("\n".join(lines))
+
+
 class LinkViolation(NetabaseError):
     """A link to a missing record, or a delete refused because records still link here."""
 

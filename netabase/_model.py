@@ -14,9 +14,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, Literal, NoReturn, TypeVar
 
 import attrs
+import cattrs
 
 from . import _keys
-from ._codec import RecordCodec
+from ._codec import INPUT_CONVERTER, RecordCodec
 from ._errors import KeyTooLarge, ModelDefinitionError, ValidationError
 from ._roles import Rule
 from ._types import Checker, UnsupportedType, build_checker, exact_type
@@ -135,6 +136,12 @@ class ModelInfo(Generic[T]):
         self.encode_key_raw = _keys.encoder_for(key_type)
         self.decode_key = _keys.decoder_for(key_type)
         self.codec: RecordCodec[T] = RecordCodec(cls, name, version, self.decode_key)
+        fields = [field for field in attrs.fields(typing.cast(Any, cls)) if field.init]
+        self.input_fields = tuple(field.name for field in fields)
+        """The fields a record is built from (and encoded with)."""
+        self.required_fields = tuple(
+            field.name for field in fields if field.default is attrs.NOTHING
+        )
         self.frozen = _is_frozen(cls)
         self.attrs_validators = tuple(
             field for field in attrs.fields(typing.cast(Any, cls)) if field.validator is not None
@@ -184,16 +191,63 @@ class ModelInfo(Generic[T]):
             raise ValidationError(
                 self.name, f"expected a {self.name} record, got {type(record).__name__}"
             )
-        for (field, fast, checker), value in zip(
-            self._fast_checks, self._values_of(record), strict=True
-        ):
-            if type(value) is fast:
-                continue
-            problem = checker(value)
-            if problem is not None:
-                self._invalid(record, field, problem)
+        try:
+            for (field, fast, checker), value in zip(
+                self._fast_checks, self._values_of(record), strict=True
+            ):
+                if type(value) is fast:
+                    continue
+                problem = checker(value)
+                if problem is not None:
+                    self._invalid(record, field, problem)
+        except RecursionError:  # nesting is bounded, but the caller's own stack may be deep
+            raise ValidationError(
+                self.name,
+                "record nested too deeply to check",
+                key=getattr(record, self.key_field, None),
+            ) from None
         if self.attrs_validators or self.validators:
             self._check_rules(record)
+
+    def structure(self, data: object, converter: cattrs.Converter | None = None) -> T:
+        """Build a record from a map of field values (user input, e.g. a JSON object).
+
+        An unknown field, a missing field without a default, or a value ``converter`` (default:
+        the codec's own, for msgpack-native values) cannot structure raises `ValidationError`
+        naming the model, key and field.
+        """
+        if not isinstance(data, dict):
+            raise ValidationError(
+                self.name, f"expected a map of {self.name} fields, got {type(data).__name__}"
+            )
+        key = data.get(self.key_field)
+        for field in data:
+            if field not in self.input_fields:
+                raise ValidationError(
+                    self.name,
+                    f"unknown field {field!r} ({self.name} has: {', '.join(self.input_fields)})",
+                    field=str(field),
+                    key=key,
+                )
+        for field in self.required_fields:
+            if field not in data:
+                raise ValidationError(self.name, f"missing field {field!r}", field=field, key=key)
+        try:
+            record: T = (converter or INPUT_CONVERTER).structure(data, self.cls)
+        except RecursionError:
+            raise ValidationError(self.name, "nested too deeply", key=key) from None
+        except Exception as exc:
+            try:
+                problems = _structure_problems(exc)
+            except RecursionError:  # cattrs wrapped one per level
+                raise ValidationError(self.name, "nested too deeply", key=key) from None
+            raise ValidationError(
+                self.name,
+                "; ".join(f"{f}: {p}" if f else p for f, p in problems),
+                field=problems[0][0] or None,
+                key=key,
+            ) from exc
+        return record
 
     def _check_rules(self, record: Any) -> None:
         """Run the attrs field validators and the model's record validators."""
@@ -251,6 +305,8 @@ class ModelInfo(Generic[T]):
 
     def _invalid(self, record: object, field: str, problem: str) -> NoReturn:
         key = getattr(record, self.key_field, None)
+        if len(problem) > 300:  # a long path into nested values: keep where it starts and ends
+            problem = f"{problem[:100]} ... {problem[-180:]}"
         raise ValidationError(self.name, problem, field=field, key=key)
 
     def _check_thoroughly(self, record: object, cause: Exception) -> NoReturn:
@@ -278,7 +334,7 @@ class ModelInfo(Generic[T]):
             raise KeyTooLarge(self.name, key, len(encoded_key), _keys.MAX_KEY_SIZE)
         try:
             return encoded_key, self.codec.encode(record)
-        except (OverflowError, TypeError, ValueError) as exc:
+        except (OverflowError, TypeError, ValueError, RecursionError) as exc:
             self._check_thoroughly(record, exc)
 
 
@@ -296,7 +352,8 @@ def model(
 
     ``parent`` names a link field whose target is this record's parent in the permission
     hierarchy. ``name`` (default: the class name) names the keyspace; ``version`` (1-255) is
-    written with every record so a later schema change is detected on read.
+    written with every record and in the stored schema, which every `open` compares with the
+    declaration (`SchemaMismatch` on an incompatible change).
 
     ``unique`` names fields no two records may share (enforced atomically with each write, on
     every backend). ``validators`` are record-level rules called with the record on every
@@ -337,6 +394,20 @@ def model(
         return cls
 
     return decorate
+
+
+def _structure_problems(exc: BaseException) -> list[tuple[str, str]]:
+    """(field, problem) for each failure cattrs reports, the field taken from its notes."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [each for inner in exc.exceptions for each in _structure_problems(inner)]
+    where = next((n for n in getattr(exc, "__notes__", ()) if "@ attribute" in n), "")
+    field = where.rpartition("@ attribute ")[2] if where else ""
+    if isinstance(exc, KeyError):
+        return [(field, f"missing field {exc.args[0]!r}")]
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        extra = ", ".join(sorted(map(str, exc.extra_fields)))
+        return [(field, f"unknown field(s) {extra} in {exc.cl.__name__}")]
+    return [(field, _reason(exc))]
 
 
 def _reason(exc: BaseException) -> str:

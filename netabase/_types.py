@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
+import threading
 import types
 import typing
 import uuid
@@ -19,6 +20,13 @@ from typing import Any
 import attrs
 
 Checker = Callable[[object], str | None]
+_Seen = dict[type, tuple[Checker, list[bool]]]
+"""Attrs classes met while building one checker -> (checker, [still building, recursive])."""
+
+MAX_DEPTH = 100
+"""Deepest nesting a field value may have (an ``Any`` value, or a class that contains itself):
+far enough below Python's recursion limit that encoding and decoding it never hit that limit."""
+_nesting = threading.local()
 
 _SCALARS: dict[object, tuple[type, ...]] = {
     str: (str,),
@@ -45,7 +53,10 @@ def _wrong(expected: str, value: object) -> str:
 
 
 def _short(value: object) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:
+        return f"<{type(value).__name__} nested too deeply to show>"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -55,8 +66,8 @@ def _check_native(value: object, depth: int = 0) -> str | None:
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1 << 64:
             return "integer out of the 64-bit range msgpack can store"
         return None
-    if depth > 100:
-        return "nesting deeper than 100 levels"
+    if depth > MAX_DEPTH:
+        return f"nesting deeper than {MAX_DEPTH} levels"
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
             problem = _check_native(item, depth + 1)
@@ -104,7 +115,7 @@ def exact_type(tp: object) -> type | None:
     return None
 
 
-def build_checker(tp: object, _seen: dict[type, Checker] | None = None) -> Checker:
+def build_checker(tp: object, _seen: _Seen | None = None) -> Checker:
     """Return a checker for ``tp`` or raise `UnsupportedType` saying why it cannot be stored."""
     seen = {} if _seen is None else _seen
     if tp is Any or tp is object:
@@ -147,10 +158,14 @@ def build_checker(tp: object, _seen: dict[type, Checker] | None = None) -> Check
         label = " | ".join(_name(arg) for arg in args)
 
         def check_union(value: object) -> str | None:
+            inner = None
             for option in options:
-                if option(value) is None:
+                problem = option(value)
+                if problem is None:
                     return None
-            return _wrong(label, value)
+                if inner is None and not problem.startswith("expected "):
+                    inner = problem  # the value has this option's type but fails inside it
+            return inner or _wrong(label, value)
 
         return check_union
     if origin is typing.Literal:
@@ -220,22 +235,40 @@ def _dict_checker(key: Checker, item: Checker) -> Checker:
     return check_dict
 
 
-def _attrs_checker(cls: type, seen: dict[type, Checker]) -> Checker:
+def _attrs_checker(cls: type, seen: _Seen) -> Checker:
     if cls in seen:
-        return seen[cls]
+        checker, state = seen[cls]
+        if state[0]:  # reached again while its own fields are being built: it contains itself
+            state[1] = True
+        return checker
     field_checks: list[tuple[str, Checker]] = []
+    state = [True, False]  # [building, recursive]
 
-    def check_attrs(value: object) -> str | None:
-        if not isinstance(value, cls):
-            return _wrong(cls.__name__, value)
+    def check_fields(value: object) -> str | None:
         for name, check in field_checks:
             problem = check(getattr(value, name))
             if problem is not None:
                 return f".{name}: {problem}"
         return None
 
-    seen[cls] = check_attrs
+    def check_attrs(value: object) -> str | None:
+        if not isinstance(value, cls):
+            return _wrong(cls.__name__, value)
+        if not state[1]:
+            return check_fields(value)
+        # Only a class that contains itself can nest without bound: count its depth, per thread.
+        depth: int = getattr(_nesting, "depth", 0)
+        if depth >= MAX_DEPTH:
+            return f"{cls.__name__} values nested deeper than {MAX_DEPTH} levels"
+        _nesting.depth = depth + 1
+        try:
+            return check_fields(value)
+        finally:
+            _nesting.depth = depth
+
+    seen[cls] = (check_attrs, state)
     hints = typing.get_type_hints(cls)
     for field in attrs.fields(cls):
         field_checks.append((field.name, build_checker(hints.get(field.name, Any), seen)))
+    state[0] = False
     return check_attrs

@@ -26,7 +26,7 @@ from rich.table import Table
 
 from . import demo as demo_module
 from ._database import open_database
-from ._errors import NetabaseError
+from ._errors import NetabaseError, ValidationError
 from ._model import ModelInfo, info_of
 from ._store import Store
 from .backends._url import open_backend, parse_url
@@ -41,7 +41,7 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # one message, one line
 
-_JSON = cattrs.preconf.json.make_converter()
+_JSON = cattrs.preconf.json.make_converter(forbid_extra_keys=True)  # nested records too
 
 
 def _exactly(kind: type, accepts: tuple[type, ...]) -> Any:
@@ -311,14 +311,19 @@ def read_records(path: Path, cls: type) -> Iterator[tuple[int, Any, str | None]]
             except json.JSONDecodeError as exc:
                 yield number, None, f"malformed JSON: {exc.msg} at column {exc.colno}"
                 continue
+            except RecursionError:
+                yield number, None, "JSON nested too deeply"
+                continue
             try:
-                yield number, _JSON.structure(data, cls), None
+                yield number, _described(cls).structure(data, _JSON), None
             except Exception as exc:
                 problem = "; ".join(_messages(exc))
                 yield number, None, f"does not fit {cls.__name__}: {problem}"
 
 
 def _messages(exc: BaseException) -> list[str]:
+    if isinstance(exc, ValidationError):
+        return [exc.problem]
     if isinstance(exc, BaseExceptionGroup):
         return [m for inner in exc.exceptions for m in _messages(inner)]
     where = next((n for n in getattr(exc, "__notes__", ()) if "@ attribute" in n), "")

@@ -160,3 +160,17 @@ def test_check_prints_the_explanation_and_exits_by_verdict(tmp_path: Path) -> No
     assert "staff" in allowed.stdout
     denied = cli("check", url, "bob", "read", "Order", "7")
     assert denied.returncode == 3 and "bob" in denied.stdout
+
+
+def test_import_refuses_unknown_fields_and_deep_nesting(tmp_path: Path) -> None:
+    url = seeded(tmp_path)
+    path = tmp_path / "orders.jsonl"
+    deep = "[" * 100_000 + "]" * 100_000
+    path.write_text(f'{{"id": 300, "customer": "c1", "extra": 1}}\n{{"id": 301, "x": {deep}}}\n')
+    result = cli("import", url, "Order", path)
+    assert result.returncode == 1
+    assert f"{path}:1: does not fit Order: unknown field 'extra'" in result.stderr
+    assert f"{path}:2: JSON nested too deeply" in result.stderr
+    assert "Traceback" not in result.stderr
+    with netabase.connect_sync(url, models=MODELS) as db:
+        assert db.store(Order).get(300) is None

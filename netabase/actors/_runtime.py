@@ -10,6 +10,8 @@ import trio
 from .._errors import ModelDefinitionError, RequestTimeout, UnknownModel
 from .._model import LinkInfo, ModelInfo, info_of
 from .._roles import Roles, lookup_condition
+from .._schema import SPACE as SCHEMA_SPACE
+from .._schema import reconcile
 from ..backends import Backend
 from ._cascade import restrict_probes
 from ._claims import claim_spaces
@@ -67,7 +69,19 @@ class Runtime:
             spaces.append(info.ref_space)
             spaces.extend(claim_spaces(info))
         spaces.extend(PERMISSION_SPACES)
+        spaces.append(SCHEMA_SPACE)
         return spaces
+
+    async def start(self) -> None:
+        """Open the backend's spaces, then check the models against the stored schemas
+        (`SchemaMismatch` when they differ incompatibly; the backend is closed again)."""
+        await self.backend.start(self.spaces())
+        try:
+            await reconcile(self.backend, self.models)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self.backend.aclose()
+            raise
 
     def permissions_changed(self) -> None:
         """A write of this process changed what permission checks may answer."""
