@@ -20,7 +20,7 @@ import pytest
 import trio
 
 import netabase
-from netabase._schema import SPACE, compare, describe, reconcile
+from netabase._stored_schema import SPACE, compare, describe, reconcile
 from netabase.backends import Delete, WriteBatch, open_backend
 from netabase.backends import _url as backend_urls
 from netabase.backends.memory import MemoryBackend

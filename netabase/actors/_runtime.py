@@ -10,8 +10,8 @@ import trio
 from .._errors import ModelDefinitionError, RequestTimeout, UnknownModel
 from .._model import LinkInfo, ModelInfo, info_of
 from .._roles import Roles, lookup_condition
-from .._schema import SPACE as SCHEMA_SPACE
-from .._schema import reconcile
+from .._stored_schema import SPACE as SCHEMA_SPACE
+from .._stored_schema import reconcile
 from ..backends import Backend
 from ._cascade import restrict_probes
 from ._claims import claim_spaces
