@@ -44,7 +44,10 @@ async def test_a_cache_never_takes_a_later_write_for_its_own_beyond_2_53(
     """Before the fix a write's rounded version equalled the next writer's, and was served."""
     redis_server.start()
     url = f"{redis_server.url}?name=rounded"
-    async with netabase.open(url, models=[Note]) as mine, netabase.open(url, models=[Note]) as other:
+    async with (
+        netabase.open(url, models=[Note]) as mine,
+        netabase.open(url, models=[Note]) as other,
+    ):
         backend = mine.backend
         assert isinstance(backend, RedisBackend)
         await _plant(backend, mine._runtime.models["Note"].space, BEYOND_DOUBLES)
