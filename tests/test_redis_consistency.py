@@ -21,7 +21,7 @@ from netabase.backends.memory import MemoryBackend
 from netabase.backends.redis import RedisBackend
 from netabase.testing import RedisServer
 
-from .link_models import LINK_MODELS, Account, Client
+from .link_models import LINK_MODELS, Account, Client, Product, Purchase
 from .models import Note
 
 AOF_DIR = "appendonlydir"  # where redis-server 7 keeps its append-only files
@@ -184,3 +184,36 @@ async def test_versions_pass_every_number_a_rolled_back_counter_issued(
         assert after > max(issued)[1]
     finally:
         await backend.aclose()
+
+
+async def test_a_read_overtaken_by_a_local_set_null_does_not_serve_the_old_link(
+    shared_url: str,
+) -> None:
+    """The same with set_null: the local cascade stores a rewritten record, not a removal."""
+    async with (
+        netabase.open(shared_url, models=LINK_MODELS) as reader,
+        netabase.open(shared_url, models=LINK_MODELS) as other,
+    ):
+        await other.store(Client).insert(Client("c"))
+        await other.store(Product).insert_many([Product("p1"), Product("p2")])
+        await other.store(Purchase).insert_many(
+            [Purchase(1, "c", frozenset({"p1"})), Purchase(2, "c", frozenset({"p2"}))]
+        )
+        purchases = reader.store(Purchase)
+        assert await purchases.get(1) == Purchase(1, "c", frozenset({"p1"}))  # cached
+        await other.store(Product).remove("p1")  # acknowledged: set_null rewrote purchase 1
+        backend = reader.backend
+        assert isinstance(backend, _Pausing)
+        backend.hold_next_read(_space(reader, Purchase))
+        seen: list[Purchase | None] = []
+
+        async def read_purchase() -> None:
+            seen.append(await purchases.get(1))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read_purchase)
+            await backend.paused.wait()
+            await reader.store(Product).remove("p2")  # stores purchase 2 rewritten, locally
+            backend.release.set()
+        assert seen == [Purchase(1, "c", frozenset())]
+        assert await purchases.get(1) == Purchase(1, "c", frozenset())

@@ -111,14 +111,16 @@ local versions = {}
 local vkey = prefix .. 'versions'
 -- A version is the server clock in microseconds, or one past the last if that is larger, so a
 -- server back from an older snapshot never issues a number again (see docs/backends.md). Kept
--- as a string: Lua prints large numbers as floats; tonumber is exact below 2^53.
+-- as strings: Lua numbers are doubles, exact only below 2^53, so a counter beyond that (planted,
+-- or a clock far ahead) is incremented by the server and read back, never returned as a number.
 local t = redis.call('TIME')
 local now = t[1] .. string.rep('0', 6 - #t[2]) .. t[2]
 for _, space in ipairs(order) do
   local before = redis.call('HGET', vkey, space)
   local after
   if before and tonumber(before) >= tonumber(now) then
-    after = redis.call('HINCRBY', vkey, space, 1)
+    redis.call('HINCRBY', vkey, space, 1)
+    after = redis.call('HGET', vkey, space)
   else
     redis.call('HSET', vkey, space, now)
     after = now
