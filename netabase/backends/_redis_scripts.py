@@ -54,13 +54,13 @@ return {keys, hmget(prefix .. space .. ':d', keys, 1)}
 """
 )
 
-# ARGV: prefix, msgpack([[ops, expects], ...]) where an op is [0, space, key, value] (put) or
+# ARGV: prefix, msgpack([[ops, expects], ...]), step (a random 1..2^20 from the client), where an op is [0, space, key, value] (put) or
 # [1, space, key] (delete) and a condition is [0, space, key] (absent), [1, space, key]
 # (present), [2, space, key, value] (equal) or [3, space, lo, hi, keys] (the keys in
 # [lo, hi) are exactly ``keys``; hi "" means no upper bound).
 # Returns {failed, versions}: failed[i] is 0 if batch i applied, else its first unmet
 # condition's 1-based index; versions is a flat list space, before, after for each changed space
-# (after: the server clock in microseconds, or before + 1 if that is larger).
+# (after: the server clock in microseconds, or before + step if that is larger).
 APPLY = """
 local prefix = ARGV[1]
 local batches = cmsgpack.unpack(ARGV[2])
@@ -109,17 +109,21 @@ for b, batch in ipairs(batches) do
 end
 local versions = {}
 local vkey = prefix .. 'versions'
--- A version is the server clock in microseconds, or one past the last if that is larger, so a
--- server back from an older snapshot never issues a number again (see docs/backends.md). Kept
+-- A version is the server clock in microseconds, or the last plus a random step if that is
+-- larger, so a server back from an older snapshot never issues a number again (docs/backends.md). Kept
 -- as strings: Lua numbers are doubles, exact only below 2^53, so a counter beyond that (planted,
 -- or a clock far ahead) is incremented by the server and read back, never returned as a number.
+-- Ahead of the clock (it stepped back, or a failover landed on a server whose clock is behind)
+-- a counter moves by a random step the client drew, so a timeline restored from an older
+-- snapshot does not walk through the lost timeline's numbers again.
+local step = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = t[1] .. string.rep('0', 6 - #t[2]) .. t[2]
 for _, space in ipairs(order) do
   local before = redis.call('HGET', vkey, space)
   local after
   if before and tonumber(before) >= tonumber(now) then
-    redis.call('HINCRBY', vkey, space, 1)
+    redis.call('HINCRBY', vkey, space, step)
     after = redis.call('HGET', vkey, space)
   else
     redis.call('HSET', vkey, space, now)

@@ -15,6 +15,7 @@ The password never appears in URLs shown in messages, reprs or statistics.
 from __future__ import annotations
 
 import re
+import secrets
 import urllib.parse
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -161,7 +162,9 @@ class RedisBackend(Backend):
             use_bin_type=False,  # Redis's cmsgpack predates the bin types
         )
         failed, flat_versions = await self._eval(
-            SCRIPTS["apply"], (self.prefix, payload), writes=True
+            SCRIPTS["apply"],
+            (self.prefix, payload, str(secrets.randbelow(1 << 20) + 1)),
+            writes=True,
         )
         triples = zip(flat_versions[::3], flat_versions[1::3], flat_versions[2::3], strict=True)
         versions = {space.decode(): (int(before), int(after)) for space, before, after in triples}

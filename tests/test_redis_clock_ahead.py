@@ -1,11 +1,11 @@
-"""KNOWN FAILING (review finding, for the lead to decide): a counter ahead of the server clock.
+"""A counter ahead of the server clock still never reissues a version after a rollback.
 
-Versions are clock stamps, "or one past the last if that is larger". When the stored counter is
-ahead of the clock by more than an outage lasts (the clock stepped back, or a failover to a
-server whose clock runs behind), the +1 steps after a restart from an older snapshot issue the
-same numbers the lost writes had, and a cache from before the crash serves a lost record after
-a newer acknowledged write. docs/backends.md states this as an assumption; this test shows the
-consequence. The counter is planted an hour ahead, as a clock stepped back an hour would leave it.
+When the stored counter is ahead of the clock (the clock stepped back, or a failover landed on a
+server whose clock runs behind), versions move by a random step the client draws; with +1 steps
+a restart from an older snapshot issued the numbers the lost writes had, and a cache from before
+the crash served a lost record after a newer acknowledged write. The counter is planted an hour
+ahead, as a clock stepped back an hour would leave it. (Two equal steps in a row, one chance in
+2^20, would make this test fail.)
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _rolled_back(server: RedisServer, snapshot: Path) -> None:
     server.start()
 
 
-async def test_known_failing_counter_ahead_of_the_clock_reissues_a_version_after_rollback(
+async def test_a_counter_ahead_of_the_clock_never_reissues_a_version_after_rollback(
     tmp_path: Path,
 ) -> None:
     server = RedisServer(tmp_path / "redis")
