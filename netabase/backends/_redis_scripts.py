@@ -54,8 +54,8 @@ return {keys, hmget(prefix .. space .. ':d', keys, 1)}
 """
 )
 
-# ARGV: prefix, msgpack([[ops, expects], ...]), step (a random 1..2^20 from the client), where an op is [0, space, key, value] (put) or
-# [1, space, key] (delete) and a condition is [0, space, key] (absent), [1, space, key]
+# ARGV: prefix, msgpack([[ops, expects], ...]), step (a random 1..2^20 from the client), where
+# an op is [0, space, key, value] (put) or [1, space, key] (delete) and a condition is [0, space, key] (absent), [1, space, key]
 # (present), [2, space, key, value] (equal) or [3, space, lo, hi, keys] (the keys in
 # [lo, hi) are exactly ``keys``; hi "" means no upper bound).
 # Returns {failed, versions}: failed[i] is 0 if batch i applied, else its first unmet
@@ -110,8 +110,8 @@ end
 local versions = {}
 local vkey = prefix .. 'versions'
 -- A version is the server clock in microseconds, or the last plus a random step if that is
--- larger, so a server back from an older snapshot never issues a number again (docs/backends.md). Kept
--- as strings: Lua numbers are doubles, exact only below 2^53, so a counter beyond that (planted,
+-- larger, so a server back from an older snapshot never issues a number again (see
+-- docs/backends.md). Kept as strings: Lua numbers are doubles, exact only below 2^53, so a counter beyond that (planted,
 -- or a clock far ahead) is incremented by the server and read back, never returned as a number.
 -- Ahead of the clock (it stepped back, or a failover landed on a server whose clock is behind)
 -- a counter moves by a random step the client drew, so a timeline restored from an older
