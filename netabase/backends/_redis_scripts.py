@@ -55,10 +55,10 @@ return {keys, hmget(prefix .. space .. ':d', keys, 1)}
 )
 
 # ARGV: prefix, msgpack([[ops, expects], ...]), step (a random 1..2^20 from the client), where
-# an op is [0, space, key, value] (put) or [1, space, key] (delete) and a condition is [0, space, key] (absent), [1, space, key]
-# (present), [2, space, key, value] (equal) or [3, space, lo, hi, keys] (the keys in
-# [lo, hi) are exactly ``keys``; hi "" means no upper bound).
-# Returns {failed, versions}: failed[i] is 0 if batch i applied, else its first unmet
+# an op is [0, space, key, value] (put) or [1, space, key] (delete) and a condition is
+# [0, space, key] (absent), [1, space, key] (present), [2, space, key, value] (equal) or
+# [3, space, lo, hi, keys] (the keys in [lo, hi) are exactly ``keys``; hi "" means no upper
+# bound). Returns {failed, versions}: failed[i] is 0 if batch i applied, else its first unmet
 # condition's 1-based index; versions is a flat list space, before, after for each changed space
 # (after: the server clock in microseconds, or before + step if that is larger).
 APPLY = """
@@ -111,11 +111,10 @@ local versions = {}
 local vkey = prefix .. 'versions'
 -- A version is the server clock in microseconds, or the last plus a random step if that is
 -- larger, so a server back from an older snapshot never issues a number again (see
--- docs/backends.md). Kept as strings: Lua numbers are doubles, exact only below 2^53, so a counter beyond that (planted,
--- or a clock far ahead) is incremented by the server and read back, never returned as a number.
--- Ahead of the clock (it stepped back, or a failover landed on a server whose clock is behind)
--- a counter moves by a random step the client drew, so a timeline restored from an older
--- snapshot does not walk through the lost timeline's numbers again.
+-- docs/backends.md): ahead of the clock (it stepped back, or a failover landed on a server whose
+-- clock is behind) the step the client drew keeps a restored timeline off the lost numbers.
+-- Kept as strings: Lua numbers are doubles, exact only below 2^53, so a counter beyond that is
+-- incremented by the server and read back, never returned as a number.
 local step = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = t[1] .. string.rep('0', 6 - #t[2]) .. t[2]
