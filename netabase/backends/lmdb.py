@@ -45,6 +45,10 @@ DEFAULT_MAX_DBS = 256
 MIN_MAX_DBS = 8
 MAX_MAX_DBS = 32767
 """Named databases (one per space); LMDB keeps per-transaction state for every slot."""
+_READERS_FULL_HINT = (
+    "; every reader slot is taken (py-lmdb needs one to open): slots of processes that died "
+    "are freed when a process that has the environment open reads, or raise ?max_readers="
+)
 DEFAULT_MAX_READERS = 126
 MAX_MAX_READERS = 1 << 20
 """Reader slots in the lock file (64 bytes each), shared by every process using the path."""
@@ -101,7 +105,10 @@ class LmdbBackend(Backend):
         except BaseException as exc:
             self._release_path()  # a failed open leaves the path free to be opened again
             if isinstance(exc, lmdb.Error | OSError | OverflowError | ValueError):
-                raise BackendUnavailable(self.url, f"cannot open LMDB environment: {exc}") from exc
+                hint = _READERS_FULL_HINT if isinstance(exc, lmdb.ReadersFullError) else ""
+                raise BackendUnavailable(
+                    self.url, f"cannot open LMDB environment: {exc}{hint}"
+                ) from exc
             raise
         self._writer = WorkerThread(f"netabase-lmdb-writer:{self.path}", self._process_group)
         self._writer.start()
