@@ -6,12 +6,14 @@ anything is queued. Every call then waits for the actor with a deadline (`Reques
 
 from __future__ import annotations
 
+import typing
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from . import _keys, _validate
 from ._errors import CorruptRecord, ValidationError
 from ._model import ModelInfo
+from ._types import build_checker
 from .actors._calls import call
 from .actors._links import Referrer
 
@@ -243,10 +245,30 @@ class Store(Generic[T]):
                 "prefix for str/bytes keys, or a tuple of leading elements for tuple keys",
                 field=info.key_field,
             )
+        if isinstance(prefix, tuple):
+            self._check_tuple_prefix(prefix)
         try:
             return _keys.encode_prefix(prefix)
         except (TypeError, UnicodeEncodeError) as exc:
             raise ValidationError(info.name, f"bad prefix: {exc}", field=info.key_field) from None
+
+    def _check_tuple_prefix(self, prefix: tuple[Any, ...]) -> None:
+        """Each element must fit the key element it stands for (a wrong one matches nothing)."""
+        info = self._info
+        items = typing.get_args(info.key_type)
+        variadic = len(items) == 2 and items[1] is Ellipsis
+        if not items or (not variadic and len(prefix) > len(items)):
+            raise ValidationError(
+                info.name,
+                f"prefix has {len(prefix)} elements, more than the key type {info.key_type!r}",
+                field=info.key_field,
+            )
+        for index, element in enumerate(prefix):
+            problem = build_checker(items[0 if variadic else index])(element)
+            if problem is not None:
+                raise ValidationError(
+                    info.name, f"bad prefix: item {index}: {problem}", field=info.key_field
+                )
 
     # writes
 

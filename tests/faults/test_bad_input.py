@@ -27,7 +27,7 @@ from netabase._portal import TrioPortal
 from netabase.actors._calls import call as actor_call
 from netabase.backends import Put, WriteBatch, open_backend
 
-from ..link_models import LINK_MODELS, Client, Purchase
+from ..link_models import LINK_MODELS, Client, Line, Purchase
 
 MIN_CASES_PER_BACKEND = 3400  # three backends: over 10k cases per CI run
 keys = st.text(alphabet="abcxyz\x00é", min_size=1, max_size=4)
@@ -100,7 +100,7 @@ def test_bad_input_never_corrupts_the_store(backend_url: str) -> None:
 def _machine(
     portal: TrioPortal, db: netabase.Database, cases: list[int]
 ) -> type[RuleBasedStateMachine]:
-    clients, purchases = db.store(Client), db.store(Purchase)
+    clients, purchases, lines = db.store(Client), db.store(Purchase), db.store(Line)
     info = netabase.info_of(Client)
     assert info is not None
     _corrupted: set[str] = set()
@@ -376,6 +376,16 @@ def _machine(
                     netabase.ValidationError, lambda: clients.referrers(key, field=value)
                 )
                 assert error.model == "Client", error  # type: ignore[attr-defined]
+
+        @rule(prefix=st.lists(junk, max_size=3).map(tuple))
+        def tuple_key_prefix(self, prefix: tuple[Any, ...]) -> None:
+            self.step()
+            # Line keys are tuple[int, int]: a prefix is up to two ints msgpack can store.
+            fits = len(prefix) <= 2 and all(_count(item, -(2**63), 2**64 - 1) for item in prefix)
+            if fits:
+                assert call(lambda: listing(lines, prefix=prefix)) == []
+            else:
+                bad_argument(lambda: listing(lines, prefix=prefix), model="Line", field="id")
 
         @rule(value=junk)
         def list_objects_page_size(self, value: object) -> None:
