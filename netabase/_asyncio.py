@@ -231,6 +231,7 @@ async def open_asyncio(
     ``bridge="guest"`` (default) runs trio in guest mode on this loop's thread;
     ``bridge="thread"`` runs it on a dedicated thread. Options are those of `netabase.open`.
     """
+    chosen = list(_validate.collection("open", "models", models))  # before any thread starts
     if bridge not in ("guest", "thread"):
         raise ValidationError(
             "open", f"must be 'guest' or 'thread', got {bridge!r}", field="bridge"
@@ -242,7 +243,7 @@ async def open_asyncio(
         runner = ThreadRunner()
         await runner.start()
     try:
-        manager = open_database(url, models=list(models), **options)
+        manager = open_database(url, models=chosen, **options)
         holder = await runner.call(enter, runner.nursery, manager)
         try:
             assert holder.value is not None

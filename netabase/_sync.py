@@ -172,10 +172,11 @@ def connect_sync(url: str, *, models: Iterable[type], **options: Any) -> Iterato
 
     Leaving the block drains and closes the runtime and ends its thread.
     """
+    chosen = list(_validate.collection("open", "models", models))  # before any thread starts
     portal = TrioPortal("netabase-sync")
     portal.start()
     try:
-        held = portal.enter(open_database(url, models=list(models), **options))
+        held = portal.enter(open_database(url, models=chosen, **options))
         try:
             yield SyncDatabase(held.value, portal)
         finally:

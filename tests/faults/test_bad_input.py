@@ -462,6 +462,11 @@ async def _all(store: netabase.Store[Any]) -> list[Any]:
 
 def test_adapters_refuse_bad_arguments_before_crossing() -> None:
     """The sync adapter checks arguments in the calling thread, like `Store` does."""
+    with (
+        pytest.raises(netabase.ValidationError, match="models"),
+        netabase.connect_sync("memory://", models=5),  # type: ignore[arg-type]
+    ):
+        pass
     with netabase.connect_sync("memory://", models=LINK_MODELS) as db:
         clients = db.store(Client)
         clients.insert(Client("a", "x"))
@@ -479,6 +484,9 @@ def test_adapters_refuse_bad_arguments_before_crossing() -> None:
 
 
 async def _asyncio_adapter() -> None:
+    with pytest.raises(netabase.ValidationError, match="models"):
+        async with netabase.open_asyncio("memory://", models=None):  # type: ignore[arg-type]
+            pass
     with pytest.raises(netabase.ValidationError, match="bridge"):
         async with netabase.open_asyncio("memory://", models=LINK_MODELS, bridge="fibre"):  # type: ignore[arg-type]
             pass
