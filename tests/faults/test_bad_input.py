@@ -191,6 +191,12 @@ def _machine(
             else:
                 raise AssertionError("UnknownModel expected")
 
+        @rule(value=st.one_of(junk, st.just([Client]), st.just({})))
+        def store_of_junk(self, value: object) -> None:
+            self.step()
+            with pytest.raises(netabase.UnknownModel):
+                db.store(value)  # type: ignore[arg-type]
+
         @rule(
             url=st.sampled_from(
                 [
