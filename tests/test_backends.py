@@ -70,3 +70,11 @@ async def test_a_failed_lmdb_open_leaves_the_path_free(tmp_path: Path) -> None:
         assert await backend.get("a", b"k") == b"v"
     finally:
         await backend.aclose()
+
+
+@pytest.mark.parametrize(
+    "query", [f"pool={10**30}", "pool=0", "timeout=1e400", "timeout=inf", "connect_timeout=nan"]
+)
+def test_redis_url_options_out_of_range_are_invalid(query: str) -> None:
+    with pytest.raises(netabase.InvalidURL, match=query.partition("=")[0]):
+        open_backend(f"redis://127.0.0.1:1/0?{query}")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from .._errors import InvalidURL
+from .._validate import MAX_SECONDS
 
 if TYPE_CHECKING:
     from ._base import Backend
@@ -53,9 +54,11 @@ class BackendURL:
         try:
             value = float(text)
         except ValueError:
-            raise InvalidURL(self.raw, f"option {name}={text!r} is not a number") from None
-        if not value > 0:
-            raise InvalidURL(self.raw, f"option {name}={value} must be positive")
+            raise InvalidURL(self.raw, f"option {name}={text[:40]!r} is not a number") from None
+        if not 0 < value <= MAX_SECONDS:
+            raise InvalidURL(
+                self.raw, f"option {name}={value} must be positive, at most {MAX_SECONDS:g}"
+            )
         return value
 
     def bool_option(self, name: str, default: bool) -> bool:
