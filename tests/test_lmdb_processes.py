@@ -13,6 +13,7 @@ import trio
 
 import netabase
 from netabase.backends import open_backend
+from netabase.backends.lmdb import LmdbBackend
 
 from .link_models import LINK_MODELS, Client
 
@@ -106,7 +107,8 @@ async def _fill_reader_table_and_kill(path: Path, count: int) -> list[str]:
 async def test_reader_slots_of_killed_processes_are_freed(tmp_path: Path) -> None:
     path = tmp_path / "db"
     url = f"lmdb://{path}?max_readers={MAX_READERS}"
-    backend = open_backend(url)
+    # No idle checks here, so the checks at a full table and at open are what frees the slots.
+    backend = LmdbBackend(url, str(path), max_readers=MAX_READERS, reader_check_every=None)
     await backend.start(["a"])
     try:
         await backend.insert("a", b"k", b"v")  # writes take no reader slot
@@ -121,5 +123,23 @@ async def test_reader_slots_of_killed_processes_are_freed(tmp_path: Path) -> Non
         # The new process freed the dead slots when it opened, before reading anything.
         assert opener.stdout.split() == [b"[]", b"v"]
         assert await backend.get("a", b"k") == b"v"
+    finally:
+        await backend.aclose()
+
+
+async def test_a_new_process_opens_a_table_full_of_dead_readers(tmp_path: Path) -> None:
+    """py-lmdb needs a free slot to open at all: an idle process that has the environment open
+    frees the dead ones, and the new process waits for that."""
+    path = tmp_path / "db"
+    url = f"lmdb://{path}?max_readers={MAX_READERS}"
+    backend = open_backend(url)
+    await backend.start(["a"])
+    try:
+        await backend.insert("a", b"k", b"v")
+        dead = await _fill_reader_table_and_kill(path, MAX_READERS)
+        opener = await trio.run_process(
+            [sys.executable, "-c", OPENER, url, *dead], capture_stdout=True, cwd=ROOT
+        )
+        assert opener.stdout.split() == [b"[]", b"v"]
     finally:
         await backend.aclose()

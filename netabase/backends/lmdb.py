@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import lmdb
 import outcome
+import trio
 
 from .._errors import BackendUnavailable
 from .._keys import prefix_successor
@@ -45,9 +46,14 @@ DEFAULT_MAX_DBS = 256
 MIN_MAX_DBS = 8
 MAX_MAX_DBS = 32767
 """Named databases (one per space); LMDB keeps per-transaction state for every slot."""
+READER_CHECK_EVERY = 1.0
+"""Seconds between frees of dead processes' reader slots while the writer thread is idle."""
+OPEN_PATIENCE = 3.0
+"""Seconds an open waits for a full reader table to be freed by another process."""
 _READERS_FULL_HINT = (
-    "; every reader slot is taken (py-lmdb needs one to open): slots of processes that died "
-    "are freed when a process that has the environment open reads, or raise ?max_readers="
+    f"; every reader slot was still taken after {OPEN_PATIENCE:g}s (py-lmdb needs one to open):"
+    " processes alive hold them (a netabase process with the environment open frees those of"
+    " dead ones within a second), or raise ?max_readers="
 )
 DEFAULT_MAX_READERS = 126
 MAX_MAX_READERS = 1 << 20
@@ -74,12 +80,14 @@ class LmdbBackend(Backend):
         max_dbs: int = DEFAULT_MAX_DBS,
         max_readers: int = DEFAULT_MAX_READERS,
         sync: bool = True,
+        reader_check_every: float | None = READER_CHECK_EVERY,
     ) -> None:
         super().__init__(url)
         self.path = os.path.abspath(path)
         self._initial_map_size = map_size
         self._max_dbs = max_dbs
         self._max_readers = max_readers
+        self._reader_check_every = reader_check_every
         self._sync = sync
         self._env: lmdb.Environment | None = None
         self._dbs: dict[str, Any] = {}
@@ -101,7 +109,7 @@ class LmdbBackend(Backend):
                 )
             _OPEN_PATHS.add(self.path)
         try:
-            self._env = self._open_env()
+            self._env = await self._open_env_patiently()
         except BaseException as exc:
             self._release_path()  # a failed open leaves the path free to be opened again
             if isinstance(exc, lmdb.Error | OSError | OverflowError | ValueError):
@@ -110,13 +118,38 @@ class LmdbBackend(Backend):
                     self.url, f"cannot open LMDB environment: {exc}{hint}"
                 ) from exc
             raise
-        self._writer = WorkerThread(f"netabase-lmdb-writer:{self.path}", self._process_group)
+        every = self._reader_check_every
+        self._writer = WorkerThread(
+            f"netabase-lmdb-writer:{self.path}",
+            self._process_group,
+            idle=None if every is None else self._free_dead_readers,
+            idle_every=every or 1.0,
+        )
         self._writer.start()
         try:
             await self._writer.submit(("spaces", [_META, *spaces]))
         except BaseException:
             await self.aclose()
             raise
+
+    async def _open_env_patiently(self) -> lmdb.Environment:
+        """Open; while every reader slot is taken (py-lmdb needs one to open), wait a little
+        for a process that has the environment open to free the slots of dead ones."""
+        give_up = trio.current_time() + OPEN_PATIENCE
+        while True:
+            try:
+                return self._open_env()
+            except lmdb.ReadersFullError:
+                if trio.current_time() >= give_up:
+                    raise
+                await trio.sleep(0.05)
+
+    def _free_dead_readers(self) -> None:
+        """Run by the idle writer thread: a slot held by a killed process is freed within
+        `READER_CHECK_EVERY` seconds, so new processes can open even if nobody here reads."""
+        env = self._env
+        if env is not None:
+            env.reader_check()
 
     def _open_env(self) -> lmdb.Environment:
         os.makedirs(self.path, exist_ok=True)
