@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic, Literal, TypeVar, overload
 
+from . import _validate
 from ._bridge import (
     GuestRunner,
     Runner,
@@ -22,6 +23,7 @@ from ._bridge import (
     release_guest,
 )
 from ._database import Database, DatabaseStats, open_database
+from ._errors import ValidationError
 from ._roles import Explanation
 from ._store import DEFAULT_PAGE_SIZE, Loaded, Store
 from .actors._links import Referrer
@@ -107,7 +109,7 @@ class AsyncioStore(Generic[T]):
         return await self._runner.call(lambda: self._store.get(key, load=load))
 
     async def get_many(self, keys: Iterable[Any]) -> list[T | None]:
-        return await self._runner.call(self._store.get_many, list(keys))
+        return await self._runner.call(self._store.get_many, self._store.listed("keys", keys))
 
     async def contains(self, key: Any) -> bool:
         return await self._runner.call(self._store.contains, key)
@@ -119,13 +121,13 @@ class AsyncioStore(Generic[T]):
         await self._runner.call(self._store.insert, record)
 
     async def insert_many(self, records: Iterable[T]) -> None:
-        await self._runner.call(self._store.insert_many, list(records))
+        await self._runner.call(self._store.insert_many, self._store.listed("records", records))
 
     async def remove(self, key: Any) -> bool:
         return await self._runner.call(self._store.remove, key)
 
     async def remove_many(self, keys: Iterable[Any]) -> int:
-        return await self._runner.call(self._store.remove_many, list(keys))
+        return await self._runner.call(self._store.remove_many, self._store.listed("keys", keys))
 
     async def referrers(
         self, key: Any, model: type | None = None, field: str | None = None
@@ -178,7 +180,10 @@ class AsyncioPermissions:
         return await self._runner.call(self._permissions.check, principal, action, model, key)
 
     async def check_many(self, queries: Iterable[tuple[str, str, type, Any]]) -> list[bool]:
-        return await self._runner.call(self._permissions.check_many, list(queries))
+        return await self._runner.call(
+            self._permissions.check_many,
+            list(_validate.collection("permissions", "queries", queries)),
+        )
 
     async def explain(self, principal: str, action: str, model: type, key: Any) -> Explanation:
         return await self._runner.call(self._permissions.explain, principal, action, model, key)
@@ -226,6 +231,11 @@ async def open_asyncio(
     ``bridge="guest"`` (default) runs trio in guest mode on this loop's thread;
     ``bridge="thread"`` runs it on a dedicated thread. Options are those of `netabase.open`.
     """
+    chosen = list(_validate.collection("open", "models", models))  # before any thread starts
+    if bridge not in ("guest", "thread"):
+        raise ValidationError(
+            "open", f"must be 'guest' or 'thread', got {bridge!r}", field="bridge"
+        )
     runner: Runner
     if bridge == "guest":
         runner = await acquire_guest()
@@ -233,7 +243,7 @@ async def open_asyncio(
         runner = ThreadRunner()
         await runner.start()
     try:
-        manager = open_database(url, models=list(models), **options)
+        manager = open_database(url, models=chosen, **options)
         holder = await runner.call(enter, runner.nursery, manager)
         try:
             assert holder.value is not None

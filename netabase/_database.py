@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 import attrs
 import trio
 
+from . import _validate
+from ._errors import ValidationError
 from ._permissions import Permissions, PrincipalView
 from ._roles import Roles
 from ._store import Store
@@ -99,6 +101,7 @@ async def open_database(
     outlives it. If the supervisor gives up (restart intensity exceeded) the block is cancelled
     and `RuntimeFailed` is raised.
     """
+    models = list(_validate.collection("open", "models", models))
     config = RuntimeConfig(
         cache_size=cache_size,
         mailbox_size=mailbox_size,
@@ -108,8 +111,8 @@ async def open_database(
         max_restarts=max_restarts,
         restart_period=restart_period,
     )
+    table = _roles(roles)
     backend = open_backend(url)
-    table = roles if isinstance(roles, Roles) or roles is None else Roles(roles)
     runtime = Runtime(backend, models, config, table)
     await runtime.start()
     # The actors are shielded from cancellation of the block: leaving it for any reason
@@ -141,6 +144,19 @@ async def open_database(
     finally:
         with trio.CancelScope(shield=True):
             await backend.aclose()
+
+
+def _roles(roles: object) -> Roles | None:
+    if roles is None or isinstance(roles, Roles):
+        return roles
+    if not isinstance(roles, Mapping):
+        raise ValidationError(
+            "open", f"must map role names to actions, got {type(roles).__name__}", field="roles"
+        )
+    try:
+        return Roles(roles)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError("open", str(exc), field="roles") from None
 
 
 def _single(

@@ -12,6 +12,7 @@ from contextlib import aclosing
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from . import _validate
 from ._errors import (
     CorruptRecord,
     LinkViolation,
@@ -200,19 +201,25 @@ class Permissions:
         )
         return explanation
 
-    async def list_objects(
+    def list_objects(
         self, principal: str, action: str, model: type[T], *, page_size: int = 100
     ) -> AsyncIterator[Any]:
         """Every key of ``model`` that ``principal`` may ``action``, in key order, fetched a
-        page at a time; the cursor is the last key returned, so pages never repeat or skip."""
+        page at a time; the cursor is the last key returned, so pages never repeat or skip.
+
+        The arguments are checked here, before the first page is asked for."""
         info = self._runtime.actor_for(model).info
         self._roles.check_action(action, info.name)
-        if page_size < 1:
-            raise ValidationError("permissions", f"page_size must be positive, got {page_size}")
+        size = _validate.page_size("permissions", page_size)
+        return self._list_pages(_principal(principal), action, info, size)
+
+    async def _list_pages(
+        self, principal: str, action: str, info: ModelInfo[Any], page_size: int
+    ) -> AsyncIterator[Any]:
         cursor: bytes | None = None
         while True:
             page: list[bytes] = await self._call(
-                "list", (_principal(principal), action, info.name, cursor, page_size)
+                "list", (principal, action, info.name, cursor, page_size)
             )
             for key in page:
                 yield info.decode_key(key)
@@ -462,8 +469,7 @@ class GuardedStore(Generic[T]):
         counts those readable records, not the ones skipped. An unreadable corrupt record is
         skipped like any unreadable one; a readable one raises `CorruptRecord` (unless
         ``skip_corrupt``)."""
-        if limit is not None and limit < 0:
-            raise ValidationError(self._info.name, f"limit must not be negative, got {limit}")
+        limit = _validate.optional_integer(self._info.name, "limit", limit)
         if limit == 0:
             return
         skip_corrupt = bool(options.get("skip_corrupt", False))

@@ -6,12 +6,14 @@ anything is queued. Every call then waits for the actor with a deadline (`Reques
 
 from __future__ import annotations
 
+import typing
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from . import _keys
+from . import _keys, _validate
 from ._errors import CorruptRecord, ValidationError
 from ._model import ModelInfo
+from ._types import build_checker
 from .actors._calls import call
 from .actors._links import Referrer
 
@@ -48,12 +50,20 @@ class Store(Generic[T]):
     def with_options(self, *, timeout: float | None = None, block: bool | None = None) -> Store[T]:
         """A view with another request deadline, or that raises `Overloaded` instead of waiting
         for room in a full mailbox (``block=False``)."""
+        name = self._info.name
         return Store(
             self._actor,
             self._info,
-            timeout=self._timeout if timeout is None else timeout,
-            block=self._block if block is None else block,
+            timeout=self._timeout
+            if timeout is None
+            else _validate.seconds(name, "timeout", timeout),
+            block=self._block if block is None else _validate.flag(name, "block", block),
         )
+
+    def listed(self, name: str, items: Iterable[Any]) -> list[Any]:
+        """``items`` as a list, or `ValidationError` if it is no collection (adapters use it
+        before handing a call to the runtime)."""
+        return list(_validate.collection(self._info.name, name, items))
 
     async def _call(self, kind: str, args: Any, key: object = None) -> Any:
         actor = self._actor
@@ -75,26 +85,33 @@ class Store(Generic[T]):
         With ``load`` (names of link fields) the answer is a `Loaded` holding the record and the
         records it links to, fetched with one request per target store.
         """
+        fields = None if load is None else self._load_fields(load)
         record: T | None = await self._call("get", self._info.encode_key(key), key)
-        if load is None or record is None:
+        if fields is None or record is None:
             return record
-        return await self._load(record, load)
+        return await self._load(record, fields)
 
-    async def _load(self, record: T, fields: Sequence[str]) -> Loaded[T]:
+    def _load_fields(self, load: object) -> list[str]:
         info = self._info
-        if isinstance(fields, str):
+        if isinstance(load, str):
             raise ValidationError(
-                info.name, f"load= takes a list of link field names, got the str {fields!r}"
+                info.name, f"load= takes a list of link field names, got the str {load!r}"
             )
+        fields = list(_validate.collection(info.name, "load", load))
         by_field = {link.field: link for link in info.links}
-        unknown = [field for field in fields if field not in by_field]
+        unknown = [field for field in fields if not isinstance(field, str) or field not in by_field]
         if unknown:
             raise ValidationError(
                 info.name,
                 f"load= names {', '.join(map(repr, unknown))}, not link fields; link fields: "
                 f"{', '.join(by_field) or 'none'}",
-                field=unknown[0],
+                field=unknown[0] if isinstance(unknown[0], str) else "load",
             )
+        return fields
+
+    async def _load(self, record: T, fields: list[str]) -> Loaded[T]:
+        info = self._info
+        by_field = {link.field: link for link in info.links}
         wanted: dict[str, list[Any]] = {}
         for field in fields:
             link = by_field[field]
@@ -131,6 +148,10 @@ class Store(Generic[T]):
         source = None
         if model is not None:
             source = self._actor.runtime.actor_for(model).info.name
+        if field is not None and not isinstance(field, str):
+            raise ValidationError(
+                self._info.name, f"referrers(field=...) takes a field name, got {field!r}"
+            )
         if field is not None:
             links = [
                 (name, link_field)
@@ -155,7 +176,8 @@ class Store(Generic[T]):
     async def get_many(self, keys: Iterable[Any]) -> list[T | None]:
         """Records for ``keys`` in the same order (None where absent), in one actor round."""
         encode = self._info.encode_key
-        records: list[T | None] = await self._call("get_many", [encode(key) for key in keys])
+        wanted = _validate.collection(self._info.name, "keys", keys)
+        records: list[T | None] = await self._call("get_many", [encode(key) for key in wanted])
         return records
 
     async def contains(self, key: Any) -> bool:
@@ -185,12 +207,17 @@ class Store(Generic[T]):
         whole scan is not a snapshot. A record whose bytes do not decode raises `CorruptRecord`,
         or is skipped with ``skip_corrupt=True``.
         """
+        name = self._info.name
         lo, hi = self._bounds(start, stop, prefix)
-        if limit is not None and limit < 0:
-            raise ValidationError(self._info.name, f"limit must not be negative, got {limit}")
-        if page_size < 1:
-            raise ValidationError(self._info.name, f"page_size must be positive, got {page_size}")
-        return _Scan(self, lo, hi, limit, reverse, page_size, skip_corrupt)
+        return _Scan(
+            self,
+            lo,
+            hi,
+            _validate.optional_integer(name, "limit", limit),
+            _validate.flag(name, "reverse", reverse),
+            _validate.page_size(name, page_size),
+            _validate.flag(name, "skip_corrupt", skip_corrupt),
+        )
 
     def _bounds(self, start: Any, stop: Any, prefix: Any) -> tuple[bytes, bytes | None]:
         info = self._info
@@ -219,10 +246,30 @@ class Store(Generic[T]):
                 "prefix for str/bytes keys, or a tuple of leading elements for tuple keys",
                 field=info.key_field,
             )
+        if isinstance(prefix, tuple):
+            self._check_tuple_prefix(prefix)
         try:
             return _keys.encode_prefix(prefix)
         except (TypeError, UnicodeEncodeError) as exc:
             raise ValidationError(info.name, f"bad prefix: {exc}", field=info.key_field) from None
+
+    def _check_tuple_prefix(self, prefix: tuple[Any, ...]) -> None:
+        """Each element must fit the key element it stands for (a wrong one matches nothing)."""
+        info = self._info
+        items = typing.get_args(info.key_type)
+        variadic = len(items) == 2 and items[1] is Ellipsis
+        if not items or (not variadic and len(prefix) > len(items)):
+            raise ValidationError(
+                info.name,
+                f"prefix has {len(prefix)} elements, more than the key type {info.key_type!r}",
+                field=info.key_field,
+            )
+        for index, element in enumerate(prefix):
+            problem = build_checker(items[0 if variadic else index])(element)
+            if problem is not None:
+                raise ValidationError(
+                    info.name, f"bad prefix: item {index}: {problem}", field=info.key_field
+                )
 
     # writes
 
@@ -239,7 +286,7 @@ class Store(Generic[T]):
     def _items(self, records: Iterable[T]) -> list[PutItem]:
         info = self._info
         items = []
-        for record in records:
+        for record in _validate.collection(info.name, "records", records):
             key, value = info.encode_record(record)
             items.append((key, value, record, info.encode_links(record) if info.links else ()))
         return items
@@ -258,7 +305,7 @@ class Store(Generic[T]):
     async def remove_many(self, keys: Iterable[Any]) -> int:
         """Remove the records under ``keys`` atomically; return how many existed."""
         encode = self._info.encode_key
-        encoded = [encode(key) for key in keys]
+        encoded = [encode(key) for key in _validate.collection(self._info.name, "keys", keys)]
         if not encoded:
             return 0
         removed: int = await self._remove(encoded, True, None)

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar, overload
 
+from . import _validate
 from ._asyncio import take
 from ._database import Database, DatabaseStats, open_database
 from ._portal import TrioPortal
@@ -51,7 +52,7 @@ class SyncStore(Generic[T]):
         return self._portal.run(lambda: self._store.get(key, load=load))
 
     def get_many(self, keys: Iterable[Any]) -> list[T | None]:
-        return self._portal.run(self._store.get_many, list(keys))
+        return self._portal.run(self._store.get_many, self._store.listed("keys", keys))
 
     def contains(self, key: Any) -> bool:
         return self._portal.run(self._store.contains, key)
@@ -63,13 +64,13 @@ class SyncStore(Generic[T]):
         self._portal.run(self._store.insert, record)
 
     def insert_many(self, records: Iterable[T]) -> None:
-        self._portal.run(self._store.insert_many, list(records))
+        self._portal.run(self._store.insert_many, self._store.listed("records", records))
 
     def remove(self, key: Any) -> bool:
         return self._portal.run(self._store.remove, key)
 
     def remove_many(self, keys: Iterable[Any]) -> int:
-        return self._portal.run(self._store.remove_many, list(keys))
+        return self._portal.run(self._store.remove_many, self._store.listed("keys", keys))
 
     def referrers(
         self, key: Any, model: type | None = None, field: str | None = None
@@ -123,7 +124,10 @@ class SyncPermissions:
         return self._portal.run(self._permissions.check, principal, action, model, key)
 
     def check_many(self, queries: Iterable[tuple[str, str, type, Any]]) -> list[bool]:
-        return self._portal.run(self._permissions.check_many, list(queries))
+        return self._portal.run(
+            self._permissions.check_many,
+            list(_validate.collection("permissions", "queries", queries)),
+        )
 
     def explain(self, principal: str, action: str, model: type, key: Any) -> Explanation:
         return self._portal.run(self._permissions.explain, principal, action, model, key)
@@ -168,10 +172,11 @@ def connect_sync(url: str, *, models: Iterable[type], **options: Any) -> Iterato
 
     Leaving the block drains and closes the runtime and ends its thread.
     """
+    chosen = list(_validate.collection("open", "models", models))  # before any thread starts
     portal = TrioPortal("netabase-sync")
     portal.start()
     try:
-        held = portal.enter(open_database(url, models=list(models), **options))
+        held = portal.enter(open_database(url, models=chosen, **options))
         try:
             yield SyncDatabase(held.value, portal)
         finally:

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+import netabase
+from netabase.backends import open_backend
+from netabase.backends.lmdb import LmdbBackend
 from netabase.testing import RedisServer
 from netabase.testing.backend_kit import BackendConformance
 
@@ -30,3 +33,48 @@ class TestRedisBackend(BackendConformance):
     @pytest.fixture
     def backend_url(self, tmp_path: Path, redis_server: RedisServer) -> str:
         return make_url("redis", tmp_path, redis_server)
+
+
+@pytest.mark.parametrize(
+    ("query", "option"),
+    [
+        (f"map_size={2**70}", "map_size"),
+        ("map_size=100", "map_size"),
+        (f"max_dbs={10**30}", "max_dbs"),
+        ("max_dbs=2", "max_dbs"),
+        ("max_readers=0", "max_readers"),
+        (f"max_readers={2**40}", "max_readers"),
+        ("max_readers=1.5", "max_readers"),
+    ],
+)
+def test_lmdb_url_options_out_of_range_are_invalid(tmp_path: Path, query: str, option: str) -> None:
+    with pytest.raises(netabase.InvalidURL, match=rf"option {option}=.*(from \d+ to \d+)"):
+        open_backend(f"lmdb://{tmp_path}?{query}")
+
+
+@pytest.mark.parametrize("path", ["/tmp/a\x00b", "/tmp/a%00b"])
+def test_lmdb_path_with_nul_is_invalid(path: str) -> None:
+    with pytest.raises(netabase.InvalidURL, match="NUL"):
+        open_backend(f"lmdb://{path}")
+
+
+async def test_a_failed_lmdb_open_leaves_the_path_free(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    refused = LmdbBackend(f"lmdb://{path}", str(path), map_size=2**70)  # past py-lmdb's size_t
+    with pytest.raises(netabase.BackendUnavailable, match="cannot open LMDB environment"):
+        await refused.start(["a"])
+    backend = open_backend(f"lmdb://{path}")
+    await backend.start(["a"])  # not "already open in this process"
+    try:
+        await backend.insert("a", b"k", b"v")
+        assert await backend.get("a", b"k") == b"v"
+    finally:
+        await backend.aclose()
+
+
+@pytest.mark.parametrize(
+    "query", [f"pool={10**30}", "pool=0", "timeout=1e400", "timeout=inf", "connect_timeout=nan"]
+)
+def test_redis_url_options_out_of_range_are_invalid(query: str) -> None:
+    with pytest.raises(netabase.InvalidURL, match=query.partition("=")[0]):
+        open_backend(f"redis://127.0.0.1:1/0?{query}")

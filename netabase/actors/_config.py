@@ -1,4 +1,5 @@
-"""Runtime settings, validated once when a database is opened."""
+"""Runtime settings, validated once when a database is opened (`ValidationError` naming the
+option)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,31 @@ from typing import Any, Literal
 
 import attrs
 
+from .. import _validate
+from .._errors import ValidationError
+
 Strategy = Literal["one_for_one", "one_for_all"]
 
 
-def _positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
+def _positive(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    _validate.integer("open", attribute.name, value, minimum=1)
 
 
 def _non_negative(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must not be negative, got {value!r}")
+    _validate.integer("open", attribute.name, value)
+
+
+def _seconds(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    _validate.seconds("open", attribute.name, value)
+
+
+def _strategy(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value not in ("one_for_one", "one_for_all"):
+        raise ValidationError(
+            "open",
+            f"must be 'one_for_one' or 'one_for_all', got {value!r}",
+            field=attribute.name,
+        )
 
 
 @attrs.frozen
@@ -29,12 +44,10 @@ class RuntimeConfig:
     """Requests that may wait for an actor before callers wait (or fail, if non-blocking)."""
     max_batch: int = attrs.field(default=512, validator=_positive)
     """Most requests an actor serves in one backend round."""
-    request_timeout: float = attrs.field(default=5.0, validator=_positive)
+    request_timeout: float = attrs.field(default=5.0, validator=_seconds)
     """Deadline of every request, in seconds (RequestTimeout after it)."""
-    strategy: Strategy = attrs.field(
-        default="one_for_one", validator=attrs.validators.in_(("one_for_one", "one_for_all"))
-    )
+    strategy: Strategy = attrs.field(default="one_for_one", validator=_strategy)
     """Restart only the crashed actor, or every actor (OTP's strategies)."""
     max_restarts: int = attrs.field(default=1, validator=_non_negative)
-    restart_period: float = attrs.field(default=5.0, validator=_positive)
+    restart_period: float = attrs.field(default=5.0, validator=_seconds)
     """More than ``max_restarts`` crashes within ``restart_period`` seconds fail the runtime."""

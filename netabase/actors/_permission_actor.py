@@ -221,13 +221,17 @@ class PermissionActor:
         for request in requests:
             if request.kind == "check":
                 request.reply([decided[q] for q in request.args])
-            elif request.kind == "judge":
-                # The revision read at this batch's start: every answer holds while it stands.
-                request.reply((await self._judge(request.args), self.revision))
-            elif request.kind == "explain":
-                request.reply(await self._explain(request.args))
-            elif request.kind == "list":
-                request.reply(await self._list(*request.args))
+                continue
+            try:  # whatever one judgement, explain or listing raises fails it, not the actor
+                if request.kind == "judge":
+                    # The revision read at this batch's start: every answer holds while it stands.
+                    request.reply((await self._judge(request.args), self.revision))
+                elif request.kind == "explain":
+                    request.reply(await self._explain(request.args))
+                elif request.kind == "list":
+                    request.reply(await self._list(*request.args))
+            except Exception as exc:
+                request.fail(exc)
 
     async def _sync_revision(self) -> None:
         _, (token,) = await self.runtime.backend.read(META, [REVISION])

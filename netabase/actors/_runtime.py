@@ -92,7 +92,10 @@ class Runtime:
 
     def actor_for(self, model: type | str) -> StoreActor:
         """The actor serving ``model`` (class or name); `UnknownModel` if not registered."""
-        actor = self.actors.get(model) if isinstance(model, str) else self._by_class.get(model)
+        if isinstance(model, str):
+            actor = self.actors.get(model)
+        else:  # an unhashable or non-class argument is simply not a registered model
+            actor = self._by_class.get(model) if isinstance(model, type) else None
         if actor is None:
             label = model if isinstance(model, str) else getattr(model, "__name__", repr(model))
             raise UnknownModel(label, self.actors)

@@ -215,7 +215,7 @@ class StoreActor:
         lo, hi, limit, reverse = request.args
         try:
             pairs = await self.backend.scan(self.info.space, lo, hi, limit=limit, reverse=reverse)
-        except NetabaseError as exc:
+        except Exception as exc:  # whatever this one request caused fails it, not the actor
             request.fail(exc)
             return
         request.reply([(key, self._decode_or_error(key, raw)) for key, raw in pairs])
@@ -223,13 +223,13 @@ class StoreActor:
     async def _serve_count(self, request: Request) -> None:
         try:
             request.reply(await self.backend.count(self.info.space))
-        except NetabaseError as exc:
+        except Exception as exc:
             request.fail(exc)
 
     async def _serve_referrers(self, request: Request) -> None:
         try:
             found = await verified_referrers(self.runtime, self.info, request.args)
-        except NetabaseError as exc:
+        except Exception as exc:
             request.fail(exc)
             return
         request.reply([Referrer(*entry) for entry in found])

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from .._errors import InvalidURL
+from .._validate import MAX_SECONDS
 
 if TYPE_CHECKING:
     from ._base import Backend
@@ -27,16 +28,23 @@ class BackendURL:
     def option(self, name: str, default: str) -> str:
         return self.options.get(name, default)
 
-    def int_option(self, name: str, default: int, *, minimum: int = 0) -> int:
+    def int_option(
+        self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None
+    ) -> int:
         text = self.options.get(name)
         if text is None:
             return default
+        allowed = f"from {minimum} to {maximum}" if maximum is not None else f"{minimum} or more"
         try:
             value = int(text)
         except ValueError:
-            raise InvalidURL(self.raw, f"option {name}={text!r} is not an integer") from None
-        if value < minimum:
-            raise InvalidURL(self.raw, f"option {name}={value} is below {minimum}")
+            raise InvalidURL(
+                self.raw, f"option {name}={text[:40]!r} is not an integer ({allowed})"
+            ) from None
+        if value < minimum or (maximum is not None and value > maximum):
+            shown = text if len(text) <= 40 else f"{text[:37]}..."
+            side = f"below {minimum}" if value < minimum else f"above {maximum}"
+            raise InvalidURL(self.raw, f"option {name}={shown} is {side} (allowed: {allowed})")
         return value
 
     def float_option(self, name: str, default: float) -> float:
@@ -46,9 +54,11 @@ class BackendURL:
         try:
             value = float(text)
         except ValueError:
-            raise InvalidURL(self.raw, f"option {name}={text!r} is not a number") from None
-        if not value > 0:
-            raise InvalidURL(self.raw, f"option {name}={value} must be positive")
+            raise InvalidURL(self.raw, f"option {name}={text[:40]!r} is not a number") from None
+        if not 0 < value <= MAX_SECONDS:
+            raise InvalidURL(
+                self.raw, f"option {name}={value} must be positive, at most {MAX_SECONDS:g}"
+            )
         return value
 
     def bool_option(self, name: str, default: bool) -> bool:
@@ -93,16 +103,25 @@ def _memory(url: BackendURL) -> Backend:
 
 
 def _lmdb(url: BackendURL) -> Backend:
-    from .lmdb import DEFAULT_MAP_SIZE, DEFAULT_MAX_DBS, LmdbBackend
+    from . import lmdb
 
-    url.check_options({"map_size", "max_dbs", "sync"})
+    url.check_options({"map_size", "max_dbs", "max_readers", "sync"})
     if not url.location:
         raise InvalidURL(url.raw, "lmdb:// needs a directory path, e.g. lmdb://./data")
-    return LmdbBackend(
+    if "\x00" in url.location:
+        raise InvalidURL(url.raw, "the LMDB path contains a NUL character")
+    return lmdb.LmdbBackend(
         url.raw,
         url.location,
-        map_size=url.int_option("map_size", DEFAULT_MAP_SIZE, minimum=1 << 16),
-        max_dbs=url.int_option("max_dbs", DEFAULT_MAX_DBS, minimum=8),
+        map_size=url.int_option(
+            "map_size", lmdb.DEFAULT_MAP_SIZE, minimum=lmdb.MIN_MAP_SIZE, maximum=lmdb.MAX_MAP_SIZE
+        ),
+        max_dbs=url.int_option(
+            "max_dbs", lmdb.DEFAULT_MAX_DBS, minimum=lmdb.MIN_MAX_DBS, maximum=lmdb.MAX_MAX_DBS
+        ),
+        max_readers=url.int_option(
+            "max_readers", lmdb.DEFAULT_MAX_READERS, minimum=1, maximum=lmdb.MAX_MAX_READERS
+        ),
         sync=url.bool_option("sync", True),
     )
 

@@ -8,6 +8,7 @@ request, which costs ~120 µs on a small VM.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -40,10 +41,17 @@ class WorkerThread(Generic[P, R]):
     """Runs ``process_group(payloads) -> outcomes`` on one thread for jobs submitted from trio."""
 
     def __init__(
-        self, name: str, process_group: Callable[[Sequence[P]], Sequence[outcome.Outcome[R]]]
+        self,
+        name: str,
+        process_group: Callable[[Sequence[P]], Sequence[outcome.Outcome[R]]],
+        *,
+        idle: Callable[[], object] | None = None,
+        idle_every: float = 1.0,
     ) -> None:
         self._name = name
         self._process_group = process_group
+        self._idle = idle
+        self._idle_every = idle_every
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
@@ -80,12 +88,24 @@ class WorkerThread(Generic[P, R]):
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(thread.join)
 
+    def _next(self) -> Any:
+        """The next queued item; while none comes, ``idle`` runs every ``idle_every`` seconds."""
+        idle = self._idle
+        while True:
+            if idle is None:
+                return self._queue.get()
+            try:
+                return self._queue.get(timeout=self._idle_every)
+            except queue.Empty:
+                with contextlib.suppress(Exception):  # housekeeping never ends the thread
+                    idle()
+
     def _run(self) -> None:
         assert self._token is not None
         token = self._token
         running = True
         while running:
-            group = [self._queue.get()]
+            group = [self._next()]
             while True:
                 try:
                     group.append(self._queue.get_nowait())

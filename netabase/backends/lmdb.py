@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import lmdb
 import outcome
+import trio
 
 from .._errors import BackendUnavailable
 from ._base import (
@@ -36,7 +37,26 @@ _OPEN_PATHS: set[str] = set()
 _OPEN_PATHS_LOCK = threading.Lock()
 
 DEFAULT_MAP_SIZE = 64 << 20
+MIN_MAP_SIZE = 1 << 16
+MAX_MAP_SIZE = (1 << 63) - 1
+"""The map is the data file's size, an ``off_t``; the machine may allow less (then opening
+fails with `BackendUnavailable`)."""
 DEFAULT_MAX_DBS = 256
+MIN_MAX_DBS = 8
+MAX_MAX_DBS = 32767
+"""Named databases (one per space); LMDB keeps per-transaction state for every slot."""
+READER_CHECK_EVERY = 1.0
+"""Seconds between frees of dead processes' reader slots while the writer thread is idle."""
+OPEN_PATIENCE = 3.0
+"""Seconds an open waits for a full reader table to be freed by another process."""
+_READERS_FULL_HINT = (
+    f"; every reader slot was still taken after {OPEN_PATIENCE:g}s (py-lmdb needs one to open):"
+    " processes alive hold them (a netabase process with the environment open frees those of"
+    " dead ones within a second), or raise ?max_readers="
+)
+DEFAULT_MAX_READERS = 126
+MAX_MAX_READERS = 1 << 20
+"""Reader slots in the lock file (64 bytes each), shared by every process using the path."""
 
 
 def _version_bytes(version: int) -> bytes:
@@ -57,12 +77,16 @@ class LmdbBackend(Backend):
         *,
         map_size: int = DEFAULT_MAP_SIZE,
         max_dbs: int = DEFAULT_MAX_DBS,
+        max_readers: int = DEFAULT_MAX_READERS,
         sync: bool = True,
+        reader_check_every: float | None = READER_CHECK_EVERY,
     ) -> None:
         super().__init__(url)
         self.path = os.path.abspath(path)
         self._initial_map_size = map_size
         self._max_dbs = max_dbs
+        self._max_readers = max_readers
+        self._reader_check_every = reader_check_every
         self._sync = sync
         self._env: lmdb.Environment | None = None
         self._dbs: dict[str, Any] = {}
@@ -84,28 +108,69 @@ class LmdbBackend(Backend):
                 )
             _OPEN_PATHS.add(self.path)
         try:
-            os.makedirs(self.path, exist_ok=True)
-            self._env = lmdb.open(
-                self.path,
-                map_size=self._initial_map_size,
-                max_dbs=self._max_dbs,
-                sync=self._sync,
-                metasync=self._sync,
-                subdir=True,
-                lock=True,
-                max_spare_txns=4,
-            )
-            self._env.set_mapsize(max(self._env.info()["map_size"], self._initial_map_size))
-        except (lmdb.Error, OSError) as exc:
-            self._release_path()
-            raise BackendUnavailable(self.url, f"cannot open LMDB environment: {exc}") from exc
-        self._writer = WorkerThread(f"netabase-lmdb-writer:{self.path}", self._process_group)
+            self._env = await self._open_env_patiently()
+        except BaseException as exc:
+            self._release_path()  # a failed open leaves the path free to be opened again
+            if isinstance(exc, lmdb.Error | OSError | OverflowError | ValueError):
+                hint = _READERS_FULL_HINT if isinstance(exc, lmdb.ReadersFullError) else ""
+                raise BackendUnavailable(
+                    self.url, f"cannot open LMDB environment: {exc}{hint}"
+                ) from exc
+            raise
+        every = self._reader_check_every
+        self._writer = WorkerThread(
+            f"netabase-lmdb-writer:{self.path}",
+            self._process_group,
+            idle=None if every is None else self._free_dead_readers,
+            idle_every=every or 1.0,
+        )
         self._writer.start()
         try:
             await self._writer.submit(("spaces", [_META, *spaces]))
         except BaseException:
             await self.aclose()
             raise
+
+    async def _open_env_patiently(self) -> lmdb.Environment:
+        """Open; while every reader slot is taken (py-lmdb needs one to open), wait a little
+        for a process that has the environment open to free the slots of dead ones."""
+        give_up = trio.current_time() + OPEN_PATIENCE
+        while True:
+            try:
+                return self._open_env()
+            except lmdb.ReadersFullError:
+                if trio.current_time() >= give_up:
+                    raise
+                await trio.sleep(0.05)
+
+    def _free_dead_readers(self) -> None:
+        """Run by the idle writer thread: a slot held by a killed process is freed within
+        `READER_CHECK_EVERY` seconds, so new processes can open even if nobody here reads."""
+        env = self._env
+        if env is not None:
+            env.reader_check()
+
+    def _open_env(self) -> lmdb.Environment:
+        os.makedirs(self.path, exist_ok=True)
+        env = lmdb.open(
+            self.path,
+            map_size=self._initial_map_size,
+            max_dbs=self._max_dbs,
+            max_readers=self._max_readers,
+            sync=self._sync,
+            metasync=self._sync,
+            subdir=True,
+            lock=True,
+            max_spare_txns=4,
+        )
+        try:
+            env.set_mapsize(max(env.info()["map_size"], self._initial_map_size))
+            # Slots of processes that died holding a read (kill -9) stay taken until checked.
+            env.reader_check()
+        except BaseException:
+            env.close()
+            raise
+        return env
 
     async def aclose(self) -> None:
         writer, self._writer = self._writer, None
@@ -129,10 +194,7 @@ class LmdbBackend(Backend):
             raise BackendUnavailable(self.url, "the environment is closed")
         with self._resize_lock:
             try:
-                txn = env.begin(buffers=False)
-            except lmdb.MapResizedError:
-                env.set_mapsize(0)  # another process grew the map: adopt its size
-                txn = env.begin(buffers=False)
+                txn = _begin_read(env)
             except lmdb.Error as exc:
                 raise BackendUnavailable(self.url, f"cannot begin a read: {exc}") from exc
             try:
@@ -140,8 +202,26 @@ class LmdbBackend(Backend):
             finally:
                 txn.abort()
 
-    async def read(self, space: str, keys: Sequence[bytes]) -> tuple[int, list[bytes | None]]:
+    async def _db(self, space: str) -> Any:
+        """The handle of ``space``'s named database, or None while nobody has written it.
+
+        A space not passed to `start` may hold data written earlier (or by another process):
+        its version says so, and the writer thread then opens its database for this process.
+        """
         db = self._dbs.get(space)
+        if db is None and await self.version(space):
+            await self._submit(("spaces", [space]))
+            db = self._dbs.get(space)
+        return db
+
+    async def _submit(self, job: tuple[str, Any]) -> Any:
+        writer = self._writer
+        if writer is None:
+            raise BackendUnavailable(self.url, "the environment is closed")
+        return await writer.submit(job)
+
+    async def read(self, space: str, keys: Sequence[bytes]) -> tuple[int, list[bytes | None]]:
+        db = await self._db(space)
         with self._read_txn() as txn:
             version = _version_of(txn.get(space.encode(), db=self._dbs[_META]))
             if db is None:
@@ -158,7 +238,7 @@ class LmdbBackend(Backend):
         limit: int | None = None,
         reverse: bool = False,
     ) -> list[tuple[bytes, bytes]]:
-        db = self._dbs.get(space)
+        db = await self._db(space)
         if db is None or limit == 0:
             return []
         with self._read_txn() as txn:
@@ -169,7 +249,7 @@ class LmdbBackend(Backend):
             return _version_of(txn.get(space.encode(), db=self._dbs[_META]))
 
     async def count(self, space: str) -> int:
-        db = self._dbs.get(space)
+        db = await self._db(space)
         if db is None:
             return 0
         with self._read_txn() as txn:
@@ -179,22 +259,28 @@ class LmdbBackend(Backend):
 
     async def apply(self, batches: Sequence[WriteBatch]) -> ApplyResult:
         check_key_sizes(batches)
-        writer = self._writer
-        if writer is None:
-            raise BackendUnavailable(self.url, "the environment is closed")
-        result: ApplyResult = await writer.submit(("apply", batches))
+        result: ApplyResult = await self._submit(("apply", batches))
         return result
 
     def _process_group(self, jobs: Sequence[tuple[str, Any]]) -> list[outcome.Outcome[Any]]:
         env = self._env
         assert env is not None
+        applied = [batch for kind, arg in jobs if kind == "apply" for batch in arg]
         try:
             self._create_spaces(
                 {name for kind, arg in jobs if kind == "spaces" for name in arg}
-                | {op.space for kind, arg in jobs if kind == "apply" for b in arg for op in b.ops}
+                | {op.space for batch in applied for op in batch.ops},
+                # A condition on a space written before this process started must see its data.
+                existing={cond.space for batch in applied for cond in batch.expects},
             )
         except lmdb.Error as exc:
-            error = BackendUnavailable(self.url, f"cannot create databases: {exc}")
+            hint = (
+                f"; this environment allows max_dbs={self._max_dbs} spaces (raise it with "
+                "?max_dbs=N in the URL)"
+                if isinstance(exc, lmdb.DbsFullError)
+                else ""
+            )
+            error = BackendUnavailable(self.url, f"cannot create databases: {exc}{hint}")
             return [outcome.Error(error) for _ in jobs]
         while True:
             try:
@@ -217,9 +303,12 @@ class LmdbBackend(Backend):
                 error = BackendUnavailable(self.url, f"write failed: {type(exc).__name__}: {exc}")
                 return [outcome.Error(error) for _ in jobs]
 
-    def _create_spaces(self, names: set[str]) -> None:
+    def _create_spaces(self, names: set[str], existing: Iterable[str] = ()) -> None:
+        """Open the databases of ``names`` (creating them) and of the ``existing`` ones that
+        are there; only this thread opens databases, as LMDB requires."""
         missing = [name for name in names if name not in self._dbs]
-        if not missing:
+        present = [name for name in set(existing) - names if name not in self._dbs]
+        if not missing and not present:
             return
         env = self._env
         assert env is not None
@@ -227,6 +316,9 @@ class LmdbBackend(Backend):
             txn = self._begin_write()
             try:
                 handles = {name: env.open_db(name.encode(), txn=txn) for name in missing}
+                for name in present:
+                    with contextlib.suppress(lmdb.NotFoundError):
+                        handles[name] = env.open_db(name.encode(), txn=txn, create=False)
                 txn.commit()
             except lmdb.MapFullError:
                 txn.abort()
@@ -254,7 +346,7 @@ class LmdbBackend(Backend):
         env = self._env
         assert env is not None
         with self._resize_lock:
-            env.set_mapsize(env.info()["map_size"] * 2)
+            env.set_mapsize(min(env.info()["map_size"] * 2, MAX_MAP_SIZE))
         self.map_resizes += 1
 
     def _apply_in(self, txn: lmdb.Transaction, batches: Sequence[WriteBatch]) -> ApplyResult:
@@ -292,6 +384,23 @@ class LmdbBackend(Backend):
             return not condition.keys
         found = _scan(txn.cursor(db=db), *condition.bounds())
         return {key for key, _ in found} == condition.keys
+
+
+def _begin_read(env: lmdb.Environment) -> lmdb.Transaction:
+    """A read transaction, after adopting a map another process grew or freeing the reader
+    slots of processes that died holding one (each fixed once, then LMDB's error stands)."""
+    fixed: set[type[lmdb.Error]] = set()
+    while True:
+        try:
+            return env.begin(buffers=False)
+        except (lmdb.MapResizedError, lmdb.ReadersFullError) as exc:
+            if type(exc) in fixed:
+                raise
+            fixed.add(type(exc))
+            if isinstance(exc, lmdb.MapResizedError):
+                env.set_mapsize(0)
+            else:
+                env.reader_check()
 
 
 def _scan(

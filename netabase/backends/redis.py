@@ -41,6 +41,7 @@ from ._url import BackendURL
 
 DEFAULT_PORT = 6379
 DEFAULT_POOL = 8
+MAX_POOL = 10_000
 DEFAULT_CONNECT_TIMEOUT = 2.0
 DEFAULT_TIMEOUT = 4.0  # below the default 5 s request deadline
 
@@ -101,7 +102,7 @@ class RedisBackend(Backend):
             username=urllib.parse.unquote(parts.username) if parts.username else None,
             password=urllib.parse.unquote(parts.password) if parts.password else None,
             name=name,
-            pool_size=url.int_option("pool", DEFAULT_POOL, minimum=1),
+            pool_size=url.int_option("pool", DEFAULT_POOL, minimum=1, maximum=MAX_POOL),
             connect_timeout=url.float_option("connect_timeout", DEFAULT_CONNECT_TIMEOUT),
             timeout=url.float_option("timeout", DEFAULT_TIMEOUT),
         )

@@ -318,6 +318,40 @@ class BackendConformance:
         finally:
             await second.aclose()
 
+    @pytest.mark.trio
+    async def test_a_space_not_given_to_start_works(self, backend_url: str) -> None:
+        """`start` names the spaces known up front; any other space must simply work, and
+        (durable backends) still hold its data after a reopen that does not name it either."""
+        first = await _started(backend_url)
+        try:
+            await first.insert("late", b"k1", b"v1")
+            await first.insert_many("late", [(b"k2", b"v2"), (b"k3", b"v3")])
+            assert await first.get("late", b"k1") == b"v1", "a space not given to start lost data"
+            assert await first.count("late") == 3
+            version = await first.version("late")
+            assert version > 0, "writing a space not given to start must advance its version"
+        finally:
+            await first.aclose()
+        if not self.durable:
+            return
+        second = await _started(backend_url)
+        try:
+            assert await second.version("late") == version, "a reopen changed the version"
+            _, values = await second.read("late", [b"k1", b"k2", b"nope"])
+            assert values == [b"v1", b"v2", None], (
+                "after a reopen, a space written but not given to start must read back its data"
+            )
+            assert await second.scan("late") == [(b"k1", b"v1"), (b"k2", b"v2"), (b"k3", b"v3")]
+            assert await second.count("late") == 3
+            result = await second.apply(
+                [WriteBatch((Put("a", b"seen", b""),), (Expect("late", b"k3", b"v3"),))]
+            )
+            assert result.failed == (None,), "a condition on such a space must see its data"
+            await second.insert("late", b"k4", b"v4")
+            assert await second.get("late", b"k4") == b"v4"
+        finally:
+            await second.aclose()
+
     # -- model-based ---------------------------------------------------------------------------
 
     def test_matches_a_dict_reference(self, backend_url: str) -> None:
