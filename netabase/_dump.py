@@ -23,9 +23,9 @@ import attrs
 import msgpack
 
 from ._errors import NetabaseError
-from ._keys import decode_element, encode_str, prefix_successor
+from ._keys import decode_element, decode_single, encode_str, prefix_successor
 from ._model import LinkInfo, ModelInfo
-from .actors._permission_spaces import GRANTS, MEMBERS
+from .actors._permission_spaces import GRANTS, MEMBERS, object_id
 from .backends import Backend
 
 FORMAT = "netabase-dump"
@@ -125,13 +125,16 @@ async def _pages(backend: Backend, space: str, prefix: bytes) -> AsyncIterator[t
 async def grants(backend: Backend) -> AsyncIterator[tuple[str, str, bytes, str]]:
     """Every stored grant as (principal, model name, encoded key, role), read-only."""
     async for key, value in _pages(backend, GRANTS, b""):
-        principal, _ = decode_element(key)
         model, encoded, role = msgpack.unpackb(value)
-        yield str(principal), model, encoded, role
+        # principal | object id | role: the id's raw bytes may start with 0xff, which would
+        # read as an escaped NUL, so the principal is cut off before the id, not scanned for
+        held = key[: len(key) - len(object_id(model, encoded)) - len(encode_str(role))]
+        yield str(decode_single(held)), model, encoded, role
 
 
 async def memberships(backend: Backend, group: str | None = None) -> AsyncIterator[tuple[str, str]]:
     """Every (group, member) pair, or only those of ``group``, read-only."""
     async for key, value in _pages(backend, MEMBERS, b"" if group is None else encode_str(group)):
         name, _ = decode_element(key)
-        yield str(name), msgpack.unpackb(value)
+        if group is None or name == group:  # the prefix of "a" also starts "a\x00..."
+            yield str(name), msgpack.unpackb(value)

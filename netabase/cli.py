@@ -683,11 +683,16 @@ def dump(url: str, file: Path, models: ModelsOption = None) -> None:
     finally:
         partial.unlink(missing_ok=True)
     err.print(
-        f"dumped {counts['records']:,} records of {len(order)} models, {counts['grants']:,} "
-        f"grants and {counts['members']:,} memberships to {file}",
+        f"dumped {_many(counts['records'], 'record')} of {_many(len(order), 'model')}, "
+        f"{_many(counts['grants'], 'grant')} and {_many(counts['members'], 'membership')} "
+        f"to {file}",
         highlight=False,
         markup=False,
     )
+
+
+def _many(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def read_dump(
@@ -751,11 +756,13 @@ def _dump_grant(data: dict[str, Any], by_name: dict[str, ModelInfo[Any]]) -> Any
 
 def check_dump(
     path: Path, by_name: dict[str, ModelInfo[Any]], cleared: dict[str, tuple[Any, ...]]
-) -> tuple[list[tuple[int, str]], dict[str, int]]:
-    """Every problem of a dump file, as (line number, problem), and its line counts by kind.
+) -> tuple[list[tuple[int, str]], dict[str, int], dict[str, int]]:
+    """Every problem of a dump file, as (line number, problem), its line counts by kind and
+    its record counts by model.
     Records must come after those of the models they link to (links inside a cycle aside)."""
     problems: list[tuple[int, str]] = []
     counts = {"records": 0, "grants": 0, "members": 0}
+    by_model: dict[str, int] = {}
     inside = {name: {link.target.name for link in links} for name, links in cleared.items()}
     targets = {
         info.name: {link.target.name for link in info.links} - inside.get(info.name, set())
@@ -795,6 +802,7 @@ def check_dump(
             for target in targets[info.name]:
                 must_be_done.setdefault(target, info.name)
             counts["records"] += 1
+            by_model[info.name] = by_model.get(info.name, 0) + 1
         elif kind == "end":
             end = value
         else:
@@ -805,7 +813,7 @@ def check_dump(
         problems.append((number, f"end line counts {end} but the file holds {counts}"))
     if not header_seen:
         problems.append((0, "empty file: not a netabase dump"))
-    return problems, counts
+    return problems, counts, by_model
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -856,14 +864,13 @@ def restore(
     if not file.is_file():
         fail(f"no such file: {file}", 2)
     by_name = {info.name: info for info in order}
-    problems, counts = check_dump(file, by_name, cleared)
+    problems, counts, by_model = check_dump(file, by_name, cleared)
     if problems:
         for number, problem in problems[:20]:
             err.print(f"{file}:{number}: {problem}", highlight=False, markup=False)
         more = " (first 20 shown)" if len(problems) > 20 else ""
         fail(f"{len(problems)} bad line(s){more}; nothing restored")
-    second = sum(1 for _, kind, value, _ in read_dump(file, by_name)
-                 if kind == "record" and value[0].name in cleared)  # fmt: skip
+    second = sum(n for name, n in by_model.items() if name in cleared)
 
     async def main() -> dict[str, int]:
         async with open_database(url, models=classes) as db:
@@ -873,12 +880,13 @@ def restore(
                     "database, or pass --force to write over what is there"
                 )
             restored: dict[str, int] = {}
+            permissions: list[Callable[[], Any]] = []
             with Progress(*_bar(), console=err) as progress:
                 task = progress.add_task("restore records", total=counts["records"] + second)
                 pending: list[tuple[int, Any]] = []
                 pending_info: list[ModelInfo[Any]] = []
 
-                async def flush() -> None:
+                async def flush(first_pass: bool) -> None:
                     info = pending_info[0]
                     try:
                         await db.store(info.cls).insert_many(record for _, record in pending)
@@ -889,49 +897,47 @@ def restore(
                             f"{file}:{where}: {exc} (lines {first}-{last} not written; "
                             f"{sum(restored.values()):,} records before them were restored)"
                         ) from None
+                    if first_pass:
+                        restored[info.name] = restored.get(info.name, 0) + len(pending)
                     progress.advance(task, len(pending))
                     pending.clear()
-                    pending_info.clear()
 
                 async def load(first_pass: bool) -> None:
                     for number, kind, value, _ in read_dump(file, by_name):
+                        if kind == "grant" and first_pass:
+                            principal, info, key, role = value
+                            permissions.append(functools.partial(
+                                db.permissions.grant, principal, info.cls, key, role))  # fmt: skip
+                        elif kind == "member" and first_pass:
+                            permissions.append(functools.partial(db.permissions.add_member, *value))
                         if kind != "record":
                             continue
                         info, record = value
                         links = cleared.get(info.name)
                         if links is None and not first_pass:
                             continue
-                        if first_pass:
-                            restored[info.name] = restored.get(info.name, 0) + 1
-                            if links:
-                                record = without_links(record, links)
+                        if first_pass and links:
+                            record = without_links(record, links)
                         if pending and (pending_info[0] is not info or len(pending) >= batch):
-                            await flush()
+                            await flush(first_pass)
                         pending.append((number, record))
                         pending_info[:] = [info]
                     if pending:
-                        await flush()
+                        await flush(first_pass)
 
                 await load(first_pass=True)
-                await load(first_pass=False)  # the links cleared above, once all records exist
-                task = progress.add_task("restore permissions",
-                                         total=counts["grants"] + counts["members"])  # fmt: skip
-                calls: list[Callable[[], Any]] = []
-                for _, kind, value, _ in read_dump(file, by_name):
-                    if kind == "grant":
-                        principal, info, key, role = value
-                        calls.append(functools.partial(
-                            db.permissions.grant, principal, info.cls, key, role))  # fmt: skip
-                    elif kind == "member":
-                        calls.append(functools.partial(db.permissions.add_member, *value))
-                await _concurrently(calls, lambda n: progress.advance(task, n))
+                if second:
+                    await load(first_pass=False)  # the links cleared above, now all exist
+                task = progress.add_task("restore permissions", total=len(permissions))
+                await _concurrently(permissions, lambda n: progress.advance(task, n))
             return restored
 
     restored = run_async(main)
     each = ", ".join(f"{name} {n:,}" for name, n in restored.items())
     err.print(
-        f"restored {counts['records']:,} records ({each or 'none'}), {counts['grants']:,} "
-        f"grants and {counts['members']:,} memberships into {url}",
+        f"restored {_many(counts['records'], 'record')} ({each or 'none'}), "
+        f"{_many(counts['grants'], 'grant')} and {_many(counts['members'], 'membership')} "
+        f"into {url}",
         highlight=False,
         markup=False,
     )

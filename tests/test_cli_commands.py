@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 
 import netabase
 from netabase._bench import BenchItem
+from netabase.actors._permission_spaces import object_id
 from netabase.cli import run_cli
 from netabase.demo import MODELS, Customer, Order, Product
 
@@ -330,6 +331,34 @@ def test_restore_checks_every_line_first_and_refuses_a_store_that_is_not_empty(
         "restore into an empty database, or pass --force to write over what is there"
     )
     assert nb(capsys, "restore", source, backup, "--force")[0] == 0
+
+
+def test_dump_and_members_read_principals_back_exactly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A grant key is principal | object id | role: an id starting with 0xff must not read as
+    part of the principal, and group "g" must not list the members of "g\\x00h"."""
+    info = netabase.info_of(Order)
+    assert info is not None
+    key = next(i for i in range(10_000) if object_id("Order", info.encode_key(i))[0] == 0xFF)
+    url = shop(tmp_path)
+    with netabase.connect_sync(url, models=MODELS) as db:
+        db.permissions.grant("u", Order, key, "read")
+        db.permissions.grant("u\x00v", Order, 1, "write")
+        db.permissions.add_member("g", "ann")
+        db.permissions.add_member("g\x00h", "bob")
+    assert nb(capsys, "members", url, "g")[1] == "ann\n"
+    assert nb(capsys, "dump", url, tmp_path / "d.jsonl")[0] == 0
+    lines = [json.loads(line) for line in (tmp_path / "d.jsonl").read_text().splitlines()]
+    found = [line["grant"] for line in lines if "grant" in line]
+    assert sorted(found, key=lambda grant: grant["principal"]) == [
+        {"principal": "u", "model": "Order", "key": key, "role": "read"},
+        {"principal": "u\x00v", "model": "Order", "key": 1, "role": "write"},
+    ]
+    assert [line["member"] for line in lines if "member" in line] == [
+        {"group": "g", "member": "ann"},
+        {"group": "g\x00h", "member": "bob"},
+    ]
 
 
 def test_a_required_link_cycle_is_refused_before_anything_is_written(
