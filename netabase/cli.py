@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import decimal
 import errno
 import functools
 import importlib
@@ -21,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar, cast
@@ -78,6 +81,26 @@ def _exactly(kind: type, accepts: tuple[type, ...]) -> Any:
 
 for _kind, _accepts in ((str, (str,)), (int, (int,)), (float, (int, float)), (bool, (bool,))):
     _JSON.register_structure_hook(_kind, _exactly(_kind, _accepts))
+
+
+def _from_text(kind: type, parse: Callable[[str], Any]) -> Any:
+    """A structure hook for a type JSON writes as text (uuid, Decimal, time)."""
+
+    def structure(value: Any, _: Any) -> Any:
+        if not isinstance(value, str):
+            raise TypeError(f"expected {kind.__name__} text, got {type(value).__name__} {value!r}")
+        try:
+            return parse(value)
+        except (ValueError, ArithmeticError):
+            raise TypeError(f"{value!r} is not a {kind.__name__}") from None
+
+    return structure
+
+
+for _text, _parse in ((uuid.UUID, uuid.UUID), (decimal.Decimal, decimal.Decimal),
+                      (datetime.time, datetime.time.fromisoformat)):  # fmt: skip
+    _JSON.register_unstructure_hook(_text, str)
+    _JSON.register_structure_hook(_text, _from_text(_text, _parse))
 ModelsOption = Annotated[
     list[str] | None,
     typer.Option(

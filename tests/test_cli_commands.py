@@ -7,10 +7,13 @@ the few that need a real process, a real pipe or the installed script use a subp
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import attrs
@@ -62,6 +65,20 @@ class Chain:
 
     id: int
     prev: int = netabase.link("self")
+
+
+@netabase.model(key="id")
+@attrs.frozen
+class Reading:
+    """Every value type the codec stores that JSON has no type for."""
+
+    id: tuple[str, int]
+    sensor: uuid.UUID
+    amount: decimal.Decimal
+    at: datetime.time
+    when: datetime.datetime
+    raw: bytes
+    tags: frozenset[str] = frozenset()
 
 
 GRAPH = f"{HERE}:Team,Person,Folder"
@@ -294,6 +311,36 @@ def test_dump_then_restore_reproduces_records_grants_and_answers(
     assert any(answers(source)) and not all(answers(source))
     assert nb(capsys, "dump", target, again, "--models", GRAPH)[0] == 0
     assert again.read_text() == backup.read_text()  # grants and memberships too, in order
+
+
+def test_values_json_has_no_type_for_survive_a_dump_and_restore(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, target = f"lmdb://{tmp_path / 'a'}", f"lmdb://{tmp_path / 'b'}"
+    when = datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.UTC)
+    reading = Reading(
+        ("north", -3), uuid.UUID(int=7), decimal.Decimal("19.990"), datetime.time(7, 8, 9, 10),
+        when, b"\x00\xff", frozenset({"a", "b"}),
+    )  # fmt: skip
+    with netabase.connect_sync(source, models=[Reading]) as db:
+        db.store(Reading).insert(reading)
+        db.permissions.grant("ann", Reading, ("north", -3), "read")
+    spec = f"{HERE}:Reading"
+    assert nb(capsys, "dump", source, tmp_path / "r.jsonl", "--models", spec)[0] == 0
+    assert nb(capsys, "restore", target, tmp_path / "r.jsonl", "--models", spec)[0] == 0
+    assert everything(target, [Reading]) == {"Reading": [reading]}
+    status, out, _ = nb(
+        capsys, "check", target, "ann", "read", "Reading", '["north", -3]', "-m", spec
+    )
+    assert status == 0 and "'ann' holds 'read' on Reading ('north', -3)" in out
+    text = (tmp_path / "r.jsonl").read_text().replace('"19.990"', "19.99")
+    (tmp_path / "bad.jsonl").write_text(text)
+    status, _, err = nb(
+        capsys, "restore", f"lmdb://{tmp_path / 'c'}", tmp_path / "bad.jsonl", "-m", spec
+    )
+    assert status == 1
+    assert "bad.jsonl:2: Reading key ['north', -3] does not fit the model: amount: expected " in err
+    assert "Decimal text, got float 19.99" in err
 
 
 def test_restore_checks_every_line_first_and_refuses_a_store_that_is_not_empty(
