@@ -61,8 +61,18 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True, soft_wrap=True)  # one message, one line
+
+
+class _Console(Console):
+    """A rich console whose closed output raises `BrokenPipeError` (rich's own exits 1)."""
+
+    def on_broken_pipe(self) -> None:
+        _silence_stdout()
+        raise BrokenPipeError(errno.EPIPE, "output closed by its reader")
+
+
+out = _Console()
+err = _Console(stderr=True, soft_wrap=True)  # one message, one line
 
 _JSON = cattrs.preconf.json.make_converter()
 
@@ -529,7 +539,12 @@ def check(
     async def main() -> bool:
         async with open_database(url, models=classes) as db:
             explanation = await db.permissions.explain(who, action, cls, record_key)
-            out.print(str(explanation), highlight=False, markup=False, soft_wrap=True)
+            try:
+                out.print(str(explanation), highlight=False, markup=False, soft_wrap=True)
+            except OSError as exc:  # output closed early: the exit status still answers
+                if exc.errno != errno.EPIPE:
+                    raise
+                _silence_stdout()
             return bool(explanation.allowed)
 
     if not run_async(main):
