@@ -765,7 +765,12 @@ def read_dump(
                 else:
                     yield number, "", None, "not a line of a netabase dump"
             except Exception as exc:
-                yield number, kind, None, "; ".join(_messages(exc))
+                if isinstance(exc, ValidationError) and exc.model == "permissions":
+                    problem = exc.problem  # a principal, group or member name
+                else:
+                    problem = "; ".join(_messages(exc))
+                where = {"grant": "grant: ", "member": "membership: ", "end": "end line: "}
+                yield number, kind, None, where.get(kind, "") + problem
 
 
 def _dump_record(data: dict[str, Any], by_name: dict[str, ModelInfo[Any]]) -> Any:
@@ -773,7 +778,9 @@ def _dump_record(data: dict[str, Any], by_name: dict[str, ModelInfo[Any]]) -> An
     info = by_name.get(name)
     if info is None:
         raise UsageProblem(f"model {name!r} is not among --models")
-    key = fields.get(info.key_field) if isinstance(fields, dict) else None
+    if not isinstance(fields, dict):
+        raise UsageProblem(f"the {name} record must be a JSON object, got {fields!r}")
+    key = fields.get(info.key_field)
     try:
         record = _JSON.structure(fields, info.cls)
         info.check(record)
@@ -786,7 +793,7 @@ def _dump_record(data: dict[str, Any], by_name: dict[str, ModelInfo[Any]]) -> An
 def _dump_grant(data: dict[str, Any], by_name: dict[str, ModelInfo[Any]]) -> Any:
     info = by_name.get(data["model"])
     if info is None:
-        raise UsageProblem(f"a grant names model {data['model']!r}, which is not among --models")
+        raise UsageProblem(f"model {data['model']!r} is not among --models")
     key = _JSON.structure(data["key"], cast(Any, info.key_type))
     info.encode_key(key)
     return _principal(data["principal"]), info, key, Roles().check_role(data["role"])
@@ -824,7 +831,11 @@ def check_dump(
                 problems.append((number, f"dump format {value.get('version')!r}; this "
                                          f"netabase reads version {VERSION}"))  # fmt: skip
                 break
-            missing = [m for m in value.get("models", ()) if m not in by_name]
+            names = value.get("models")
+            if not isinstance(names, list) or not all(isinstance(m, str) for m in names):
+                problems.append((number, "the header's models must be a list of model names"))
+                break
+            missing = [m for m in names if m not in by_name]
             if missing:
                 problems.append((number, f"the dump holds model(s) {', '.join(missing)}, which "
                                          "--models does not name"))  # fmt: skip
@@ -850,7 +861,7 @@ def check_dump(
     elif end is not None and end != counts and not problems:
         problems.append((number, f"end line counts {end} but the file holds {counts}"))
     if not header_seen:
-        problems.append((0, "empty file: not a netabase dump"))
+        problems.append((max(number, 1), "no header line: not a netabase dump"))
     return problems, counts, by_model
 
 

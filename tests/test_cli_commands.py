@@ -409,6 +409,47 @@ def test_dump_and_members_read_principals_back_exactly(
     ]
 
 
+def test_restore_names_what_is_wrong_with_each_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header = {"format": "netabase-dump", "version": 1, "models": ["Customer", "Product", "Order"]}
+    lines = [
+        header,
+        [1, 2],
+        {"model": "Order", "record": 5},
+        {"grant": {"principal": "a"}},
+        {"member": {"group": "", "member": "b"}},
+        {"grant": {"principal": "a", "model": "Order", "key": "x", "role": "read"}},
+        {"grant": {"principal": "a", "model": "Nope", "key": 1, "role": "read"}},
+        {"grant": {"principal": "a", "model": "Order", "key": 1, "role": "boss"}},
+        {"end": {"records": 0, "grants": 0, "members": 0}},
+        header,
+    ]
+    path = tmp_path / "odd.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    status, _, err = nb(capsys, "restore", f"lmdb://{tmp_path / 'db'}", path)
+    assert status == 1 and not (tmp_path / "db").exists()
+    assert err.splitlines() == [
+        f"{path}:2: not a line of a netabase dump",
+        f"{path}:3: the Order record must be a JSON object, got 5",
+        f"{path}:4: grant: missing field 'model'",
+        f"{path}:5: membership: group must be a non-empty str, got ''",
+        f"{path}:6: grant: expected int, got str 'x'",
+        f"{path}:7: grant: model 'Nope' is not among --models",
+        f"{path}:8: grant: unknown action or role 'boss'; known: read, write, admin",
+        f"{path}:10: line after the end line",
+        "error: 8 bad line(s); nothing restored",
+    ]
+    path.write_text(json.dumps({**header, "version": 2}) + "\n")
+    assert nb(capsys, "restore", "memory://", path)[2].splitlines()[0] == (
+        f"{path}:1: dump format 2; this netabase reads version 1"
+    )
+    path.write_text("")
+    assert nb(capsys, "restore", "memory://", path)[2].splitlines()[0] == (
+        f"{path}:1: no header line: not a netabase dump"
+    )
+
+
 def test_a_required_link_cycle_is_refused_before_anything_is_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
