@@ -155,10 +155,13 @@ def command(name: str | None = None) -> Callable[[F], F]:
             try:
                 return fn(*args, **kwargs)
             except Exception as exc:
-                if not _closed_pipe(exc):
-                    raise
-                _silence_stdout()
-                raise typer.Exit(0) from None
+                if _closed_pipe(exc):
+                    _silence_stdout()
+                    raise typer.Exit(0) from None
+                if isinstance(exc, OSError):  # a file that cannot be read or written
+                    where = f"{exc.filename}: " if exc.filename else ""
+                    fail(f"{where}{exc.strerror or exc}")
+                raise
 
         app.command(name)(guarded)
         return fn
@@ -414,22 +417,34 @@ def _bar() -> tuple[Any, ...]:
             TimeElapsedColumn())  # fmt: skip
 
 
+def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
+    """(line number, text) for each line of a file; text None for a line that is not UTF-8."""
+    with path.open("rb") as raw:
+        for number, line in enumerate(raw, 1):
+            try:
+                yield number, line.decode()
+            except UnicodeDecodeError:
+                yield number, None
+
+
 def read_records(path: Path, cls: type) -> Iterator[tuple[int, Any, str | None]]:
     """(line number, record or None, problem or None) for each non-blank line."""
-    with path.open() as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, None, f"malformed JSON: {exc.msg} at column {exc.colno}"
-                continue
-            try:
-                yield number, _JSON.structure(data, cls), None
-            except Exception as exc:
-                problem = "; ".join(_messages(exc))
-                yield number, None, f"does not fit {cls.__name__}: {problem}"
+    for number, line in _lines(path):
+        if line is None:
+            yield number, None, "not UTF-8 text"
+            continue
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, None, f"malformed JSON: {exc.msg} at column {exc.colno}"
+            continue
+        try:
+            yield number, _JSON.structure(data, cls), None
+        except Exception as exc:
+            problem = "; ".join(_messages(exc))
+            yield number, None, f"does not fit {cls.__name__}: {problem}"
 
 
 def _messages(exc: BaseException) -> list[str]:
@@ -674,8 +689,9 @@ def dump(url: str, file: Path, models: ModelsOption = None) -> None:
     classes = models_or_exit(models)
     order, _ = plan_or_exit(classes)
     existing_or_exit(url)
-    if not file.parent.is_dir():
-        fail(f"cannot write {file}: no directory {file.parent}", 2)
+    if not file.parent.is_dir() or file.is_dir():
+        problem = "it is a directory" if file.is_dir() else f"no directory {file.parent}"
+        fail(f"cannot write {file}: {problem}", 2)
     by_name = {info.name: info for info in order}
     partial = file.with_name(f".{file.name}.partial")
 
@@ -738,39 +754,41 @@ def read_dump(
 ) -> Iterator[tuple[int, str, Any, str | None]]:
     """(line number, kind, value, problem or None) for each non-blank line of a dump; kind is
     header, record, grant, member or end (value None when the line has a problem)."""
-    with path.open() as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, "", None, f"malformed JSON: {exc.msg} at column {exc.colno}"
-                continue
-            kind = next((k for k in ("model", "grant", "member", "end", "format") if k in data),
-                        "") if isinstance(data, dict) else ""  # fmt: skip
-            try:
-                if kind == "model":
-                    yield number, "record", _dump_record(data, by_name), None
-                elif kind == "grant":
-                    yield number, "grant", _dump_grant(data["grant"], by_name), None
-                elif kind == "member":
-                    member = data["member"]
-                    group = _principal(member["group"], "group")
-                    yield number, "member", (group, _principal(member["member"], "member")), None
-                elif kind == "end":
-                    yield number, "end", {k: int(v) for k, v in dict(data["end"]).items()}, None
-                elif kind == "format":
-                    yield number, "header", data, None
-                else:
-                    yield number, "", None, "not a line of a netabase dump"
-            except Exception as exc:
-                if isinstance(exc, ValidationError) and exc.model == "permissions":
-                    problem = exc.problem  # a principal, group or member name
-                else:
-                    problem = "; ".join(_messages(exc))
-                where = {"grant": "grant: ", "member": "membership: ", "end": "end line: "}
-                yield number, kind, None, where.get(kind, "") + problem
+    for number, line in _lines(path):
+        if line is None:
+            yield number, "", None, "not UTF-8 text"
+            continue
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, "", None, f"malformed JSON: {exc.msg} at column {exc.colno}"
+            continue
+        kind = next((k for k in ("model", "grant", "member", "end", "format") if k in data),
+                    "") if isinstance(data, dict) else ""  # fmt: skip
+        try:
+            if kind == "model":
+                yield number, "record", _dump_record(data, by_name), None
+            elif kind == "grant":
+                yield number, "grant", _dump_grant(data["grant"], by_name), None
+            elif kind == "member":
+                member = data["member"]
+                group = _principal(member["group"], "group")
+                yield number, "member", (group, _principal(member["member"], "member")), None
+            elif kind == "end":
+                yield number, "end", {k: int(v) for k, v in dict(data["end"]).items()}, None
+            elif kind == "format":
+                yield number, "header", data, None
+            else:
+                yield number, "", None, "not a line of a netabase dump"
+        except Exception as exc:
+            if isinstance(exc, ValidationError) and exc.model == "permissions":
+                problem = exc.problem  # a principal, group or member name
+            else:
+                problem = "; ".join(_messages(exc))
+            where = {"grant": "grant: ", "member": "membership: ", "end": "end line: "}
+            yield number, kind, None, where.get(kind, "") + problem
 
 
 def _dump_record(data: dict[str, Any], by_name: dict[str, ModelInfo[Any]]) -> Any:

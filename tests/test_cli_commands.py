@@ -448,6 +448,27 @@ def test_restore_names_what_is_wrong_with_each_line(
     assert nb(capsys, "restore", "memory://", path)[2].splitlines()[0] == (
         f"{path}:1: no header line: not a netabase dump"
     )
+    path.write_bytes(json.dumps(header).encode() + b"\n\xff\xfe\n")
+    assert nb(capsys, "restore", "memory://", path)[2].splitlines()[0] == (
+        f"{path}:2: not UTF-8 text"
+    )
+
+
+def test_files_that_cannot_be_written_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = shop(tmp_path)
+    (tmp_path / "folder").mkdir()
+    assert nb(capsys, "dump", url, tmp_path / "folder") == (
+        2,
+        "",
+        f"error: cannot write {tmp_path / 'folder'}: it is a directory\n",
+    )
+    assert nb(capsys, "export", url, "Order", "-o", tmp_path / "folder") == (
+        1,
+        "",
+        f"error: {tmp_path / 'folder'}: Is a directory\n",
+    )
 
 
 def test_a_required_link_cycle_is_refused_before_anything_is_written(
