@@ -111,6 +111,7 @@ for _text, _parse in ((uuid.UUID, uuid.UUID), (decimal.Decimal, decimal.Decimal)
                       (datetime.time, datetime.time.fromisoformat)):  # fmt: skip
     _JSON.register_unstructure_hook(_text, str)
     _JSON.register_structure_hook(_text, _from_text(_text, _parse))
+
 ModelsOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -147,7 +148,8 @@ def _silence_stdout() -> None:
 
 def command(name: str | None = None) -> Callable[[F], F]:
     """``app.command``, where output closed early (``netabase export ... | head``) is a normal
-    end (exit 0, nothing printed) instead of click's silent exit 1."""
+    end (exit 0, nothing printed) instead of click's silent exit 1, and a file that cannot be
+    read or written is one line instead of a traceback."""
 
     def register(fn: F) -> F:
         @functools.wraps(fn)
