@@ -718,8 +718,8 @@ def dump(url: str, file: Path, models: ModelsOption = None) -> None:
                     target = by_name.get(model)
                     if target is None:
                         raise DumpError(
-                            f"{principal!r} holds {role!r} on a {model} record, and --models "
-                            f"does not name {model}; nothing was written"
+                            f"a grant to {principal!r} is on model {model!r}, which --models "
+                            "does not name; nothing was written"
                         )
                     key = _JSON.unstructure(target.decode_key(encoded))
                     write({"grant": {"principal": principal, "model": model, "key": key,

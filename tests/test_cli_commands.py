@@ -407,6 +407,10 @@ def test_dump_and_members_read_principals_back_exactly(
         {"group": "g", "member": "ann"},
         {"group": "g\x00h", "member": "bob"},
     ]
+    status, _, err = nb(capsys, "dump", url, tmp_path / "p.jsonl", "-m", "netabase.demo:Product")
+    assert status == 1 and "error: a grant to 'u" in err
+    assert err.endswith("is on model 'Order', which --models does not name; nothing was written\n")
+    assert not list(tmp_path.glob("*p.jsonl*"))
 
 
 def test_restore_names_what_is_wrong_with_each_line(
