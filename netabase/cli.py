@@ -1,33 +1,56 @@
-"""The ``netabase`` command: demo, inspect, export, import, check, bench.
+"""The ``netabase`` command: demo, inspect, export, import, dump, restore, check, grant,
+revoke, members, bench.
 
 Models are named with ``--models``: ``package.module`` (every netabase model in it) or
 ``package.module:Customer,Order``; repeat the option for several modules. The default is the
 demo shop's models (`netabase.demo`), so ``netabase inspect lmdb://./shop.db`` works after
-``netabase demo``. Every failure prints one line on stderr and exits non-zero; nothing is
-written by a command that failed before writing.
+``netabase demo``. Every failure prints one line on stderr and exits non-zero (2 for usage
+errors); nothing is written by a command that failed before writing. A reader that stops
+early (``| head``) is a normal end: exit 0, no message.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import datetime
+import decimal
+import errno
+import functools
 import importlib
 import json
+import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, cast
+from typing import Annotated, Any, NoReturn, TypeVar, cast
 
 import cattrs.preconf.json
 import trio
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from . import demo as demo_module
 from ._database import open_database
-from ._errors import NetabaseError, ValidationError
+from ._dump import (
+    FORMAT,
+    VERSION,
+    DumpError,
+    grants,
+    memberships,
+    plan,
+    without_links,
+)
+from ._errors import NetabaseError, UnknownAction, ValidationError
 from ._model import ModelInfo, info_of
+from ._permissions import _principal
+from ._roles import Roles
 from ._store import Store
 from .backends._url import open_backend, parse_url
 
@@ -38,8 +61,18 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True, soft_wrap=True)  # one message, one line
+
+
+class _Console(Console):
+    """A rich console whose closed output raises `BrokenPipeError` (rich's own exits 1)."""
+
+    def on_broken_pipe(self) -> None:
+        _silence_stdout()
+        raise BrokenPipeError(errno.EPIPE, "output closed by its reader")
+
+
+out = _Console()
+err = _Console(stderr=True, soft_wrap=True)  # one message, one line
 
 _JSON = cattrs.preconf.json.make_converter(forbid_extra_keys=True)  # nested records too
 
@@ -58,6 +91,27 @@ def _exactly(kind: type, accepts: tuple[type, ...]) -> Any:
 
 for _kind, _accepts in ((str, (str,)), (int, (int,)), (float, (int, float)), (bool, (bool,))):
     _JSON.register_structure_hook(_kind, _exactly(_kind, _accepts))
+
+
+def _from_text(kind: type, parse: Callable[[str], Any]) -> Any:
+    """A structure hook for a type JSON writes as text (uuid, Decimal, time)."""
+
+    def structure(value: Any, _: Any) -> Any:
+        if not isinstance(value, str):
+            raise TypeError(f"expected {kind.__name__} text, got {type(value).__name__} {value!r}")
+        try:
+            return parse(value)
+        except (ValueError, ArithmeticError):
+            raise TypeError(f"{value!r} is not a {kind.__name__}") from None
+
+    return structure
+
+
+for _text, _parse in ((uuid.UUID, uuid.UUID), (decimal.Decimal, decimal.Decimal),
+                      (datetime.time, datetime.time.fromisoformat)):  # fmt: skip
+    _JSON.register_unstructure_hook(_text, str)
+    _JSON.register_structure_hook(_text, _from_text(_text, _parse))
+
 ModelsOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -72,14 +126,62 @@ class UsageProblem(Exception):
     """Bad command-line input: shown as one line, exit status 2."""
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _closed_pipe(exc: BaseException) -> bool:
+    """Whether ``exc`` (or every exception in a group) is a write to a reader that went away."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_closed_pipe(inner) for inner in exc.exceptions)
+    return isinstance(exc, OSError) and exc.errno == errno.EPIPE
+
+
+def _silence_stdout() -> None:
+    """Send later writes, and the interpreter's final flush, to /dev/null."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout has no file descriptor (captured in tests)
+        pass
+
+
+def command(name: str | None = None) -> Callable[[F], F]:
+    """``app.command``, where output closed early (``netabase export ... | head``) is a normal
+    end (exit 0, nothing printed) instead of click's silent exit 1, and a file that cannot be
+    read or written is one line instead of a traceback."""
+
+    def register(fn: F) -> F:
+        @functools.wraps(fn)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                if _closed_pipe(exc):
+                    _silence_stdout()
+                    raise typer.Exit(0) from None
+                if isinstance(exc, OSError):  # a file that cannot be read or written
+                    where = f"{exc.filename}: " if exc.filename else ""
+                    fail(f"{where}{exc.strerror or exc}")
+                raise
+
+        app.command(name)(guarded)
+        return fn
+
+    return register
+
+
 def fail(message: str, status: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     raise typer.Exit(status)
 
 
 def load_models(specs: list[str] | None) -> list[type]:
     """Resolve ``--models`` values to model classes."""
     models: list[type] = []
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.insert(0, here)  # as `python -m` does: modules in the current directory
     for spec in specs or ["netabase.demo"]:
         module_name, _, names = spec.partition(":")
         try:
@@ -129,24 +231,40 @@ def pick_model(models: list[type], name: str) -> type:
 
 def parse_key(model: type, text: str) -> Any:
     """A key from the command line, as the model's key type (JSON for tuples and numbers)."""
-    key_type = _described(model).key_type
-    if key_type is str:
-        return text
+    info = _described(model)
+    value: Any = text
+    if info.key_type is not str:
+        with contextlib.suppress(json.JSONDecodeError):
+            value = json.loads(text)
     try:
-        value: Any = json.loads(text)
-    except json.JSONDecodeError:
-        value = text
-    try:
-        return _JSON.structure(value, cast(Any, key_type))
+        key = _JSON.structure(value, cast(Any, info.key_type))
+        info.encode_key(key)
     except Exception as exc:
-        raise UsageProblem(f"{text!r} is not a {_described(model).name} key: {exc}") from None
+        problem = "; ".join(_messages(exc)).removeprefix(f"{info.name}: ")
+        raise UsageProblem(f"{text!r} is not a valid key for {info.name}: {problem}") from None
+    return key
+
+
+def principal_or_exit(name: str, field: str = "principal") -> str:
+    try:
+        return _principal(name, field)
+    except ValidationError as exc:
+        fail(exc.problem, 2)
+
+
+def action_or_exit(action: str, model: str, *, role: bool = False) -> str:
+    """An action (or role) name checked against the roles the CLI opens databases with."""
+    try:
+        return Roles().check_role(action) if role else Roles().check_action(action, model)
+    except UnknownAction as exc:
+        fail(str(exc), 2)
 
 
 def run_async(fn: Any, *args: Any) -> Any:
     """Run a trio function; netabase errors and usage problems become one-line messages."""
     try:
         return trio.run(fn, *args)
-    except UsageProblem as exc:
+    except (UsageProblem, UnknownAction) as exc:
         fail(str(exc), 2)
     except NetabaseError as exc:
         fail(str(exc))
@@ -182,7 +300,7 @@ def model_or_exit(models: list[type], name: str) -> type:
 # -- demo ------------------------------------------------------------------------------------
 
 
-@app.command()
+@command()
 def demo(
     url: Annotated[str, typer.Argument(help="where to run it")] = "lmdb://./shop.db",
     clients: Annotated[int, typer.Option(min=1)] = 64,
@@ -229,7 +347,7 @@ def stats_table(stats: Any) -> Table:
 # -- inspect ---------------------------------------------------------------------------------
 
 
-@app.command()
+@command()
 def inspect(url: str, models: ModelsOption = None) -> None:
     """Show the models, their record counts, the store's size on disk and the actors."""
     classes = models_or_exit(models)
@@ -259,7 +377,7 @@ def inspect(url: str, models: ModelsOption = None) -> None:
 # -- export / import -------------------------------------------------------------------------
 
 
-@app.command()
+@command()
 def export(
     url: str,
     model: str,
@@ -286,6 +404,7 @@ def export(
                         sink.write(json.dumps(_JSON.unstructure(record)) + "\n")
                         written += 1
                         progress.advance(task)
+                    sink.flush()  # a reader gone early is noticed here, not after the report
             finally:
                 if output is not None:
                     sink.close()
@@ -300,25 +419,37 @@ def _bar() -> tuple[Any, ...]:
             TimeElapsedColumn())  # fmt: skip
 
 
+def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
+    """(line number, text) for each line of a file; text None for a line that is not UTF-8."""
+    with path.open("rb") as raw:
+        for number, line in enumerate(raw, 1):
+            try:
+                yield number, line.decode()
+            except UnicodeDecodeError:
+                yield number, None
+
+
 def read_records(path: Path, cls: type) -> Iterator[tuple[int, Any, str | None]]:
     """(line number, record or None, problem or None) for each non-blank line."""
-    with path.open() as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, None, f"malformed JSON: {exc.msg} at column {exc.colno}"
-                continue
-            except RecursionError:
-                yield number, None, "JSON nested too deeply"
-                continue
-            try:
-                yield number, _described(cls).structure(data, _JSON), None
-            except Exception as exc:
-                problem = "; ".join(_messages(exc))
-                yield number, None, f"does not fit {cls.__name__}: {problem}"
+    for number, line in _lines(path):
+        if line is None:
+            yield number, None, "not UTF-8 text"
+            continue
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, None, f"malformed JSON: {exc.msg} at column {exc.colno}"
+            continue
+        except RecursionError:
+            yield number, None, "JSON nested too deeply"
+            continue
+        try:
+            yield number, _described(cls).structure(data, _JSON), None
+        except Exception as exc:
+            problem = "; ".join(_messages(exc))
+            yield number, None, f"does not fit {cls.__name__}: {problem}"
 
 
 def _messages(exc: BaseException) -> list[str]:
@@ -334,7 +465,7 @@ def _messages(exc: BaseException) -> list[str]:
     return [f"{field}: {message}" if field else message]
 
 
-@app.command("import")
+@command("import")
 def import_(
     url: str,
     model: str,
@@ -403,7 +534,14 @@ def _line_of(exc: NetabaseError, pending: list[tuple[int, Any]], info: ModelInfo
 # -- check -----------------------------------------------------------------------------------
 
 
-@app.command()
+def key_or_exit(model: type, text: str) -> Any:
+    try:
+        return parse_key(model, text)
+    except UsageProblem as exc:
+        fail(str(exc), 2)
+
+
+@command()
 def check(
     url: str,
     principal: str,
@@ -415,39 +553,579 @@ def check(
     """Explain whether PRINCIPAL may ACTION the MODEL record KEY (exit 0 if allowed, 3 if not)."""
     classes = models_or_exit(models)
     cls = model_or_exit(classes, model)
+    who = principal_or_exit(principal)
+    action_or_exit(action, _described(cls).name)
+    record_key = key_or_exit(cls, key)
     existing_or_exit(url)
 
     async def main() -> bool:
         async with open_database(url, models=classes) as db:
-            explanation = await db.permissions.explain(principal, action, cls, parse_key(cls, key))
-            out.print(str(explanation), highlight=False, markup=False)
+            explanation = await db.permissions.explain(who, action, cls, record_key)
+            try:
+                out.print(str(explanation), highlight=False, markup=False, soft_wrap=True)
+            except OSError as exc:  # output closed early: the exit status still answers
+                if exc.errno != errno.EPIPE:
+                    raise
+                _silence_stdout()
             return bool(explanation.allowed)
 
     if not run_async(main):
         raise typer.Exit(3)
 
 
+# -- grant / revoke / members ----------------------------------------------------------------
+
+
+@command()
+def grant(
+    url: str,
+    principal: str,
+    model: str,
+    key: str,
+    role: str,
+    models: ModelsOption = None,
+) -> None:
+    """Give PRINCIPAL (a user or a group) ROLE on the MODEL record KEY and everything below it."""
+    classes = models_or_exit(models)
+    cls = model_or_exit(classes, model)
+    who = principal_or_exit(principal)
+    action_or_exit(role, _described(cls).name, role=True)
+    record_key = key_or_exit(cls, key)
+    existing_or_exit(url)
+
+    async def main() -> None:
+        async with open_database(url, models=classes) as db:
+            await db.permissions.grant(who, cls, record_key, role)
+
+    run_async(main)
+    out.print(
+        f"granted {role} on {_described(cls).name} {key} to {who}", highlight=False, markup=False
+    )
+
+
+@command()
+def revoke(
+    url: str,
+    principal: str,
+    model: str,
+    key: str,
+    role: Annotated[str | None, typer.Argument(help="default: every role held there")] = None,
+    models: ModelsOption = None,
+) -> None:
+    """Take back ROLE (default: every role) that PRINCIPAL holds on the MODEL record KEY."""
+    classes = models_or_exit(models)
+    cls = model_or_exit(classes, model)
+    who = principal_or_exit(principal)
+    if role is not None:
+        action_or_exit(role, _described(cls).name, role=True)
+    record_key = key_or_exit(cls, key)
+    existing_or_exit(url)
+
+    async def main() -> int:
+        async with open_database(url, models=classes) as db:
+            revoked: int = await db.permissions.revoke(who, cls, record_key, role)
+            return revoked
+
+    revoked = run_async(main)
+    what = role or "any role"
+    name = _described(cls).name
+    if revoked:
+        out.print(
+            f"revoked {revoked} role(s) of {who} on {name} {key}", highlight=False, markup=False
+        )
+    else:
+        out.print(
+            f"{who} held {what} on {name} {key} directly: nothing revoked",
+            highlight=False,
+            markup=False,
+        )
+
+
+@command()
+def members(
+    url: str,
+    group: str,
+    add: Annotated[list[str] | None, typer.Option("--add", help="add MEMBER (repeatable)")] = None,
+    remove: Annotated[
+        list[str] | None, typer.Option("--remove", help="remove MEMBER (repeatable)")
+    ] = None,
+    models: ModelsOption = None,
+) -> None:
+    """List the direct members of GROUP, one a line; --add / --remove change them first."""
+    classes = models_or_exit(models)
+    name = principal_or_exit(group, "group")
+    added = [principal_or_exit(m, "member") for m in add or ()]
+    removed = [principal_or_exit(m, "member") for m in remove or ()]
+    existing_or_exit(url)
+
+    async def main() -> list[str]:
+        async with open_database(url, models=classes) as db:
+            for member in added:
+                await db.permissions.add_member(name, member)
+            for member in removed:
+                await db.permissions.remove_member(name, member)
+            return [member async for _, member in memberships(db.backend, name)]
+
+    found = run_async(main)
+    for member in found:
+        out.print(member, highlight=False, markup=False, soft_wrap=True)
+    err.print(f"{name}: {len(found)} direct member(s)", highlight=False, markup=False)
+
+
+# -- dump / restore --------------------------------------------------------------------------
+
+
+def plan_or_exit(classes: list[type]) -> tuple[list[ModelInfo[Any]], dict[str, tuple[Any, ...]]]:
+    """The models in restore order and, per model in a link cycle, the links to clear first."""
+    infos = [_described(cls) for cls in classes]
+    names = {info.name for info in infos}
+    for info in infos:
+        for link in info.links:
+            if link.target.name not in names:
+                fail(f"{link.name} links to {link.target.name}, which --models does not name", 2)
+    try:
+        return plan(infos)
+    except DumpError as exc:
+        fail(str(exc))
+
+
+@command()
+def dump(url: str, file: Path, models: ModelsOption = None) -> None:
+    """Write the whole database to FILE as JSON Lines: every record of every model (link
+    targets first), every grant and membership. FILE appears only when the dump is complete."""
+    classes = models_or_exit(models)
+    order, _ = plan_or_exit(classes)
+    existing_or_exit(url)
+    if not file.parent.is_dir() or file.is_dir():
+        problem = "it is a directory" if file.is_dir() else f"no directory {file.parent}"
+        fail(f"cannot write {file}: {problem}", 2)
+    by_name = {info.name: info for info in order}
+    partial = file.with_name(f".{file.name}.partial")
+
+    async def main() -> dict[str, int]:
+        written = {"records": 0, "grants": 0, "members": 0}
+        async with open_database(url, models=classes) as db:
+            total = sum([await db.store(info.cls).count() for info in order])
+            with partial.open("w") as sink, Progress(*_bar(), console=err) as progress:
+
+                def write(line: dict[str, Any]) -> None:
+                    sink.write(json.dumps(line) + "\n")
+
+                write({"format": FORMAT, "version": VERSION, "models": list(by_name)})
+                task = progress.add_task("dump records", total=total)
+                for info in order:
+                    async for record in db.store(info.cls).scan():
+                        write({"model": info.name, "record": _JSON.unstructure(record)})
+                        written["records"] += 1
+                        progress.advance(task)
+                task = progress.add_task("dump permissions", total=None)
+                async for principal, model, encoded, role in grants(db.backend):
+                    target = by_name.get(model)
+                    if target is None:
+                        raise DumpError(
+                            f"a grant to {principal!r} is on model {model!r}, which --models "
+                            "does not name; nothing was written"
+                        )
+                    key = _JSON.unstructure(target.decode_key(encoded))
+                    write({"grant": {"principal": principal, "model": model, "key": key,
+                                     "role": role}})  # fmt: skip
+                    written["grants"] += 1
+                    progress.advance(task)
+                async for group, member in memberships(db.backend):
+                    write({"member": {"group": group, "member": member}})
+                    written["members"] += 1
+                    progress.advance(task)
+                write({"end": written})
+        return written
+
+    try:
+        counts = run_async(main)
+        partial.replace(file)
+    finally:
+        partial.unlink(missing_ok=True)
+    err.print(
+        f"dumped {_many(counts['records'], 'record')} of {_many(len(order), 'model')}, "
+        f"{_many(counts['grants'], 'grant')} and {_many(counts['members'], 'membership')} "
+        f"to {file}",
+        highlight=False,
+        markup=False,
+    )
+
+
+def _many(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def read_dump(
+    path: Path, by_name: dict[str, ModelInfo[Any]]
+) -> Iterator[tuple[int, str, Any, str | None]]:
+    """(line number, kind, value, problem or None) for each non-blank line of a dump; kind is
+    header, record, grant, member or end (value None when the line has a problem)."""
+    for number, line in _lines(path):
+        if line is None:
+            yield number, "", None, "not UTF-8 text"
+            continue
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, "", None, f"malformed JSON: {exc.msg} at column {exc.colno}"
+            continue
+        kind = next((k for k in ("model", "grant", "member", "end", "format") if k in data),
+                    "") if isinstance(data, dict) else ""  # fmt: skip
+        try:
+            if kind == "model":
+                yield number, "record", _dump_record(data, by_name), None
+            elif kind == "grant":
+                yield number, "grant", _dump_grant(data["grant"], by_name), None
+            elif kind == "member":
+                member = data["member"]
+                group = _principal(member["group"], "group")
+                yield number, "member", (group, _principal(member["member"], "member")), None
+            elif kind == "end":
+                yield number, "end", {k: int(v) for k, v in dict(data["end"]).items()}, None
+            elif kind == "format":
+                yield number, "header", data, None
+            else:
+                yield number, "", None, "not a line of a netabase dump"
+        except Exception as exc:
+            if isinstance(exc, ValidationError) and exc.model == "permissions":
+                problem = exc.problem  # a principal, group or member name
+            else:
+                problem = "; ".join(_messages(exc))
+            where = {"grant": "grant: ", "member": "membership: ", "end": "end line: "}
+            yield number, kind, None, where.get(kind, "") + problem
+
+
+def _dump_record(data: dict[str, Any], by_name: dict[str, ModelInfo[Any]]) -> Any:
+    name, fields = data["model"], data.get("record")
+    info = by_name.get(name)
+    if info is None:
+        raise UsageProblem(f"model {name!r} is not among --models")
+    if not isinstance(fields, dict):
+        raise UsageProblem(f"the {name} record must be a JSON object, got {fields!r}")
+    key = fields.get(info.key_field)
+    try:
+        record = _JSON.structure(fields, info.cls)
+        info.check(record)
+    except Exception as exc:
+        problem = "; ".join(_messages(exc)).removeprefix(f"{name}: ")
+        raise UsageProblem(f"{name} key {key!r} does not fit the model: {problem}") from None
+    return info, record
+
+
+def _dump_grant(data: dict[str, Any], by_name: dict[str, ModelInfo[Any]]) -> Any:
+    info = by_name.get(data["model"])
+    if info is None:
+        raise UsageProblem(f"model {data['model']!r} is not among --models")
+    key = _JSON.structure(data["key"], cast(Any, info.key_type))
+    info.encode_key(key)
+    return _principal(data["principal"]), info, key, Roles().check_role(data["role"])
+
+
+def check_dump(
+    path: Path, by_name: dict[str, ModelInfo[Any]], cleared: dict[str, tuple[Any, ...]]
+) -> tuple[list[tuple[int, str]], dict[str, int], dict[str, int]]:
+    """Every problem of a dump file, as (line number, problem), its line counts by kind and
+    its record counts by model.
+    Records must come after those of the models they link to (links inside a cycle aside)."""
+    problems: list[tuple[int, str]] = []
+    counts = {"records": 0, "grants": 0, "members": 0}
+    by_model: dict[str, int] = {}
+    inside = {name: {link.target.name for link in links} for name, links in cleared.items()}
+    targets = {
+        info.name: {link.target.name for link in info.links} - inside.get(info.name, set())
+        for info in by_name.values()
+    }
+    must_be_done: dict[str, str] = {}  # target -> a model already seen that links to it
+    end: dict[str, int] | None = None
+    header_seen = False
+    number = 0
+    for number, kind, value, problem in read_dump(path, by_name):
+        if problem is not None:
+            problems.append((number, problem))
+        elif end is not None:
+            problems.append((number, "line after the end line"))
+        elif not header_seen:
+            header_seen = True
+            if kind != "header" or value.get("format") != FORMAT:
+                problems.append((number, "not a netabase dump (no header line)"))
+                break
+            if value.get("version") != VERSION:
+                problems.append((number, f"dump format {value.get('version')!r}; this "
+                                         f"netabase reads version {VERSION}"))  # fmt: skip
+                break
+            names = value.get("models")
+            if not isinstance(names, list) or not all(isinstance(m, str) for m in names):
+                problems.append((number, "the header's models must be a list of model names"))
+                break
+            missing = [m for m in names if m not in by_name]
+            if missing:
+                problems.append((number, f"the dump holds model(s) {', '.join(missing)}, which "
+                                         "--models does not name"))  # fmt: skip
+                break
+        elif kind == "header":
+            problems.append((number, "a second header line"))
+        elif kind == "record":
+            info, record = value
+            if info.name in must_be_done:
+                source = must_be_done[info.name]
+                problems.append((number, f"{info.name} key {info.key_of(record)!r} comes after "
+                                         f"{source} records that link to {info.name}"))  # fmt: skip
+            for target in targets[info.name]:
+                must_be_done.setdefault(target, info.name)
+            counts["records"] += 1
+            by_model[info.name] = by_model.get(info.name, 0) + 1
+        elif kind == "end":
+            end = value
+        else:
+            counts[f"{kind}s"] += 1
+    if header_seen and not problems and end is None:
+        problems.append((number, "truncated dump: no end line (the dump did not finish)"))
+    elif end is not None and end != counts and not problems:
+        problems.append((number, f"end line counts {end} but the file holds {counts}"))
+    if not header_seen:
+        problems.append((max(number, 1), "no header line: not a netabase dump"))
+    return problems, counts, by_model
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first exception inside nested groups (a task's failure in a nursery)."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+async def _concurrently(calls: list[Callable[[], Any]], done: Callable[[int], None]) -> None:
+    """Await the calls 64 at a time (the permission actor batches concurrent writes)."""
+    for start in range(0, len(calls), 64):
+        chunk = calls[start : start + 64]
+        try:
+            async with trio.open_nursery() as nursery:
+                for call in chunk:
+                    nursery.start_soon(call)
+        except BaseExceptionGroup as group:
+            raise _leaf(group) from None
+        done(len(chunk))
+
+
+async def _contents(db: Any, order: list[ModelInfo[Any]]) -> str:
+    """What a database already holds ("" if nothing), for refusing to restore over it."""
+    counts = [f"{n:,} {info.name}" for info in order if (n := await db.store(info.cls).count())]
+    held = [f"{', '.join(counts)} records"] if counts else []
+    async for _ in grants(db.backend):
+        held.append("grants")
+        break
+    async for _ in memberships(db.backend):
+        held.append("memberships")
+        break
+    return ", ".join(held)
+
+
+@command()
+def restore(
+    url: str,
+    file: Path,
+    models: ModelsOption = None,
+    batch: Annotated[int, typer.Option(min=1, help="records per atomic batch")] = 500,
+    force: Annotated[bool, typer.Option(help="restore into a database that is not empty")] = False,
+) -> None:
+    """Load a dump into an empty database: records in atomic batches (links validated), then
+    grants and memberships. Every line is checked first; if any is bad, nothing is written."""
+    classes = models_or_exit(models)
+    order, cleared = plan_or_exit(classes)
+    if not file.is_file():
+        fail(f"no such file: {file}", 2)
+    by_name = {info.name: info for info in order}
+    problems, counts, by_model = check_dump(file, by_name, cleared)
+    if problems:
+        for number, problem in problems[:20]:
+            err.print(f"{file}:{number}: {problem}", highlight=False, markup=False)
+        more = " (first 20 shown)" if len(problems) > 20 else ""
+        fail(f"{len(problems)} bad line(s){more}; nothing restored")
+    second = sum(n for name, n in by_model.items() if name in cleared)
+
+    async def main() -> dict[str, int]:
+        async with open_database(url, models=classes) as db:
+            if not force and (held := await _contents(db, order)):
+                raise DumpError(
+                    f"{db.url} is not empty (it holds {held}); restore into an empty "
+                    "database, or pass --force to write over what is there"
+                )
+            restored: dict[str, int] = {}
+            permissions: list[Callable[[], Any]] = []
+            with Progress(*_bar(), console=err) as progress:
+                task = progress.add_task("restore records", total=counts["records"] + second)
+                pending: list[tuple[int, Any]] = []
+                pending_info: list[ModelInfo[Any]] = []
+
+                async def flush(first_pass: bool) -> None:
+                    info = pending_info[0]
+                    try:
+                        await db.store(info.cls).insert_many(record for _, record in pending)
+                    except NetabaseError as exc:
+                        where = _line_of(exc, pending, info)
+                        first, last = pending[0][0], pending[-1][0]
+                        raise NetabaseError(
+                            f"{file}:{where}: {exc} (lines {first}-{last} not written; "
+                            f"{sum(restored.values()):,} records before them were restored)"
+                        ) from None
+                    if first_pass:
+                        restored[info.name] = restored.get(info.name, 0) + len(pending)
+                    progress.advance(task, len(pending))
+                    pending.clear()
+
+                async def load(first_pass: bool) -> None:
+                    for number, kind, value, _ in read_dump(file, by_name):
+                        if kind == "grant" and first_pass:
+                            principal, info, key, role = value
+                            permissions.append(functools.partial(
+                                db.permissions.grant, principal, info.cls, key, role))  # fmt: skip
+                        elif kind == "member" and first_pass:
+                            permissions.append(functools.partial(db.permissions.add_member, *value))
+                        if kind != "record":
+                            continue
+                        info, record = value
+                        links = cleared.get(info.name)
+                        if links is None and not first_pass:
+                            continue
+                        if first_pass and links:
+                            record = without_links(record, links)
+                        if pending and (pending_info[0] is not info or len(pending) >= batch):
+                            await flush(first_pass)
+                        pending.append((number, record))
+                        pending_info[:] = [info]
+                    if pending:
+                        await flush(first_pass)
+
+                await load(first_pass=True)
+                if second:
+                    await load(first_pass=False)  # the links cleared above, now all exist
+                task = progress.add_task("restore permissions", total=len(permissions))
+                await _concurrently(permissions, lambda n: progress.advance(task, n))
+            return restored
+
+    restored = run_async(main)
+    each = ", ".join(f"{name} {n:,}" for name, n in restored.items())
+    err.print(
+        f"restored {_many(counts['records'], 'record')} ({each or 'none'}), "
+        f"{_many(counts['grants'], 'grant')} and {_many(counts['members'], 'membership')} "
+        f"into {url}",
+        highlight=False,
+        markup=False,
+    )
+
+
 # -- bench -----------------------------------------------------------------------------------
 
+BENCH_EXTRA = "netabase bench needs the bench extra: pip install 'netabase[bench]'"
 
-@app.command()
+
+@command()
 def bench(
-    full: Annotated[bool, typer.Option(help="full runs instead of --quick ones")] = False,
+    url: Annotated[
+        str | None, typer.Argument(help="store to run against; default: a temporary LMDB")
+    ] = None,
+    clients: Annotated[int, typer.Option(min=1, help="concurrent clients")] = 64,
+    ops: Annotated[int, typer.Option(min=1, help="point gets per client")] = 500,
+    records: Annotated[int, typer.Option(min=1, help="records loaded first")] = 10_000,
+    scripts: Annotated[bool, typer.Option(help="run benchmarks/ of a source checkout")] = False,
+    full: Annotated[bool, typer.Option(help="with --scripts: full runs, not --quick")] = False,
 ) -> None:
-    """Run the benchmark scripts of a source checkout (``benchmarks/``), quickly by default."""
+    """Measure netabase on URL (bulk load, point gets, durable inserts from concurrent clients)
+    against aiosqlite doing the same, in the same run. Writes BenchItem records to URL."""
+    try:
+        from . import _bench
+    except ImportError as exc:
+        if exc.name != "aiosqlite":
+            raise
+        fail(BENCH_EXTRA)
+    if scripts:
+        run_scripts(full)
+        return
+    if url is not None:
+        try:
+            open_backend(url)  # validates the URL and its options; opens nothing yet
+        except NetabaseError as exc:
+            fail(str(exc), 2)
+    shape = _bench.Shape(clients, ops, records)
+    with tempfile.TemporaryDirectory(prefix="netabase-bench-") as scratch:
+        target = url or f"lmdb://{Path(scratch) / 'bench'}"
+        with Progress(*_bar(), console=err) as progress:
+            task = progress.add_task("bench", total=2 * len(_bench.PHASES))
+
+            def step() -> None:
+                progress.advance(task)
+
+            ours: dict[str, float] = run_async(_bench.run_netabase, target, shape, step)
+            theirs = asyncio.run(_bench.run_aiosqlite(Path(scratch) / "sqlite.db", shape, step))
+    table = Table(title=f"{clients} clients on {target if url else 'a temporary LMDB'}")
+    for column in ("workload", "netabase ops/s", "aiosqlite ops/s", "netabase / aiosqlite"):
+        table.add_column(column, justify="left" if column == "workload" else "right")
+    for phase in _bench.PHASES:
+        table.add_row(
+            phase,
+            f"{ours[phase]:,.0f}",
+            f"{theirs[phase]:,.0f}",
+            f"{ours[phase] / theirs[phase]:.2f}x",
+        )
+    out.print(table)
+
+
+def run_scripts(full: bool) -> None:
+    """The benchmark scripts of a source checkout (``benchmarks/``), quickly unless ``full``."""
+    try:
+        import casbin  # noqa: F401  (benchmarks/permissions.py compares with it)
+    except ImportError:
+        fail(BENCH_EXTRA)
     folder = Path(__file__).resolve().parent.parent / "benchmarks"
     if not folder.is_dir():
         fail("the benchmarks ship with the source checkout; run this from a git clone", 2)
-    scripts = ["codec.py", "store.py", "links.py", "permissions.py", "asyncio_bridge.py"]
-    for script in scripts:
+    for script in ["codec.py", "store.py", "links.py", "permissions.py", "asyncio_bridge.py"]:
         out.rule(script)
         command = [sys.executable, script] + ([] if full else ["--quick"])
         if subprocess.run(command, cwd=folder, check=False).returncode != 0:
             fail(f"{script} failed")
 
 
+# click's exception classes, whether typer vendors click or depends on it
+_UsageError: type[Exception] = typer.BadParameter.__mro__[1]
+_ClickException: type[Exception] = _UsageError.__mro__[1]
+
+
+def run_cli(args: list[str] | None = None) -> int:
+    """Run the command line; a usage error (unknown option, missing argument, ...) is one
+    line on stderr and status 2."""
+    try:
+        result = app(args=args, prog_name="netabase", standalone_mode=False)
+    except _UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `netabase`: the help text
+            exc.show()  # type: ignore[attr-defined]
+            return 2
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        message = exc.format_message()  # type: ignore[attr-defined]
+        err.print(f"[bold red]error:[/] {escape(message)}{escape(hint)}", highlight=False)
+        return 2
+    except _ClickException as exc:
+        exc.show()  # type: ignore[attr-defined]
+        return int(exc.exit_code)  # type: ignore[attr-defined]
+    except typer.Abort:
+        err.print("aborted", highlight=False)
+        return 1
+    return result if isinstance(result, int) else 0
+
+
 def main() -> None:
-    app()
+    try:
+        status = run_cli()
+    finally:
+        try:
+            sys.stdout.flush()
+        except (OSError, ValueError):  # the reader went away after the last write
+            _silence_stdout()
+    sys.exit(status)
 
 
 if __name__ == "__main__":
