@@ -23,9 +23,9 @@ import attrs
 import msgpack
 
 from ._errors import NetabaseError
-from ._keys import decode_element, decode_single, encode_str, prefix_successor
+from ._keys import decode_element, encode_str, prefix_successor
 from ._model import LinkInfo, ModelInfo
-from .actors._permission_spaces import GRANTS, MEMBERS, object_id
+from .actors._permission_spaces import GRANTS, MEMBERS
 from .backends import Backend
 
 FORMAT = "netabase-dump"
@@ -126,10 +126,8 @@ async def grants(backend: Backend) -> AsyncIterator[tuple[str, str, bytes, str]]
     """Every stored grant as (principal, model name, encoded key, role), read-only."""
     async for key, value in _pages(backend, GRANTS, b""):
         model, encoded, role = msgpack.unpackb(value)
-        # principal | object id | role: the id's raw bytes may start with 0xff, which would
-        # read as an escaped NUL, so the principal is cut off before the id, not scanned for
-        held = key[: len(key) - len(object_id(model, encoded)) - len(encode_str(role))]
-        yield str(decode_single(held)), model, encoded, role
+        principal, _ = decode_element(key)  # principal | object id | role, each an element
+        yield str(principal), model, encoded, role
 
 
 async def memberships(backend: Backend, group: str | None = None) -> AsyncIterator[tuple[str, str]]:
