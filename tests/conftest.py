@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+import netabase
 from netabase.backends import Backend, open_backend
+from netabase.backends import _url as backend_urls
+from netabase.backends.memory import MemoryBackend
 from netabase.testing import RedisServer
 
 BACKENDS = ("memory", "lmdb", "redis")
@@ -53,3 +56,21 @@ async def backend(backend_url: str) -> AsyncIterator[Backend]:
         yield store
     finally:
         await store.aclose()
+
+
+@pytest.fixture
+def reopenable(backend_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A URL whose data survives closing: LMDB and Redis as they are, memory through a scheme
+    that hands out the same in-process backend each time."""
+    if backend_kind != "memory":
+        server: RedisServer | None = (
+            request.getfixturevalue("redis_server") if backend_kind == "redis" else None
+        )
+        yield make_url(backend_kind, tmp_path, server)
+        return
+    kept = MemoryBackend()
+    netabase.register_backend("keptmemory", lambda _: kept)
+    try:
+        yield "keptmemory://"
+    finally:
+        del backend_urls._FACTORIES["keptmemory"]

@@ -8,7 +8,6 @@ import json
 import re
 import sys
 import typing
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,6 @@ import trio
 import netabase
 from netabase._stored_schema import SPACE, compare, describe, reconcile
 from netabase.backends import Delete, WriteBatch, open_backend
-from netabase.backends import _url as backend_urls
-from netabase.backends.memory import MemoryBackend
-from netabase.testing import RedisServer
-
-from .conftest import make_url
 
 
 @netabase.model(key="id")
@@ -189,24 +183,6 @@ INCOMPATIBLE = {
     ThingUnlinked: ["field 'owner' is no longer a link to Person"],
     ThingLinkedDefault: ["new link field 'buddy' defaults to a key"],
 }
-
-
-@pytest.fixture
-def reopenable(backend_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A URL whose data survives closing: LMDB and Redis as they are, memory through a scheme
-    that hands out the same in-process backend each time."""
-    if backend_kind != "memory":
-        server: RedisServer | None = (
-            request.getfixturevalue("redis_server") if backend_kind == "redis" else None
-        )
-        yield make_url(backend_kind, tmp_path, server)
-        return
-    kept = MemoryBackend()
-    netabase.register_backend("keptmemory", lambda _: kept)
-    try:
-        yield "keptmemory://"
-    finally:
-        del backend_urls._FACTORIES["keptmemory"]
 
 
 async def stored_schema(url: str) -> dict[str, Any]:

@@ -22,6 +22,9 @@ MEMBER_OF = "~perm.memberof"
 """member | group -> group."""
 META = "~perm.meta"
 REVISION = b"revision"
+LAYOUT = b"layout"
+"""In ``META``: the key layout of the rows here (absent: written by netabase 0.1)."""
+LAYOUT_VERSION = b"2"
 SPACES = (GRANTS, OBJECTS, MEMBERS, MEMBER_OF, META)
 
 OID_ELEMENT = 17

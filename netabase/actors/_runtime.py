@@ -19,6 +19,7 @@ from ._config import RuntimeConfig
 from ._deadlines import Deadlines
 from ._mailbox import Request
 from ._permission_actor import PermissionActor
+from ._permission_layout import upgrade_permission_layout
 from ._permission_spaces import SPACES as PERMISSION_SPACES
 from ._stats import ActorStats
 from ._store_actor import StoreActor
@@ -73,11 +74,13 @@ class Runtime:
         return spaces
 
     async def start(self) -> None:
-        """Open the backend's spaces, then check the models against the stored schemas
-        (`SchemaMismatch` when they differ incompatibly; the backend is closed again)."""
+        """Open the backend's spaces, check the models against the stored schemas
+        (`SchemaMismatch` when they differ incompatibly; the backend is closed again), and
+        bring permission rows written by an older release to today's layout."""
         await self.backend.start(self.spaces())
         try:
             await reconcile(self.backend, self.models)
+            await upgrade_permission_layout(self.backend)
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self.backend.aclose()

@@ -1,0 +1,91 @@
+"""Upgrading permission rows written by netabase 0.1 to today's key layout, once, at open.
+
+0.1 keyed a grant as ``principal | 16-byte digest | role``; a digest starting with 0xff read as
+an escaped NUL of the principal, so whole-name look-ups could not find it. Today the object id is
+a UUID element (`object_id`). Memberships did not change. The upgrade is one conditional batch:
+every old grant row re-keyed (with its ``OBJECTS`` twin) and the layout mark written, or nothing,
+so two processes opening an old database at once upgrade it exactly once.
+"""
+
+from __future__ import annotations
+
+import msgpack
+
+from .._keys import decode_element, encode_str
+from ..backends import Backend, Delete, Expect, Op, Put, WriteBatch
+from ._permission_spaces import (
+    GRANTS,
+    LAYOUT,
+    LAYOUT_VERSION,
+    META,
+    OBJECTS,
+    grant_key,
+    object_id,
+    object_key,
+    revision_op,
+)
+
+PAGE = 1000
+ATTEMPTS = 10
+
+
+async def upgrade_permission_layout(backend: Backend) -> int:
+    """Bring the stored permission rows to today's layout; return how many grants moved."""
+    for _ in range(ATTEMPTS):
+        _, (mark,) = await backend.read(META, [LAYOUT])
+        if mark == LAYOUT_VERSION:
+            return 0
+        rows = await _all_grants(backend)
+        ops: list[Op] = []
+        expects = [Expect(META, LAYOUT, mark)]
+        moved = 0
+        for key, value in rows:
+            old = _old_grant(key, value)
+            if old is None:
+                continue
+            principal, digest, (model, encoded, role) = old
+            oid = object_id(model, encoded)
+            ops += [
+                Delete(GRANTS, key),
+                Delete(OBJECTS, digest + encode_str(principal) + encode_str(role)),
+                Put(GRANTS, grant_key(principal, oid, role), value),
+                Put(OBJECTS, object_key(oid, principal, role), msgpack.packb((principal, role))),
+            ]
+            expects.append(Expect(GRANTS, key, value))
+            moved += 1
+        ops.append(Put(META, LAYOUT, LAYOUT_VERSION))
+        if moved:
+            ops.append(revision_op())
+        result = await backend.apply([WriteBatch(tuple(ops), tuple(expects))])
+        if result.failed[0] is None:
+            return moved
+    return 0  # another opener keeps changing the rows; it upgrades them itself
+
+
+async def _all_grants(backend: Backend) -> list[tuple[bytes, bytes]]:
+    rows: list[tuple[bytes, bytes]] = []
+    lo = b""
+    while True:
+        page = await backend.scan(GRANTS, lo, None, limit=PAGE)
+        rows.extend(page)
+        if len(page) < PAGE:
+            return rows
+        lo = page[-1][0] + b"\x00"
+
+
+def _old_grant(key: bytes, value: bytes) -> tuple[str, bytes, tuple[str, bytes, str]] | None:
+    """(principal, 0.1 digest, stored value) if ``key`` is a 0.1 grant key, else None."""
+    model, encoded, role = msgpack.unpackb(value)
+    digest = object_id(model, encoded)[1:]
+    cut = len(key) - len(digest) - len(encode_str(role))
+    if cut <= 0:
+        return None
+    try:
+        principal, end = decode_element(key[:cut])
+    except (ValueError, IndexError, UnicodeDecodeError):
+        return None
+    if end != cut or not isinstance(principal, str):
+        return None
+    if key != encode_str(principal) + digest + encode_str(role):
+        return None
+    return principal, digest, (model, encoded, role)
