@@ -180,8 +180,12 @@ class Permissions:
         page at a time; the cursor is the last key returned, so pages never repeat or skip."""
         info = self._runtime.actor_for(model).info
         self._roles.check_action(action, info.name)
-        if page_size < 1:
-            raise ValidationError("permissions", f"page_size must be positive, got {page_size}")
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            raise ValidationError(
+                "permissions",
+                f"page_size must be a positive int, got {page_size!r}",
+                field="page_size",
+            )
         cursor: bytes | None = None
         while True:
             page: list[bytes] = await self._call(
