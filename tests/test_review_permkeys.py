@@ -17,18 +17,26 @@ import msgpack
 import outcome
 import pytest
 import trio
+import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import netabase
-from netabase._keys import encode_str
+from netabase._keys import MAX_KEY_SIZE, encode_str
 from netabase.actors._mailbox import Request
-from netabase.actors._permission_spaces import GRANTS, MAX_NAME_KEY, OBJECTS
+from netabase.actors._permission_spaces import (
+    GRANTS,
+    MAX_NAME_KEY,
+    OBJECTS,
+    grant_key,
+    object_id,
+)
 from netabase.backends import ApplyResult, Backend, BackendURL, Put, WriteBatch, register_backend
 from netabase.backends.memory import MemoryBackend
 from netabase.testing import RedisServer
 
 from .conftest import make_url
+from .gated import gated
 from .perm_models import PERM_MODELS, Organization
 
 _examples = itertools.count()
@@ -166,6 +174,49 @@ async def test_remove_member_after_add_member_in_one_batch_says_it_removed(
     assert [await r.wait() for r in requests] == [None, True]
     await db.permissions.grant("g", RText, "a", "read")
     assert not await db.permissions.check("m", "read", RText, "a")
+
+
+async def test_two_processes_revoking_one_grant_count_it_once() -> None:
+    """Two runtimes on one backend (two processes on one Redis) plan their revokes on the same
+    read, then both write: the second one's read is a condition, so it re-plans and says 0."""
+    url, backend = gated("rv-two-revokes")
+    async with (
+        netabase.open(url, models=MODELS, roles=ROLES) as one,
+        netabase.open(url, models=MODELS, roles=ROLES) as two,
+    ):
+        await one.permissions.grant("v", RText, "a", "read")
+        counts: list[int] = []
+
+        async def revoke(db: netabase.Database) -> None:
+            counts.append(await db.permissions.revoke("v", RText, "a"))
+
+        backend.close_gate(writes=True)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(revoke, one)
+            nursery.start_soon(revoke, two)
+            await trio.testing.wait_all_tasks_blocked()
+            assert backend.held == 2, "both revokes were planned before either was written"
+            backend.open_gate()
+        assert sorted(counts) == [0, 1]
+
+
+async def test_names_and_a_role_at_the_limit_make_a_key_of_exactly_the_limit(
+    backend_url: str,
+) -> None:
+    role = at_limit("r\x00")
+    roles = netabase.Roles({role: ("read",), role[:-1]: ("read", "write")})
+    who = at_limit("\x00\xff")
+    assert len(grant_key(who, object_id("RText", encode_str("k")), role)) == MAX_KEY_SIZE
+    async with netabase.open(backend_url, models=MODELS, roles=roles) as db:
+        p = db.permissions
+        await p.grant(who, RText, "k", role)
+        await p.grant(who, RText, "k", role[:-1])
+        assert await p.check(who, "write", RText, "k")
+        assert await p.revoke(who, RText, "k", role[:-1]) == 1
+        assert not await p.check(who, "write", RText, "k")
+        assert await p.check(who, "read", RText, "k")
+        assert [k async for k in p.list_objects(who, "read", RText, page_size=1)] == ["k"]
+        assert await p.revoke(who, RText, "k") == 1
 
 
 # -- validation: nothing a caller passes may crash the actor -------------------------------------
