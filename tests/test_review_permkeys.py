@@ -176,28 +176,34 @@ async def test_remove_member_after_add_member_in_one_batch_says_it_removed(
     assert not await db.permissions.check("m", "read", RText, "a")
 
 
-async def test_two_processes_revoking_one_grant_count_it_once() -> None:
-    """Two runtimes on one backend (two processes on one Redis) plan their revokes on the same
-    read, then both write: the second one's read is a condition, so it re-plans and says 0."""
-    url, backend = gated("rv-two-revokes")
+@pytest.mark.parametrize("kind", ["revoke", "remove_member"])
+async def test_two_processes_undoing_one_change_count_it_once(kind: str) -> None:
+    """Two runtimes on one backend (two processes on one Redis) plan the same revoke (or
+    remove_member) on the same read, then both write: the second one's read is a condition,
+    so it re-plans and answers that nothing was left ([1, 1] and [True, True] before)."""
+    url, backend = gated(f"rv-two-{kind}")
     async with (
         netabase.open(url, models=MODELS, roles=ROLES) as one,
         netabase.open(url, models=MODELS, roles=ROLES) as two,
     ):
         await one.permissions.grant("v", RText, "a", "read")
-        counts: list[int] = []
+        await one.permissions.add_member("g", "v")
+        answers: list[Any] = []
 
-        async def revoke(db: netabase.Database) -> None:
-            counts.append(await db.permissions.revoke("v", RText, "a"))
+        async def undo(db: netabase.Database) -> None:
+            if kind == "revoke":
+                answers.append(await db.permissions.revoke("v", RText, "a"))
+            else:
+                answers.append(await db.permissions.remove_member("g", "v"))
 
         backend.close_gate(writes=True)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(revoke, one)
-            nursery.start_soon(revoke, two)
+            nursery.start_soon(undo, one)
+            nursery.start_soon(undo, two)
             await trio.testing.wait_all_tasks_blocked()
-            assert backend.held == 2, "both revokes were planned before either was written"
+            assert backend.held == 2, "both were planned before either was written"
             backend.open_gate()
-        assert sorted(counts) == [0, 1]
+        assert sorted(answers) == [0, 1]
 
 
 async def test_names_and_a_role_at_the_limit_make_a_key_of_exactly_the_limit(
