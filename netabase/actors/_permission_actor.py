@@ -617,7 +617,7 @@ class PermissionActor:
                 ops.append(Delete(GRANTS, grant_key(principal, oid, each)))
                 ops.append(Delete(OBJECTS, object_key(oid, principal, each)))
             ops.append(revision_op())
-            # The count rests on these reads: a write in between (same round, other process) re-plans.
+            # The count rests on these reads: a write in between (this round, elsewhere) re-plans.
             held = ExpectKeys(GRANTS, lo, frozenset(k for k, _ in rows), hi)
             return WriteBatch(tuple(ops), (held,)), len(roles)
         group, member = args
