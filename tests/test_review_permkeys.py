@@ -31,7 +31,16 @@ from netabase.actors._permission_spaces import (
     grant_key,
     object_id,
 )
-from netabase.backends import ApplyResult, Backend, BackendURL, Put, WriteBatch, register_backend
+from netabase.backends import (
+    ApplyResult,
+    Backend,
+    BackendURL,
+    Op,
+    Put,
+    WriteBatch,
+    open_backend,
+    register_backend,
+)
 from netabase.backends.memory import MemoryBackend
 from netabase.testing import RedisServer
 
@@ -324,42 +333,47 @@ def _old_digest(model: str, key: bytes) -> bytes:
     return hashlib.blake2b(model.encode() + b"\x00" + key, digest_size=16).digest()
 
 
+async def _write_0_1_0_grants(url: str, grants: list[tuple[str, str, str]]) -> None:
+    """A database as 0.1.0 left it: GRANTS ``principal | raw digest | role`` and OBJECTS
+    ``raw digest | principal | role``, written straight through the backend."""
+    backend = open_backend(url)
+    await backend.start([GRANTS, OBJECTS])
+    ops: list[Op] = []
+    for principal, key, role in grants:
+        encoded = netabase.info_of(Organization).encode_key(key)  # type: ignore[union-attr]
+        digest = _old_digest("Organization", encoded)
+        value = msgpack.packb(("Organization", encoded, role))
+        ops.append(Put(GRANTS, encode_str(principal) + digest + encode_str(role), value))
+        ops.append(
+            Put(
+                OBJECTS,
+                digest + encode_str(principal) + encode_str(role),
+                msgpack.packb((principal, role)),
+            )
+        )
+    await backend.apply([WriteBatch(tuple(ops))])
+    await backend.aclose()
+
+
+def _on(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    server: RedisServer | None = (
+        request.getfixturevalue("redis_server") if kind == "redis" else None
+    )
+    return make_url(kind, tmp_path, server)
+
+
 @pytest.mark.parametrize("kind", ["lmdb", "redis"])
 def test_grants_stored_by_0_1_0_are_still_honoured(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    """FAILS TODAY (migration pending). 0.1.0 keyed grants by ``encode_str(principal) + raw
-    16-byte digest + encode_str(role)`` (and objects by ``digest + principal + role``); now the
-    object id is a UUID element. Opened today such a grant is denied by check and explain, but
-    still listed by list_objects (it scans the principal's whole-name range), and revoke finds
-    nothing (0) and leaves both rows behind for ever."""
-    server: RedisServer | None = (
-        request.getfixturevalue("redis_server") if kind == "redis" else None
-    )
-    url = make_url(kind, tmp_path, server)
+    """FAILS on this branch (no migration; main has one since d04fcda). Opened without an
+    upgrade, a 0.1.0 grant is denied by check and explain but still listed by list_objects
+    (it scans the principal's whole-name range), and revoke finds nothing (0) and leaves both
+    rows behind for ever."""
+    url = _on(kind, tmp_path, request)
 
     async def main() -> None:
-        async with netabase.open(url, models=PERM_MODELS) as db:
-            encoded = db._runtime.models["Organization"].encode_key("acme")
-            digest = _old_digest("Organization", encoded)
-            await db._runtime.backend.apply(
-                [
-                    WriteBatch(
-                        (
-                            Put(
-                                GRANTS,
-                                encode_str("alice") + digest + encode_str("read"),
-                                msgpack.packb(("Organization", encoded, "read")),
-                            ),
-                            Put(
-                                OBJECTS,
-                                digest + encode_str("alice") + encode_str("read"),
-                                msgpack.packb(("alice", "read")),
-                            ),
-                        )
-                    )
-                ]
-            )
+        await _write_0_1_0_grants(url, [("alice", "acme", "read")])
         async with netabase.open(url, models=PERM_MODELS) as db:
             p = db.permissions
             listed = [k async for k in p.list_objects("alice", "read", Organization)]
@@ -367,6 +381,26 @@ def test_grants_stored_by_0_1_0_are_still_honoured(
             assert (listed, allowed) == (["acme"], True), "list_objects and check disagree"
             assert await p.revoke("alice", Organization, "acme") == 1
             assert [k async for k in p.list_objects("alice", "read", Organization)] == []
+
+    trio.run(main)
+
+
+@pytest.mark.parametrize("kind", ["lmdb", "redis"])
+def test_a_0_1_0_grant_key_of_511_bytes_does_not_stop_the_database_opening(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """0.1.0 bounded names at 200 UTF-8 bytes and roles not at all, so a grant key could be
+    exactly 511 bytes; today's object id is one byte longer, so that row cannot be re-keyed as
+    it is. Opening must still work, and the other grants must still count."""
+    role = "r" * (MAX_KEY_SIZE - len(encode_str("a" * 200)) - 16 - 2)
+    assert len(encode_str("a" * 200) + bytes(16) + encode_str(role)) == MAX_KEY_SIZE
+    url = _on(kind, tmp_path, request)
+    roles = netabase.Roles({role: ("read",), "read": ("read",)})
+
+    async def main() -> None:
+        await _write_0_1_0_grants(url, [("a" * 200, "acme", role), ("bob", "acme", "read")])
+        async with netabase.open(url, models=PERM_MODELS, roles=roles) as db:
+            assert await db.permissions.check("bob", "read", Organization, "acme")
 
     trio.run(main)
 
