@@ -40,7 +40,7 @@ from .._errors import (
 from .._keys import component_range, encode_str
 from .._model import ModelInfo
 from .._roles import Explanation, Grant, Roles, lookup_condition
-from ..backends import Delete, ExpectKeys, Op, Put, WriteBatch
+from ..backends import Delete, Expect, ExpectKeys, Op, Put, WriteBatch
 from ._cascade import read_referrers
 from ._config import RuntimeConfig
 from ._links import ref_prefix
@@ -641,11 +641,14 @@ class PermissionActor:
             if len(batches) == 1:
                 return [exc]
         outcomes: list[int | NetabaseError | None] = []
-        for batch in batches:  # rare: find the culprit, apply the others
+        for index, batch in enumerate(batches):  # rare: find the culprit, apply the others
             try:
                 outcomes.extend((await backend.apply([batch])).failed)
             except ValidationError as exc:
                 outcomes.append(exc)
+            except NetabaseError as exc:  # the backend failed: the ones applied stay answered
+                outcomes.extend([exc] * (len(batches) - index))
+                break
         return outcomes
 
     async def _plan(self, request: Request) -> tuple[WriteBatch, Any]:
@@ -662,14 +665,17 @@ class PermissionActor:
         if kind == "revoke":
             principal, model, key, role = args
             oid = object_id(model, key)
-            rows = await _scan_prefix(self.runtime, GRANTS, encode_str(principal) + oid)
+            lo, hi = component_range(encode_str(principal) + oid)
+            rows = await _scan_prefix(self.runtime, GRANTS, lo)
             roles = [r for _, _, r in (msgpack.unpackb(v) for _, v in rows) if role in (None, r)]
             ops = []
             for each in roles:
                 ops.append(Delete(GRANTS, grant_key(principal, oid, each)))
                 ops.append(Delete(OBJECTS, object_key(oid, principal, each)))
             ops.append(revision_op())
-            return WriteBatch(tuple(ops)), len(roles)
+            # The count rests on these reads: a write in between (this round, elsewhere) re-plans.
+            held = ExpectKeys(GRANTS, lo, frozenset(k for k, _ in rows), hi)
+            return WriteBatch(tuple(ops), (held,)), len(roles)
         group, member = args
         member_of = membership_key(member, group)
         if kind == "remove_member":
@@ -679,7 +685,9 @@ class PermissionActor:
                 Delete(MEMBER_OF, member_of),
                 revision_op(),
             ]
-            return WriteBatch(tuple(ops)), present is not None
+            return WriteBatch(tuple(ops), (Expect(MEMBER_OF, member_of, present),)), (
+                present is not None
+            )
         expects = await self._refuse_cycle(group, member)
         ops = [
             Put(MEMBERS, membership_key(group, member), msgpack.packb(member)),
