@@ -387,7 +387,7 @@ def test_grants_stored_by_0_1_0_are_still_honoured(
 
 @pytest.mark.parametrize("kind", ["lmdb", "redis"])
 def test_a_0_1_0_grant_key_of_511_bytes_does_not_stop_the_database_opening(
-    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
 ) -> None:
     """0.1.0 bounded names at 200 UTF-8 bytes and roles not at all, so a grant key could be
     exactly 511 bytes; today's object id is one byte longer, so that row cannot be re-keyed as
@@ -403,6 +403,7 @@ def test_a_0_1_0_grant_key_of_511_bytes_does_not_stop_the_database_opening(
             assert await db.permissions.check("bob", "read", Organization, "acme")
 
     trio.run(main)
+    assert "dropped a grant" in caplog.text and "no longer fits the 511-byte limit" in caplog.text
 
 
 # -- against a brute-force reference ------------------------------------------------------------

@@ -4,14 +4,18 @@
 an escaped NUL of the principal, so whole-name look-ups could not find it. Today the object id is
 a UUID element (`object_id`). Memberships did not change. The upgrade is one conditional batch:
 every old grant row re-keyed (with its ``OBJECTS`` twin) and the layout mark written, or nothing,
-so two processes opening an old database at once upgrade it exactly once.
+so two processes opening an old database at once upgrade it exactly once. A grant whose new key
+would exceed the key limit (0.1 allowed longer names and roles than today, and the object id grew
+by a byte) cannot be held any more: it is dropped, with a warning naming it.
 """
 
 from __future__ import annotations
 
+import logging
+
 import msgpack
 
-from .._keys import decode_element, encode_str
+from .._keys import MAX_KEY_SIZE, decode_element, encode_str
 from ..backends import Backend, Delete, Expect, Op, Put, WriteBatch
 from ._permission_spaces import (
     GRANTS,
@@ -28,6 +32,8 @@ from ._permission_spaces import (
 PAGE = 1000
 ATTEMPTS = 10
 
+logger = logging.getLogger("netabase.permissions")
+
 
 async def upgrade_permission_layout(backend: Backend) -> int:
     """Bring the stored permission rows to today's layout; return how many grants moved."""
@@ -39,6 +45,7 @@ async def upgrade_permission_layout(backend: Backend) -> int:
         ops: list[Op] = []
         expects = [Expect(META, LAYOUT, mark)]
         moved = 0
+        dropped: list[tuple[str, str, str]] = []
         for key, value in rows:
             old = _old_grant(key, value)
             if old is None:
@@ -48,16 +55,31 @@ async def upgrade_permission_layout(backend: Backend) -> int:
             ops += [
                 Delete(GRANTS, key),
                 Delete(OBJECTS, digest + encode_str(principal) + encode_str(role)),
-                Put(GRANTS, grant_key(principal, oid, role), value),
-                Put(OBJECTS, object_key(oid, principal, role), msgpack.packb((principal, role))),
             ]
             expects.append(Expect(GRANTS, key, value))
             moved += 1
+            new_key = grant_key(principal, oid, role)
+            if len(new_key) > MAX_KEY_SIZE:
+                dropped.append((principal, model, role))
+                continue
+            ops += [
+                Put(GRANTS, new_key, value),
+                Put(OBJECTS, object_key(oid, principal, role), msgpack.packb((principal, role))),
+            ]
         ops.append(Put(META, LAYOUT, LAYOUT_VERSION))
         if moved:
             ops.append(revision_op())
         result = await backend.apply([WriteBatch(tuple(ops), tuple(expects))])
         if result.failed[0] is None:
+            for principal, model, role in dropped:
+                logger.warning(
+                    "dropped a grant of %r on a %s record to %r: its key no longer fits the "
+                    "%d-byte limit (shorten the name or role and grant it again)",
+                    role[:40],
+                    model,
+                    principal[:40],
+                    MAX_KEY_SIZE,
+                )
             return moved
     return 0  # another opener keeps changing the rows; it upgrades them itself
 
