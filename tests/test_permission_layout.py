@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import msgpack
+import pytest
 import trio
 
 import netabase
 from netabase._keys import encode_str
-from netabase.actors._permission_spaces import GRANTS, LAYOUT, LAYOUT_VERSION, META, OBJECTS
+from netabase.actors._permission_spaces import (
+    GRANTS,
+    LAYOUT,
+    LAYOUT_VERSION,
+    MEMBER_OF,
+    MEMBERS,
+    META,
+    OBJECTS,
+    membership_key,
+)
 from netabase.backends import Put, WriteBatch, open_backend
 
 from .perm_models import PERM_MODELS, Document
@@ -101,3 +112,37 @@ async def test_two_openers_of_an_older_database_upgrade_it_once(reopenable: str)
             nursery.start_soon(open_and_check)
             nursery.start_soon(open_and_check)
     assert answers == [True, True]
+
+
+async def test_rows_whose_names_exceed_todays_limit_are_dropped_with_a_warning(
+    reopenable: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """0.1 bounded names at 200 UTF-8 bytes; a NUL now takes two, so "\\x00" * 200 can never be
+    checked or revoked again: its grant and memberships go, and the warning says so."""
+    heavy = "\x00" * 200
+    await _write_old_grants(reopenable, [(heavy, "doc", "read"), ("ann", "doc", "read")])
+    backend = open_backend(reopenable)
+    await backend.start([MEMBERS, MEMBER_OF])
+    try:
+        await backend.apply(
+            [
+                WriteBatch(
+                    (
+                        Put(MEMBERS, membership_key("staff", heavy), msgpack.packb(heavy)),
+                        Put(MEMBER_OF, membership_key(heavy, "staff"), msgpack.packb("staff")),
+                        Put(MEMBERS, membership_key("staff", "ann"), msgpack.packb("ann")),
+                        Put(MEMBER_OF, membership_key("ann", "staff"), msgpack.packb("staff")),
+                    )
+                )
+            ]
+        )
+    finally:
+        await backend.aclose()
+    with caplog.at_level(logging.WARNING, logger="netabase.permissions"):
+        async with netabase.open(reopenable, models=PERM_MODELS) as db:
+            assert await db.permissions.check("ann", "read", Document, "doc")
+            assert len(await db.backend.scan(GRANTS, b"", None, limit=10)) == 1
+            assert len(await db.backend.scan(MEMBERS, b"", None, limit=10)) == 1
+            assert len(await db.backend.scan(MEMBER_OF, b"", None, limit=10)) == 1
+    assert "dropped a grant of 'read' on a Document record" in caplog.text
+    assert "dropped 2 membership rows" in caplog.text

@@ -4,9 +4,9 @@
 an escaped NUL of the principal, so whole-name look-ups could not find it. Today the object id is
 a UUID element (`object_id`). Memberships did not change. The upgrade is one conditional batch:
 every old grant row re-keyed (with its ``OBJECTS`` twin) and the layout mark written, or nothing,
-so two processes opening an old database at once upgrade it exactly once. A grant whose new key
-would exceed the key limit (0.1 allowed longer names and roles than today, and the object id grew
-by a byte) cannot be held any more: it is dropped, with a warning naming it.
+so two processes opening an old database at once upgrade it exactly once. A grant or membership
+whose names exceed today's limit (0.1 allowed longer names and roles, and the object id grew by a
+byte) could never be checked or revoked again: it is dropped, with a warning naming it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from ._permission_spaces import (
     GRANTS,
     LAYOUT,
     LAYOUT_VERSION,
+    MAX_NAME_KEY,
+    MEMBER_OF,
+    MEMBERS,
     META,
     OBJECTS,
     grant_key,
@@ -41,7 +44,7 @@ async def upgrade_permission_layout(backend: Backend) -> int:
         _, (mark,) = await backend.read(META, [LAYOUT])
         if mark == LAYOUT_VERSION:
             return 0
-        rows = await _all_grants(backend)
+        rows = await _all_rows(backend, GRANTS)
         ops: list[Op] = []
         expects = [Expect(META, LAYOUT, mark)]
         moved = 0
@@ -59,36 +62,63 @@ async def upgrade_permission_layout(backend: Backend) -> int:
             expects.append(Expect(GRANTS, key, value))
             moved += 1
             new_key = grant_key(principal, oid, role)
-            if len(new_key) > MAX_KEY_SIZE:
+            if not (_fits(principal) and _fits(role)) or len(new_key) > MAX_KEY_SIZE:
                 dropped.append((principal, model, role))
                 continue
             ops += [
                 Put(GRANTS, new_key, value),
                 Put(OBJECTS, object_key(oid, principal, role), msgpack.packb((principal, role))),
             ]
+        lost_members = await _oversized_memberships(backend)
+        for space, key, value in lost_members:
+            ops.append(Delete(space, key))
+            expects.append(Expect(space, key, value))
         ops.append(Put(META, LAYOUT, LAYOUT_VERSION))
-        if moved:
+        if moved or lost_members:
             ops.append(revision_op())
         result = await backend.apply([WriteBatch(tuple(ops), tuple(expects))])
         if result.failed[0] is None:
             for principal, model, role in dropped:
                 logger.warning(
-                    "dropped a grant of %r on a %s record to %r: its key no longer fits the "
-                    "%d-byte limit (shorten the name or role and grant it again)",
+                    "dropped a grant of %r on a %s record to %r: its names no longer fit "
+                    "(at most %d bytes each, %d for the whole key); shorten them and grant again",
                     role[:40],
                     model,
                     principal[:40],
+                    MAX_NAME_KEY,
                     MAX_KEY_SIZE,
+                )
+            if lost_members:
+                logger.warning(
+                    "dropped %d membership rows whose names no longer fit the %d-byte name limit",
+                    len(lost_members),
+                    MAX_NAME_KEY,
                 )
             return moved
     return 0  # another opener keeps changing the rows; it upgrades them itself
 
 
-async def _all_grants(backend: Backend) -> list[tuple[bytes, bytes]]:
+def _fits(name: str) -> bool:
+    return len(encode_str(name)) <= MAX_NAME_KEY
+
+
+async def _oversized_memberships(backend: Backend) -> list[tuple[str, bytes, bytes]]:
+    """(space, key, value) of membership rows naming a group or member over the name limit."""
+    found = []
+    for space in (MEMBERS, MEMBER_OF):
+        for key, value in await _all_rows(backend, space):
+            outer, end = decode_element(key)
+            inner, _ = decode_element(key, end)
+            if not (_fits(str(outer)) and _fits(str(inner))):
+                found.append((space, key, value))
+    return found
+
+
+async def _all_rows(backend: Backend, space: str) -> list[tuple[bytes, bytes]]:
     rows: list[tuple[bytes, bytes]] = []
     lo = b""
     while True:
-        page = await backend.scan(GRANTS, lo, None, limit=PAGE)
+        page = await backend.scan(space, lo, None, limit=PAGE)
         rows.extend(page)
         if len(page) < PAGE:
             return rows
