@@ -262,3 +262,28 @@ def test_misuses_fail_with_what_to_do(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider", "-p", "no:trio")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*needs pytest-trio*pip install 'netabase?pytest?'"])
+
+
+def test_a_failing_fixture_beside_netabase_db_fails_the_test(pytester: pytest.Pytester) -> None:
+    """pytest-trio cancels the other fixtures mid-setup: opening the runtime must not hang."""
+    user_project(
+        pytester,
+        test_broken=textwrap.dedent(
+            """
+            import pytest
+            import trio
+
+            @pytest.fixture
+            async def broken():
+                await trio.sleep(0)
+                raise RuntimeError("boom")
+
+            @pytest.mark.parametrize("n", range(8))
+            async def test_x(netabase_db, broken, n):
+                pass
+            """
+        ),
+    )
+    result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider", "-o", "timeout=20")
+    result.assert_outcomes(failed=8)
+    result.stdout.fnmatch_lines(["*RuntimeError*boom*"])
