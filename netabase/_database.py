@@ -117,19 +117,27 @@ async def open_database(
     await runtime.start()
     # The actors are shielded from cancellation of the block: leaving it for any reason
     # (an error, an outer cancel scope) first drains what is queued, then stops them.
+    # Not `nursery.start`: a shielded child that calls started() under a cancelled start() is
+    # left under start(), which then waits for it for ever.
     actors_scope = trio.CancelScope(shield=True)
+    started = trio.Event()
 
-    async def run_actors(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run_actors() -> None:
         with actors_scope:
             async with trio.open_nursery() as actors:
                 actors.start_soon(runtime.deadlines.run, name="netabase deadlines")
                 await actors.start(runtime.supervisor.run)
-                task_status.started()
+                started.set()
 
     from_block: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(run_actors)
+            nursery.start_soon(run_actors)
+            try:
+                await started.wait()
+            except BaseException:
+                actors_scope.cancel()  # cancelled while starting: nothing is queued yet
+                raise
             try:
                 yield Database(runtime, url)
             except BaseException as exc:
