@@ -83,6 +83,7 @@ def test_a_backend_that_breaks_ordering_fails_the_kit_clearly(pytester: pytest.P
             """
         )
     )
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider", "-k", "bytewise")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*scan must return every key in bytewise order*"])
