@@ -1,0 +1,101 @@
+"""Adversarial review of the enforced view: a malicious principal against `db.as_principal`
+on every backend (escalation, existence oracles, races)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import attrs
+import pytest
+
+import netabase
+
+from .test_enforced_view import Door, race
+
+
+@netabase.model(key="id")
+@attrs.frozen
+class Realm:
+    id: str
+
+
+@netabase.model(key="id", parent="realm", unique=["title"])
+@attrs.frozen
+class Box:
+    id: str
+    realm: str = netabase.link(Realm, on_delete="cascade")
+    title: str = ""
+
+
+@netabase.model(key="id", parent="box")
+@attrs.frozen
+class Item:
+    id: str
+    box: str = netabase.link(Box, on_delete="cascade")
+    text: str = ""
+    owns: str | None = netabase.link(Box, required=False, unique=True, on_delete="set_null")
+
+
+MODELS = [Realm, Box, Item]
+
+
+@pytest.fixture
+async def db(backend_url: str) -> AsyncIterator[netabase.Database]:
+    """r1 > b1 (mallory may write r1); r2 > b2, hidden from her."""
+    async with netabase.open(backend_url, models=MODELS) as database:
+        await database.store(Realm).insert_many([Realm("r1"), Realm("r2")])
+        await database.store(Box).insert_many([Box("b1", "r1", "mine"), Box("b2", "r2", "secret")])
+        await database.permissions.grant("mallory", Realm, "r1", "write")
+        yield database
+
+
+# -- unique values held by records the principal may not read ---------------------------------
+
+
+async def test_a_unique_field_violation_does_not_name_an_unreadable_holder(
+    db: netabase.Database,
+) -> None:
+    boxes = db.as_principal("mallory").store(Box)
+    with pytest.raises(netabase.ValidationError) as info:
+        await boxes.insert(Box("x", "r1", "secret"))  # held by b2, which she may not read
+    assert "b2" not in str(info.value)
+    assert (info.value.rule, info.value.field, info.value.key) == ("unique", "title", "x")
+    with pytest.raises(netabase.ValidationError, match="already used by Box key 'b1'"):
+        await boxes.insert(Box("y", "r1", "mine"))  # a holder she may read is named
+    assert await db.store(Box).get_many(["x", "y"]) == [None, None]
+
+
+async def test_a_unique_link_violation_does_not_name_an_unreadable_holder(
+    db: netabase.Database,
+) -> None:
+    await db.store(Item).insert(Item("hidden", "b2", owns="b1"))
+    items = db.as_principal("mallory").store(Item)
+    with pytest.raises(netabase.LinkViolation) as info:
+        await items.insert(Item("x", "b1", owns="b1"))
+    assert "hidden" not in str(info.value)
+    assert (info.value.model, info.value.key, info.value.field) == ("Item", "x", "owns")
+    await db.store(Item).insert(Item("shown", "b1", owns="b2"))
+    await db.permissions.grant("mallory", Realm, "r2", "read")
+    with pytest.raises(netabase.LinkViolation, match="already linked by Item key 'shown'"):
+        await items.insert(Item("x", "b1", owns="b2"))
+
+
+# -- reads judged on one state -----------------------------------------------------------------
+
+
+async def test_a_read_is_not_judged_on_the_record_before_and_its_ancestors_after_a_change(
+    db: netabase.Database,
+) -> None:
+    """Sanitise, then publish: the admin rewrites a secret record, then moves its box where
+    mallory may read. The secret was never readable to her; a read taken before the rewrite
+    and judged after the move must not hand it out."""
+    items = db.store(Item)
+    await items.insert(Item("i", "b2", "the secret"))
+    mallory = db.as_principal("mallory").store(Item)
+
+    async def sanitise_then_publish() -> None:
+        await items.insert(Item("i", "b2", "nothing to see"))
+        await db.store(Box).insert(Box("b2", "r1", "secret"))
+
+    result = await race(Door(db, None, "judge"), lambda: mallory.get("i"), sanitise_then_publish)
+    assert not isinstance(result, Item) or result.text != "the secret"
