@@ -26,6 +26,7 @@ from ._roles import Explanation
 from ._store import Store, _Scan
 from .actors._calls import call
 from .actors._cascade import RestrictRefusal
+from .actors._claims import ClaimRefusal
 from .actors._permission_actor import Judgement, Obj, _parent_of
 from .actors._permission_spaces import MAX_NAME_KEY, META, REVISION
 from .actors._writes import Guard, PutItem, Rejudge, _missing
@@ -309,7 +310,21 @@ class GuardedStore(Generic[T]):
                 return
             except Rejudge:
                 continue
+            except ClaimRefusal as refusal:
+                raise await self._claim_redacted(refusal, items) from None
         raise WriteConflict(self._info.name, MAX_JUDGE_ROUNDS)
+
+    async def _claim_redacted(self, refusal: ClaimRefusal, items: list[PutItem]) -> NetabaseError:
+        """The unique violation, naming its holder only if the principal may read it (or wrote
+        it in the same call)."""
+        holder = refusal.holder
+        if any(item[0] == holder for item in items):
+            return refusal.redacted(True)
+        (raw,) = await self._permissions._read(self._info, [holder])
+        (readable,), _ = await self._permissions._judge(
+            [_stored(self._principal, "read", self._info, holder, raw)]
+        )
+        return refusal.redacted(readable)
 
     async def _judge_insert(self, items: list[PutItem]) -> Guard:
         info, principal, permissions = self._info, self._principal, self._permissions
