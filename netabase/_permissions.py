@@ -8,7 +8,6 @@ decisions are made and cached.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from contextlib import aclosing
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -39,7 +38,6 @@ T = TypeVar("T")
 MAX_PRINCIPAL = MAX_NAME_KEY
 MAX_JUDGE_ROUNDS = 8
 """Times an enforced write is judged again after what it was judged on changed."""
-SCAN_PAGE = 100
 
 
 def _principal(name: object, field: str = "principal") -> str:
@@ -156,10 +154,14 @@ class Permissions:
     async def _judge(self, items: list[Judgement]) -> tuple[list[bool], bytes | None]:
         """Answers for ``items``, and the permission revision they hold under."""
         if not items:
-            _, (token,) = await self._runtime.backend.read(META, [REVISION])
-            return [], token
+            return [], await self._revision()
         answers, token = await self._call("judge", items)
         return answers, token
+
+    async def _revision(self) -> bytes | None:
+        """The permission revision token (rewritten by every change that can alter a decision)."""
+        _, (token,) = await self._runtime.backend.read(META, [REVISION])
+        return token
 
     async def _read(self, info: ModelInfo[Any], keys: list[bytes]) -> list[bytes | None]:
         """Stored bytes of ``keys``, from one snapshot: what an enforced write is judged on."""
@@ -269,17 +271,29 @@ class GuardedStore(Generic[T]):
 
     async def get_many(self, keys: Iterable[Any]) -> list[T | None]:
         """Needs ``read`` on each record as it is read (judged on that record and its parent,
-        so one that moved meanwhile is never handed out from where it was)."""
-        info = self._info
+        so one that moved meanwhile is never handed out from where it was), with the grants and
+        ancestors of that moment: read again if any changed before the judgement was made."""
+        info, permissions = self._info, self._permissions
         wanted = list(keys)
         encoded = [info.encode_key(key) for key in wanted]
-        try:
-            records: list[Any] = await self._store.get_many(wanted)
-        except CorruptRecord:  # which of them, and whether it may be said: read them as they are
-            records = await self._permissions._runtime.ask(info.name, "peek", encoded)
-        answers, _ = await self._permissions._judge(
-            [_as_read(self._principal, info, k, r) for k, r in zip(encoded, records, strict=True)]
-        )
+        for _ in range(MAX_JUDGE_ROUNDS):
+            before = await permissions._revision()
+            try:
+                records: list[Any] = await self._store.get_many(wanted)
+            except (
+                CorruptRecord
+            ):  # which of them, and whether it may be said: read them as they are
+                records = await permissions._runtime.ask(info.name, "peek", encoded)
+            answers, _ = await permissions._judge(
+                [
+                    _as_read(self._principal, info, k, r)
+                    for k, r in zip(encoded, records, strict=True)
+                ]
+            )
+            if await permissions._revision() == before:
+                break
+        else:
+            raise WriteConflict(info.name, MAX_JUDGE_ROUNDS)
         for key, ok in zip(wanted, answers, strict=True):
             if not ok:
                 raise PermissionDenied(self._principal, "read", info.name, key)
@@ -485,31 +499,38 @@ class GuardedStore(Generic[T]):
         scan = self._store.scan(**options)
         assert isinstance(scan, _Scan)
         left = limit
-        done = False
-        async with aclosing(scan._entries()) as entries:
-            while not done:
-                page: list[tuple[bytes, Any]] = []
-                async for entry in entries:
-                    page.append(entry)
-                    if len(page) >= SCAN_PAGE:
-                        break
-                else:
-                    done = True
-                for record in await self._readable(page):
-                    if isinstance(record, CorruptRecord):
-                        if skip_corrupt:
-                            continue
-                        raise record
-                    yield record
-                    if left is not None and (left := left - 1) == 0:
-                        return
+        while (page := await self._readable_page(scan)) is not None:
+            for record in page:
+                if isinstance(record, CorruptRecord):
+                    if skip_corrupt:
+                        continue
+                    raise record
+                yield record
+                if left is not None and (left := left - 1) == 0:
+                    return
 
-    async def _readable(self, page: list[tuple[bytes, Any]]) -> list[Any]:
-        """The records of ``page`` the principal may read, each judged as it was read."""
-        answers, _ = await self._permissions._judge(
-            [_as_read(self._principal, self._info, key, record) for key, record in page]
-        )
-        return [record for (_, record), ok in zip(page, answers, strict=True) if ok]
+    async def _readable_page(self, scan: _Scan[T]) -> list[Any] | None:
+        """The records of the next page of ``scan`` the principal may read (None: no more),
+        judged on the grants and ancestors of the moment the page was read: a page read while
+        any of them changed is read again."""
+        permissions = self._permissions
+        for _ in range(MAX_JUDGE_ROUNDS):
+            if scan._exhausted:
+                return None
+            bounds = scan._lo, scan._hi
+            before = await permissions._revision()
+            await scan._fetch()
+            page: list[tuple[bytes, Any]] = scan._page
+            answers, _ = await permissions._judge(
+                [_as_read(self._principal, self._info, key, record) for key, record in page]
+            )
+            if await permissions._revision() == before:
+                if not page:
+                    return None
+                return [record for (_, record), ok in zip(page, answers, strict=True) if ok]
+            scan._lo, scan._hi = bounds
+            scan._exhausted = False
+        raise WriteConflict(self._info.name, MAX_JUDGE_ROUNDS)
 
 
 def _decoded(info: ModelInfo[Any], key: bytes, raw: bytes | None) -> Any:
