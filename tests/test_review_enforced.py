@@ -4,6 +4,7 @@ on every backend (escalation, existence oracles, races)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import attrs
 import pytest
@@ -28,13 +29,19 @@ class Box:
     title: str = ""
 
 
-@netabase.model(key="id", parent="box")
+@netabase.condition("rv_unlocked")
+def unlocked(principal: str, item: Item) -> bool:
+    return not item.locked
+
+
+@netabase.model(key="id", parent="box", rules=[netabase.require("write", when="rv_unlocked")])
 @attrs.frozen
 class Item:
     id: str
     box: str = netabase.link(Box, on_delete="cascade")
     text: str = ""
     owns: str | None = netabase.link(Box, required=False, unique=True, on_delete="set_null")
+    locked: bool = False
 
 
 MODELS = [Realm, Box, Item]
@@ -147,3 +154,150 @@ async def test_an_enforced_read_under_endless_permission_churn_gives_up(
             door.open()
     assert outcome and outcome[0].model == "Item"  # type: ignore[attr-defined]
     assert await mallory.get("a") == Item("a", "b1", "open")  # left alone, it goes through
+
+
+# -- every kind of admin change between the judgement and the write ----------------------------
+
+
+async def _through_groups(db: netabase.Database) -> None:
+    """eve may write r1 only as a member of g2, itself a member of g1, which holds the grant."""
+    await db.permissions.add_member("g1", "g2")
+    await db.permissions.add_member("g2", "eve")
+    await db.permissions.grant("g1", Realm, "r1", "write")
+    await db.store(Item).insert(Item("e", "b1", "kept"))
+
+
+RACES: dict[str, tuple[type, str, Any, Any]] = {
+    # name: (model whose write is held, kind held, eve's write, the admin's change meanwhile)
+    "eve leaves her group": (
+        Item,
+        "put",
+        lambda v: v.store(Item).insert(Item("n", "b1")),
+        lambda db: db.permissions.remove_member("g2", "eve"),
+    ),
+    "her group leaves the granted group": (
+        Item,
+        "put",
+        lambda v: v.store(Item).insert(Item("n", "b1")),
+        lambda db: db.permissions.remove_member("g1", "g2"),
+    ),
+    "the grant on the ancestor goes": (
+        Item,
+        "remove",
+        lambda v: v.store(Item).remove("e"),
+        lambda db: db.permissions.revoke("g1", Realm, "r1"),
+    ),
+    "the record is locked (a require rule stops holding)": (
+        Item,
+        "put",
+        lambda v: v.store(Item).insert(Item("e", "b1", "changed")),
+        lambda db: db.store(Item).insert(Item("e", "b1", "kept", locked=True)),
+    ),
+    "the parent moves away": (
+        Item,
+        "put",
+        lambda v: v.store(Item).insert(Item("n", "b1")),
+        lambda db: db.store(Box).insert(Box("b1", "r2", "mine")),
+    ),
+    "a record the cascade would rewrite appears": (
+        Realm,
+        "remove",
+        lambda v: v.store(Realm).remove("r1"),
+        lambda db: db.store(Item).insert(Item("late", "b2", owns="b1")),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(RACES))
+async def test_every_admin_change_between_judgement_and_write_is_seen(
+    db: netabase.Database, name: str
+) -> None:
+    await _through_groups(db)
+    model, kind, write, change = RACES[name]
+    before = {m.__name__: [r async for r in db.store(m).scan()] for m in MODELS}
+    eve = db.as_principal("eve")
+    result = await race(Door(db, model, kind), lambda: write(eve), lambda: change(db))
+    assert isinstance(result, netabase.PermissionDenied), result
+    changed = {m.__name__: [r async for r in db.store(m).scan()] for m in MODELS}
+    assert await db.store(Item).get("n") is None
+    if name == "the record is locked (a require rule stops holding)":
+        assert changed["Item"] == [Item("e", "b1", "kept", locked=True)]
+    elif name == "a record the cascade would rewrite appears":
+        assert changed["Realm"] == before["Realm"] and changed["Box"] == before["Box"]
+    else:
+        assert changed["Item"] == before["Item"]
+
+
+@pytest.mark.parametrize("shut", ["lock", "revoke", "leave group"])
+async def test_a_shut_record_is_never_overwritten_under_real_concurrency(
+    backend_url: str, backend_kind: str, shut: str
+) -> None:
+    """The admin shuts a record to mallory (locks it, revokes her grant, or drops her from
+    the group holding it) and opens it again, over and over, while she keeps overwriting it
+    through the enforced view (on Redis from a second database, as another process would):
+    while it is shut, only the admin writes it."""
+    async with netabase.open(backend_url, models=MODELS) as db:
+        await db.store(Realm).insert_many([Realm("r1"), Realm("r2")])
+        await db.store(Box).insert_many([Box("b1", "r1", "mine")])
+        await db.permissions.add_member("crew", "mallory")
+        await db.permissions.grant(
+            "crew" if shut == "leave group" else "mallory", Realm, "r1", "write"
+        )
+        await db.store(Item).insert(Item("t", "b1", "open"))
+        perms, items = db.permissions, db.store(Item)
+
+        async def close(round: int) -> None:
+            if shut == "revoke":
+                await perms.revoke("mallory", Realm, "r1")
+            elif shut == "leave group":
+                await perms.remove_member("crew", "mallory")
+            await items.insert(Item("t", "b1", f"shut {round}", locked=shut == "lock"))
+
+        async def reopen() -> None:
+            if shut == "revoke":
+                await perms.grant("mallory", Realm, "r1", "write")
+            elif shut == "leave group":
+                await perms.add_member("crew", "mallory")
+            await items.insert(Item("t", "b1", "open"))
+
+        other_db = netabase.open(backend_url, models=MODELS) if backend_kind == "redis" else None
+        async with other_db if other_db is not None else _same(db) as other:
+            mallory = other.as_principal("mallory").store(Item)
+            done = trio.Event()
+            wins = 0
+
+            async def overwrite() -> None:
+                nonlocal wins
+                while not done.is_set():
+                    try:
+                        await mallory.insert(Item("t", "b1", "mallory"))
+                        wins += 1
+                    except (netabase.PermissionDenied, netabase.WriteConflict):
+                        await trio.lowlevel.checkpoint()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(overwrite)
+                for round in range(30):
+                    await close(round)
+                    for _ in range(3):
+                        await trio.lowlevel.checkpoint()
+                    stored = await items.get("t")
+                    assert stored is not None and stored.text == f"shut {round}", stored
+                    await reopen()
+                    for _ in range(3):
+                        await trio.lowlevel.checkpoint()
+                done.set()
+            assert wins > 0
+
+
+class _same:
+    """``async with`` on a database already open: the same database."""
+
+    def __init__(self, db: netabase.Database) -> None:
+        self.db = db
+
+    async def __aenter__(self) -> netabase.Database:
+        return self.db
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
