@@ -22,7 +22,7 @@ from ._errors import (
 from ._keys import encode_str
 from ._model import LinkInfo, ModelInfo
 from ._roles import Explanation
-from ._store import Store, _Scan
+from ._store import Store, _counted, _listed, _Scan
 from .actors._calls import call
 from .actors._cascade import RestrictRefusal
 from .actors._claims import ClaimRefusal
@@ -274,7 +274,7 @@ class GuardedStore(Generic[T]):
         so one that moved meanwhile is never handed out from where it was), with the grants and
         ancestors of that moment: read again if any changed before the judgement was made."""
         info, permissions = self._info, self._permissions
-        wanted = list(keys)
+        wanted = _listed(info, keys, "get_many", "keys")
         encoded = [info.encode_key(key) for key in wanted]
         for _ in range(MAX_JUDGE_ROUNDS):
             before = await permissions._revision()
@@ -402,7 +402,8 @@ class GuardedStore(Generic[T]):
     async def remove_many(self, keys: Iterable[Any]) -> int:
         """Needs ``write`` on each record removed and on every record the removal deletes
         (cascade) or rewrites (set_null), each as stored."""
-        encoded = [self._info.encode_key(key) for key in keys]
+        wanted = _listed(self._info, keys, "remove_many", "keys")
+        encoded = [self._info.encode_key(key) for key in wanted]
         if not encoded:
             return 0
         removed: int = await self._remove(encoded, True, None)
@@ -491,8 +492,8 @@ class GuardedStore(Generic[T]):
         counts those readable records, not the ones skipped. An unreadable corrupt record is
         skipped like any unreadable one; a readable one raises `CorruptRecord` (unless
         ``skip_corrupt``)."""
-        if limit is not None and limit < 0:
-            raise ValidationError(self._info.name, f"limit must not be negative, got {limit}")
+        if limit is not None:
+            _counted(self._info, "limit", limit, 0)
         if limit == 0:
             return
         skip_corrupt = bool(options.get("skip_corrupt", False))

@@ -155,7 +155,8 @@ class Store(Generic[T]):
     async def get_many(self, keys: Iterable[Any]) -> list[T | None]:
         """Records for ``keys`` in the same order (None where absent), in one actor round."""
         encode = self._info.encode_key
-        records: list[T | None] = await self._call("get_many", [encode(key) for key in keys])
+        wanted = _listed(self._info, keys, "get_many", "keys")
+        records: list[T | None] = await self._call("get_many", [encode(key) for key in wanted])
         return records
 
     async def contains(self, key: Any) -> bool:
@@ -186,10 +187,9 @@ class Store(Generic[T]):
         or is skipped with ``skip_corrupt=True``.
         """
         lo, hi = self._bounds(start, stop, prefix)
-        if limit is not None and limit < 0:
-            raise ValidationError(self._info.name, f"limit must not be negative, got {limit}")
-        if page_size < 1:
-            raise ValidationError(self._info.name, f"page_size must be positive, got {page_size}")
+        if limit is not None:
+            _counted(self._info, "limit", limit, 0)
+        _counted(self._info, "page_size", page_size, 1)
         return _Scan(self, lo, hi, limit, reverse, page_size, skip_corrupt)
 
     def _bounds(self, start: Any, stop: Any, prefix: Any) -> tuple[bytes, bytes | None]:
@@ -239,7 +239,7 @@ class Store(Generic[T]):
     def _items(self, records: Iterable[T]) -> list[PutItem]:
         info = self._info
         items = []
-        for record in records:
+        for record in _listed(info, records, "insert_many", "records"):
             key, value = info.encode_record(record)
             items.append((key, value, record, info.encode_links(record) if info.links else ()))
         return items
@@ -258,7 +258,7 @@ class Store(Generic[T]):
     async def remove_many(self, keys: Iterable[Any]) -> int:
         """Remove the records under ``keys`` atomically; return how many existed."""
         encode = self._info.encode_key
-        encoded = [encode(key) for key in keys]
+        encoded = [encode(key) for key in _listed(self._info, keys, "remove_many", "keys")]
         if not encoded:
             return 0
         removed: int = await self._remove(encoded, True, None)
@@ -269,6 +269,25 @@ class Store(Generic[T]):
     ) -> Any:
         """The write behind every removal: a bool (``many`` False) or a count."""
         return await self._call("remove", (keys, many, guard), key)
+
+
+def _listed(info: ModelInfo[Any], values: object, method: str, what: str) -> list[Any]:
+    """``values`` as a list: any iterable but a str or bytes (one key given by mistake)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise ValidationError(
+            info.name,
+            f"{method} takes an iterable of {what}, got {type(values).__name__} {values!r:.60}",
+        )
+    return list(values)
+
+
+def _counted(info: ModelInfo[Any], name: str, value: object, least: int) -> None:
+    """Refuse a ``name`` that is not an int of at least ``least``."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValidationError(info.name, f"{name} must be an int, got {value!r:.60}")
+    if value < least:
+        problem = "must not be negative" if least == 0 else "must be positive"
+        raise ValidationError(info.name, f"{name} {problem}, got {value}")
 
 
 class Loaded(Generic[T]):
