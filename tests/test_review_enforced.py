@@ -44,7 +44,14 @@ class Item:
     locked: bool = False
 
 
-MODELS = [Realm, Box, Item]
+@netabase.model(key="id", parent="up")
+@attrs.frozen
+class Cell:
+    id: str
+    up: str | None = netabase.link("self", required=False, on_delete="cascade")
+
+
+MODELS = [Realm, Box, Item, Cell]
 
 
 @pytest.fixture
@@ -92,6 +99,43 @@ async def test_a_unique_link_violation_does_not_name_an_unreadable_holder(
     await db.permissions.grant("mallory", Realm, "r2", "read")
     with pytest.raises(netabase.LinkViolation, match="already linked by Item key 'shown'"):
         await items.insert(Item("x", "b1", owns="b2"))
+
+
+# -- escalation attempts that must fail ---------------------------------------------------------
+
+
+async def test_no_place_to_write_is_gained_through_the_shape_of_a_write(
+    db: netabase.Database,
+) -> None:
+    """mallory may write the cell "mine" only; "theirs" and "top" are someone else's."""
+    cells = db.store(Cell)
+    await cells.insert_many([Cell("top"), Cell("theirs", "top"), Cell("mine"), Cell("kid", "mine")])
+    await db.permissions.grant("mallory", Cell, "mine", "write")
+    mallory = db.as_principal("mallory").store(Cell)
+    attempts = {
+        "itself as parent": [Cell("new", "new")],
+        "a cycle of new cells": [Cell("a", "b"), Cell("b", "a")],
+        "a new parent under theirs": [Cell("x", "y"), Cell("y", "theirs")],
+        "their cell moved under hers": [Cell("theirs", "mine")],
+        "her cell moved under theirs": [Cell("kid", "theirs")],
+        "in, then out again": [Cell("kid", "mine"), Cell("theirs", "kid")],
+        "a new top-level cell": [Cell("loose")],
+        "one allowed, one denied": [Cell("fine", "mine"), Cell("bad", "top")],
+        "a cycle through a stored cell": [Cell("mine", "kid")],
+    }
+    for name, records in attempts.items():
+        with pytest.raises((netabase.PermissionDenied, netabase.HierarchyCycle)):
+            await mallory.insert_many(records)
+        assert [c async for c in cells.scan()] == [
+            Cell("kid", "mine"),
+            Cell("mine"),
+            Cell("theirs", "top"),
+            Cell("top"),
+        ], name
+    with pytest.raises(netabase.PermissionDenied, match="Cell key 'top'"):
+        await mallory.remove_many(["kid", "top"])  # all or nothing
+    assert await cells.get("kid") == Cell("kid", "mine")
+    await mallory.insert_many([Cell("fine", "mine"), Cell("deeper", "fine")])  # parents she writes
 
 
 # -- reads judged on one state -----------------------------------------------------------------
