@@ -51,7 +51,27 @@ class Cell:
     up: str | None = netabase.link("self", required=False, on_delete="cascade")
 
 
-MODELS = [Realm, Box, Item, Cell]
+@netabase.condition("rv_crate_author")
+def crate_author(principal: str, crate: Crate) -> bool:
+    return crate.author == principal
+
+
+@netabase.model(key="id", parent="realm", rules=[netabase.allow("write", when="rv_crate_author")])
+@attrs.frozen
+class Crate:
+    id: str
+    realm: str = netabase.link(Realm, on_delete="cascade")
+    author: str = ""
+
+
+@netabase.model(key="id", parent="crate")
+@attrs.frozen
+class Thing:
+    id: str
+    crate: str = netabase.link(Crate, on_delete="cascade")
+
+
+MODELS = [Realm, Box, Item, Cell, Crate, Thing]
 
 
 @pytest.fixture
@@ -136,6 +156,24 @@ async def test_no_place_to_write_is_gained_through_the_shape_of_a_write(
         await mallory.remove_many(["kid", "top"])  # all or nothing
     assert await cells.get("kid") == Cell("kid", "mine")
     await mallory.insert_many([Cell("fine", "mine"), Cell("deeper", "fine")])  # parents she writes
+
+
+async def test_an_allow_rule_on_a_record_does_not_carry_its_subtree_into_her_realm(
+    db: netabase.Database,
+) -> None:
+    """mallory authored crate c in r2, so an allow rule lets her edit c; the things in it are
+    bob's, which she may not write. Moving c into r1 (where she holds a grant) would hand her
+    every one of them: moving a record moves its subtree, so it needs a grant on the record's
+    chain, not an allow rule on the record alone."""
+    await db.store(Crate).insert(Crate("c", "r2", "mallory"))
+    await db.store(Thing).insert(Thing("bobs", "c"))
+    crates = db.as_principal("mallory").store(Crate)
+    await crates.insert(Crate("c", "r2", "mallory"))  # editing in place: the allow rule
+    assert not await db.permissions.check("mallory", "write", Thing, "bobs")
+    with pytest.raises(netabase.PermissionDenied, match="Crate key 'c'"):
+        await crates.insert(Crate("c", "r1", "mallory"))
+    assert await db.store(Crate).get("c") == Crate("c", "r2", "mallory")
+    assert not await db.permissions.check("mallory", "write", Thing, "bobs")
 
 
 # -- reads judged on one state -----------------------------------------------------------------
