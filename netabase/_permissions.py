@@ -147,7 +147,8 @@ class Permissions:
         key, value = info.encode_record(record)
         item = (key, value, record, info.encode_links(record) if info.links else ())
         (raw,) = await self._read(info, [key])
-        judgements = _put_judgements(who, action, info, {key: item}, {key: raw})
+        parents = self._runtime.hierarchy_parents
+        judgements = _put_judgements(who, action, info, {key: item}, {key: raw}, parents)
         answers, _ = await self._judge([judgement for judgement, _ in judgements])
         return all(answers)
 
@@ -345,7 +346,8 @@ class GuardedStore(Generic[T]):
         latest = {item[0]: item for item in items}  # a key given twice: the last record wins
         keys = list(latest)
         stored = dict(zip(keys, await permissions._read(info, keys), strict=True))
-        writes = _put_judgements(principal, "write", info, latest, stored)
+        parents = permissions._runtime.hierarchy_parents
+        writes = _put_judgements(principal, "write", info, latest, stored, parents)
         targets = _new_targets(info, latest, stored)
         reads, pins = await self._target_judgements(targets)
         answers, token = await permissions._judge([j for j, _ in writes] + reads)
@@ -553,14 +555,19 @@ def _links_of(info: ModelInfo[Any], record: Any) -> tuple[tuple[bytes, ...], ...
 
 
 def _existing(
-    principal: str, action: str, info: ModelInfo[Any], key: bytes, record: Any
+    principal: str,
+    action: str,
+    info: ModelInfo[Any],
+    key: bytes,
+    record: Any,
+    mode: str = "existing",
 ) -> Judgement:
     """``action`` on a record as it is (None: absent or undecodable, judged on itself)."""
     if isinstance(record, CorruptRecord):
         record = None
     above = None if record is None else _parent_of(info, record)
     obj = (info.name, key)
-    return Judgement(principal, action, info.name, key, "existing", record, (obj,), above)
+    return Judgement(principal, action, info.name, key, mode, record, (obj,), above)
 
 
 def _as_read(principal: str, info: ModelInfo[Any], key: bytes, record: Any) -> Judgement:
@@ -569,10 +576,15 @@ def _as_read(principal: str, info: ModelInfo[Any], key: bytes, record: Any) -> J
 
 
 def _stored(
-    principal: str, action: str, info: ModelInfo[Any], key: bytes, raw: bytes | None
+    principal: str,
+    action: str,
+    info: ModelInfo[Any],
+    key: bytes,
+    raw: bytes | None,
+    mode: str = "existing",
 ) -> Judgement:
     """``action`` on a record as stored, from its bytes (``raw`` None: absent)."""
-    return _existing(principal, action, info, key, _decoded(info, key, raw))
+    return _existing(principal, action, info, key, _decoded(info, key, raw), mode)
 
 
 def _put_judgements(
@@ -581,18 +593,25 @@ def _put_judgements(
     info: ModelInfo[Any],
     latest: dict[bytes, PutItem],
     stored: dict[bytes, bytes | None],
+    parents: Iterable[str],
 ) -> list[tuple[Judgement, Any]]:
-    """The judgements writing ``latest`` over ``stored`` needs, each with its record."""
+    """The judgements writing ``latest`` over ``stored`` needs, each with its record.
+
+    Moving a record of a model some model names as its parent (``parents``) moves everything
+    below it too, so that needs a grant on the record's chain: an allow rule on the record
+    alone does not reach the records below it."""
     index = None if info.parent is None else info.links.index(info.parent)
+    carries = info.name in parents
     out: list[tuple[Judgement, Any]] = []
     for key, (_, _, record, links) in latest.items():
         raw = stored[key]
-        if raw is not None:
-            out.append((_stored(principal, action, info, key, raw), record))
         old_links = _links_of(info, _decoded(info, key, raw))
         moved = old_links is None or (
             index is not None and set(old_links[index]) != set(links[index])
         )
+        if raw is not None:
+            mode = "create" if moved and carries else "existing"
+            out.append((_stored(principal, action, info, key, raw, mode), record))
         if moved:
             path, above = _destination(info, key, latest, index)
             judgement = Judgement(principal, action, info.name, key, "create", record, path, above)

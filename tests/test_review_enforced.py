@@ -174,6 +174,10 @@ async def test_an_allow_rule_on_a_record_does_not_carry_its_subtree_into_her_rea
         await crates.insert(Crate("c", "r1", "mallory"))
     assert await db.store(Crate).get("c") == Crate("c", "r2", "mallory")
     assert not await db.permissions.check("mallory", "write", Thing, "bobs")
+    assert not await db.permissions.check_record("mallory", "write", Crate("c", "r1", "mallory"))
+    await db.permissions.grant("mallory", Crate, "c", "write")  # the subtree is hers: it may go
+    await crates.insert(Crate("c", "r1", "mallory"))
+    assert await db.store(Crate).get("c") == Crate("c", "r1", "mallory")
 
 
 # -- reads judged on one state -----------------------------------------------------------------

@@ -80,9 +80,10 @@ class Judgement(NamedTuple):
     """A decision on a record in a stated state (the enforced view's writes judge these).
 
     ``mode`` "existing": a grant on its chain or an allow rule, then its require rules;
-    "create" (a record put where it is not yet): a grant on its chain only, since allow rules
-    widen access to records that exist and never give a place to put one, then the require
-    rules; "require": the require rules alone.
+    "create" (a record put where it is not yet, or moved with the records below it): a grant
+    on its chain only, since allow rules widen access to the records that exist, one at a time,
+    and never give a place to put one, then the require rules; "require": the require rules
+    alone.
     """
 
     principal: str
