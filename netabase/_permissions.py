@@ -272,29 +272,16 @@ class GuardedStore(Generic[T]):
 
     async def get_many(self, keys: Iterable[Any]) -> list[T | None]:
         """Needs ``read`` on each record as it is read (judged on that record and its parent,
-        so one that moved meanwhile is never handed out from where it was), with the grants and
-        ancestors of that moment: read again if any changed before the judgement was made."""
-        info, permissions = self._info, self._permissions
+        so one that moved meanwhile is never handed out from where it was); a record rewritten
+        before the judgement was made is read and judged again."""
+        info = self._info
         wanted = _listed(info, keys, "get_many", "keys")
         encoded = [info.encode_key(key) for key in wanted]
-        for _ in range(MAX_JUDGE_ROUNDS):
-            before = await permissions._revision()
-            try:
-                records: list[Any] = await self._store.get_many(wanted)
-            except (
-                CorruptRecord
-            ):  # which of them, and whether it may be said: read them as they are
-                records = await permissions._runtime.ask(info.name, "peek", encoded)
-            answers, _ = await permissions._judge(
-                [
-                    _as_read(self._principal, info, k, r)
-                    for k, r in zip(encoded, records, strict=True)
-                ]
-            )
-            if await permissions._revision() == before:
-                break
-        else:
-            raise WriteConflict(info.name, MAX_JUDGE_ROUNDS)
+        try:
+            records: list[Any] = await self._store.get_many(wanted)
+        except CorruptRecord:  # which of them, and whether it may be said: read them as they are
+            records = await self._peek(encoded)
+        records, answers = await self._judged_reads(encoded, records)
         for key, ok in zip(wanted, answers, strict=True):
             if not ok:
                 raise PermissionDenied(self._principal, "read", info.name, key)
@@ -302,6 +289,31 @@ class GuardedStore(Generic[T]):
             if isinstance(record, CorruptRecord):
                 raise record
         return records
+
+    async def _peek(self, keys: list[bytes]) -> list[Any]:
+        """The records under ``keys`` (None if absent, `CorruptRecord` if undecodable)."""
+        found: list[Any] = await self._permissions._runtime.ask(self._info.name, "peek", keys)
+        return found
+
+    async def _judged_reads(
+        self, keys: list[bytes], records: list[Any]
+    ) -> tuple[list[Any], list[bool]]:
+        """``records`` (read under ``keys``) and whether the principal may read each, judged on
+        one state: the judgement sees the grants and ancestors of its moment, so the records it
+        allows are read again after it and all are judged again if one was rewritten meanwhile
+        (else a record rewritten, then published by moving its parent, would be handed out as it
+        was)."""
+        info = self._info
+        for _ in range(MAX_JUDGE_ROUNDS):
+            answers, _ = await self._permissions._judge(
+                [_as_read(self._principal, info, k, r) for k, r in zip(keys, records, strict=True)]
+            )
+            again = await self._peek(keys)
+            readable = zip(records, again, answers, strict=True)
+            if all(_same(info, a, b) for a, b, ok in readable if ok):
+                return records, answers  # what is refused was refused on the record as read
+            records = again
+        raise WriteConflict(info.name, MAX_JUDGE_ROUNDS)
 
     # writes
 
@@ -514,26 +526,27 @@ class GuardedStore(Generic[T]):
 
     async def _readable_page(self, scan: _Scan[T]) -> list[Any] | None:
         """The records of the next page of ``scan`` the principal may read (None: no more),
-        judged on the grants and ancestors of the moment the page was read: a page read while
-        any of them changed is read again."""
-        permissions = self._permissions
-        for _ in range(MAX_JUDGE_ROUNDS):
-            if scan._exhausted:
-                return None
-            bounds = scan._lo, scan._hi
-            before = await permissions._revision()
-            await scan._fetch()
-            page: list[tuple[bytes, Any]] = scan._page
-            answers, _ = await permissions._judge(
-                [_as_read(self._principal, self._info, key, record) for key, record in page]
-            )
-            if await permissions._revision() == before:
-                if not page:
-                    return None
-                return [record for (_, record), ok in zip(page, answers, strict=True) if ok]
-            scan._lo, scan._hi = bounds
-            scan._exhausted = False
-        raise WriteConflict(self._info.name, MAX_JUDGE_ROUNDS)
+        each judged as it was read; one removed meanwhile is left out."""
+        if scan._exhausted:
+            return None
+        await scan._fetch()
+        page: list[tuple[bytes, Any]] = scan._page
+        if not page:
+            return None
+        keys = [key for key, _ in page]
+        records, answers = await self._judged_reads(keys, [record for _, record in page])
+        return [r for r, ok in zip(records, answers, strict=True) if ok and r is not None]
+
+
+def _same(info: ModelInfo[Any], before: Any, after: Any) -> bool:
+    """Whether a record read twice is unchanged (both absent, or both undecodable, count)."""
+    if before is None or after is None or isinstance(before, CorruptRecord):
+        return before is after or (isinstance(after, CorruptRecord) and before is not None)
+    if isinstance(after, CorruptRecord):
+        return False
+    return bool(before is after or before == after) or (
+        info.codec.encode(before) == info.codec.encode(after)
+    )
 
 
 def _decoded(info: ModelInfo[Any], key: bytes, raw: bytes | None) -> Any:

@@ -219,9 +219,7 @@ async def test_a_scan_page_is_not_judged_on_records_before_and_ancestors_after_a
     assert result == [Item("a", "b1", "open"), Item("i", "b2", "nothing to see")]
 
 
-async def test_an_enforced_read_under_endless_permission_churn_gives_up(
-    db: netabase.Database,
-) -> None:
+async def test_a_read_rewritten_under_every_judgement_gives_up(db: netabase.Database) -> None:
     await db.store(Item).insert(Item("a", "b1", "open"))
     mallory = db.as_principal("mallory").store(Item)
     door = Door(db, None, "judge", times=8)
@@ -236,10 +234,37 @@ async def test_an_enforced_read_under_endless_permission_churn_gives_up(
         nursery.start_soon(guarded)
         for round in range(8):
             await door.reached.wait()
-            await db.permissions.grant(f"someone{round}", Realm, "r2", "read")  # a new revision
+            await db.store(Item).insert(Item("a", "b1", f"rewritten {round}"))
             door.open()
     assert outcome and outcome[0].model == "Item"  # type: ignore[attr-defined]
-    assert await mallory.get("a") == Item("a", "b1", "open")  # left alone, it goes through
+    assert await mallory.get("a") == Item("a", "b1", "rewritten 7")  # left alone, it goes
+
+
+async def test_a_principal_churning_moves_makes_no_other_read_fail(
+    db: netabase.Database,
+) -> None:
+    """mallory moves her own item back and forth without pause (each move rewrites the
+    permission revision); bob's reads elsewhere are judged on his records and never give up."""
+    await db.store(Box).insert(Box("b1b", "r1", "other"))
+    await db.store(Item).insert_many([Item("bobs", "b2", "his"), Item("toy", "b1")])
+    await db.permissions.grant("bob", Realm, "r2", "read")
+    mallory = db.as_principal("mallory").store(Item)
+    bob = db.as_principal("bob").store(Item)
+    done, moves = False, 0
+
+    async def churn() -> None:
+        nonlocal moves
+        while not done:
+            await mallory.insert(Item("toy", "b1b" if moves % 2 == 0 else "b1"))
+            moves += 1
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(churn)
+        for _ in range(60):
+            assert await bob.get("bobs") == Item("bobs", "b2", "his")
+            assert [item.id async for item in bob.scan()] == ["bobs"]
+        done = True
+    assert moves > 10
 
 
 # -- every kind of admin change between the judgement and the write ----------------------------
