@@ -267,6 +267,46 @@ async def test_a_principal_churning_moves_makes_no_other_read_fail(
     assert moves > 10
 
 
+async def test_defect_a_principal_moving_her_own_records_starves_every_other_enforced_write(
+    db: netabase.Database,
+) -> None:
+    """KNOWN DEFECT (fails): an enforced write pins the global permission revision, which
+    every move of any record rewrites. mallory, moving one of her own boxes between two realms
+    she may write, makes bob's unrelated write in r2 judge again each time, and give up with
+    WriteConflict after 8 moves (in a free-running loop: ~199 of 200 of his writes fail)."""
+    await db.store(Realm).insert(Realm("r3"))
+    await db.permissions.grant("mallory", Realm, "r3", "write")
+    await db.permissions.grant("bob", Realm, "r2", "write")
+    mallory = db.as_principal("mallory").store(Box)
+    bob = db.as_principal("bob").store(Item)
+    door = Door(db, Item, "put", times=8)
+    outcome: list[Any] = []
+    finished = trio.Event()
+
+    async def write() -> None:
+        try:
+            outcome.append(await bob.insert(Item("his", "b2")))
+        except netabase.NetabaseError as exc:
+            outcome.append(exc)
+        finished.set()
+
+    async def held_or_finished() -> None:
+        async with trio.open_nursery() as waiting:
+            for event in (door.reached, finished):
+                waiting.start_soon(_set_then_cancel, event, waiting.cancel_scope)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(write)
+        for round in range(8):
+            await held_or_finished()
+            if finished.is_set():
+                break
+            await mallory.insert(Box("b1", "r3" if round % 2 == 0 else "r1", "mine"))
+            door.open()
+    assert outcome == [None], outcome
+    assert await db.store(Item).get("his") == Item("his", "b2")
+
+
 # -- every kind of admin change between the judgement and the write ----------------------------
 
 
@@ -397,6 +437,11 @@ async def test_a_shut_record_is_never_overwritten_under_real_concurrency(
                     with trio.fail_after(10):  # open again: she gets through
                         await won.wait()
                 done.set()
+
+
+async def _set_then_cancel(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
 
 
 class _same:
