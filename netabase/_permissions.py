@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from ._errors import (
     CorruptRecord,
@@ -27,7 +27,7 @@ from .actors._calls import call
 from .actors._cascade import RestrictRefusal
 from .actors._claims import ClaimRefusal
 from .actors._permission_actor import Judgement, Obj, _parent_of
-from .actors._permission_spaces import MAX_NAME_KEY, META, REVISION
+from .actors._permission_spaces import GRANTS_REVISION, MAX_NAME_KEY, META
 from .actors._writes import Guard, PutItem, Rejudge, _missing
 from .backends import Condition, Expect
 
@@ -152,17 +152,37 @@ class Permissions:
         answers, _ = await self._judge([judgement for judgement, _ in judgements])
         return all(answers)
 
-    async def _judge(self, items: list[Judgement]) -> tuple[list[bool], bytes | None]:
-        """Answers for ``items``, and the permission revision they hold under."""
+    async def _judge(self, items: list[Judgement]) -> tuple[list[bool], Basis]:
+        """Answers for ``items``, and what they hold under (see `_pins`)."""
         if not items:
-            return [], await self._revision()
-        answers, token = await self._call("judge", items)
-        return answers, token
+            _, (grants,) = await self._runtime.backend.read(META, [GRANTS_REVISION])
+            return [], Basis(grants, [])
+        answers, grants, chains = await self._call("judge", items)
+        return answers, Basis(grants, chains)
 
-    async def _revision(self) -> bytes | None:
-        """The permission revision token (rewritten by every change that can alter a decision)."""
-        _, (token,) = await self._runtime.backend.read(META, [REVISION])
-        return token
+    async def _pins(self, basis: Basis) -> list[Condition] | None:
+        """Conditions under which judgements made on ``basis`` still hold: no grant or
+        membership changed, and every stored ancestor they went by is as it is now (its bytes,
+        read here, still naming the parent the judgement took); None if one already changed.
+        Moves elsewhere in the hierarchy leave them standing."""
+        models = self._runtime.models
+        objects = list(dict.fromkeys(obj for chain in basis.chains for obj in chain))
+        by_model: dict[str, list[bytes]] = {}
+        for name, key in objects:
+            by_model.setdefault(name, []).append(key)
+        raws: dict[Obj, bytes | None] = {}
+        for name, keys in by_model.items():
+            values = await self._read(models[name], keys)
+            raws.update(((name, key), raw) for key, raw in zip(keys, values, strict=True))
+        for chain in basis.chains:
+            for index, (name, key) in enumerate(chain):
+                record = _decoded(models[name], key, raws[(name, key)])
+                parent = None if record is None else _parent_of(models[name], record)
+                if parent != (chain[index + 1] if index + 1 < len(chain) else None):
+                    return None
+        pins: list[Condition] = [Expect(META, GRANTS_REVISION, basis.grants)]
+        pins.extend(Expect(models[name].space, key, raw) for (name, key), raw in raws.items())
+        return pins
 
     async def _read(self, info: ModelInfo[Any], keys: list[bytes]) -> list[bytes | None]:
         """Stored bytes of ``keys``, from one snapshot: what an enforced write is judged on."""
@@ -223,6 +243,13 @@ class Permissions:
             if len(page) < page_size:
                 return
             cursor = page[-1]
+
+
+class Basis(NamedTuple):
+    """What a batch of judgements held under: the grants token and the stored chains."""
+
+    grants: bytes | None
+    chains: list[tuple[Obj, ...]]
 
 
 class PrincipalView:
@@ -332,6 +359,8 @@ class GuardedStore(Generic[T]):
     async def _insert(self, items: list[PutItem], many: bool, key: object) -> None:
         for _ in range(MAX_JUDGE_ROUNDS):
             guard = await self._judge_insert(items)
+            if guard is None:
+                continue
             try:
                 await self._store._put(items, many, guard, key)
                 return
@@ -353,7 +382,8 @@ class GuardedStore(Generic[T]):
         )
         return refusal.redacted(readable)
 
-    async def _judge_insert(self, items: list[PutItem]) -> Guard:
+    async def _judge_insert(self, items: list[PutItem]) -> Guard | None:
+        """The conditions the insert was allowed on (None: they changed while judged)."""
         info, principal, permissions = self._info, self._principal, self._permissions
         latest = {item[0]: item for item in items}  # a key given twice: the last record wins
         keys = list(latest)
@@ -362,14 +392,16 @@ class GuardedStore(Generic[T]):
         writes = _put_judgements(principal, "write", info, latest, stored, parents)
         targets = _new_targets(info, latest, stored)
         reads, pins = await self._target_judgements(targets)
-        answers, token = await permissions._judge([j for j, _ in writes] + reads)
+        answers, basis = await permissions._judge([j for j, _ in writes] + reads)
         for (_, record), ok in zip(writes, answers, strict=False):
             if not ok:
                 raise PermissionDenied(principal, "write", info.name, info.key_of(record))
         for (link, target_key, record), ok in zip(targets, answers[len(writes) :], strict=True):
             if not ok:
                 raise _missing(info, record, link, target_key)  # as if it did not exist
-        expects: list[Condition] = [Expect(META, REVISION, token)]
+        expects = await permissions._pins(basis)
+        if expects is None:
+            return None
         expects.extend(Expect(info.space, key, raw) for key, raw in stored.items())
         expects.extend(pins)
         return Guard(tuple(expects))
@@ -425,7 +457,10 @@ class GuardedStore(Generic[T]):
 
     async def _remove(self, keys: list[bytes], many: bool, key: object) -> Any:
         for _ in range(MAX_JUDGE_ROUNDS):
-            guard, origins = await self._judge_removal(keys)
+            judged = await self._judge_removal(keys)
+            if judged is None:
+                continue
+            guard, origins = judged
             try:
                 return await self._store._remove(keys, many, guard, key)
             except Rejudge:
@@ -434,7 +469,9 @@ class GuardedStore(Generic[T]):
                 raise await self._redacted(refusal, origins) from None
         raise WriteConflict(self._info.name, MAX_JUDGE_ROUNDS)
 
-    async def _judge_removal(self, keys: list[bytes]) -> tuple[Guard, dict[Obj, bytes]]:
+    async def _judge_removal(self, keys: list[bytes]) -> tuple[Guard, dict[Obj, bytes]] | None:
+        """The conditions the removal was allowed on, and the removed key each judged record is
+        reached from (None: the conditions changed while judged)."""
         info, principal, permissions = self._info, self._principal, self._permissions
         unique = list(dict.fromkeys(keys))
         reach = await permissions._removal_reach(info, unique)
@@ -451,14 +488,16 @@ class GuardedStore(Generic[T]):
         judgements += [
             _stored(principal, "write", model, k, raws[(model.name, k)]) for model, k, _ in reach
         ]
-        answers, token = await permissions._judge(judgements)
+        answers, basis = await permissions._judge(judgements)
         for k, ok in zip(unique, answers, strict=False):
             if not ok:
                 raise PermissionDenied(principal, "write", info.name, info.decode_key(k))
         for (model, k, origin), ok in zip(reach, answers[len(unique) :], strict=True):
             if not ok:
                 raise await self._touch_denied(model, k, raws[(model.name, k)], origin)
-        expects: list[Condition] = [Expect(META, REVISION, token)]
+        expects = await permissions._pins(basis)
+        if expects is None:
+            return None
         expects.extend(Expect(models[name].space, k, raw) for (name, k), raw in raws.items())
         origins = {(info.name, k): k for k in unique}
         origins.update(((model.name, k), origin) for model, k, origin in reach)
