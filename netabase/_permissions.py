@@ -8,9 +8,8 @@ decisions are made and cached.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from contextlib import aclosing
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from . import _validate
 from ._errors import (
@@ -27,8 +26,9 @@ from ._roles import Explanation
 from ._store import Store, _Scan
 from .actors._calls import call
 from .actors._cascade import RestrictRefusal
+from .actors._claims import ClaimRefusal
 from .actors._permission_actor import Judgement, Obj, _parent_of
-from .actors._permission_spaces import MAX_NAME_KEY, META, REVISION
+from .actors._permission_spaces import GRANTS_REVISION, MAX_NAME_KEY, META
 from .actors._writes import Guard, PutItem, Rejudge, _missing
 from .backends import Condition, Expect
 
@@ -39,7 +39,6 @@ T = TypeVar("T")
 MAX_PRINCIPAL = MAX_NAME_KEY
 MAX_JUDGE_ROUNDS = 8
 """Times an enforced write is judged again after what it was judged on changed."""
-SCAN_PAGE = 100
 
 
 def _principal(name: object, field: str = "principal") -> str:
@@ -149,17 +148,42 @@ class Permissions:
         key, value = info.encode_record(record)
         item = (key, value, record, info.encode_links(record) if info.links else ())
         (raw,) = await self._read(info, [key])
-        judgements = _put_judgements(who, action, info, {key: item}, {key: raw})
+        parents = self._runtime.hierarchy_parents
+        judgements = _put_judgements(who, action, info, {key: item}, {key: raw}, parents)
         answers, _ = await self._judge([judgement for judgement, _ in judgements])
         return all(answers)
 
-    async def _judge(self, items: list[Judgement]) -> tuple[list[bool], bytes | None]:
-        """Answers for ``items``, and the permission revision they hold under."""
+    async def _judge(self, items: list[Judgement]) -> tuple[list[bool], Basis]:
+        """Answers for ``items``, and what they hold under (see `_pins`)."""
         if not items:
-            _, (token,) = await self._runtime.backend.read(META, [REVISION])
-            return [], token
-        answers, token = await self._call("judge", items)
-        return answers, token
+            _, (grants,) = await self._runtime.backend.read(META, [GRANTS_REVISION])
+            return [], Basis(grants, [])
+        answers, grants, chains = await self._call("judge", items)
+        return answers, Basis(grants, chains)
+
+    async def _pins(self, basis: Basis) -> list[Condition] | None:
+        """Conditions under which judgements made on ``basis`` still hold: no grant or
+        membership changed, and every stored ancestor they went by is as it is now (its bytes,
+        read here, still naming the parent the judgement took); None if one already changed.
+        Moves elsewhere in the hierarchy leave them standing."""
+        models = self._runtime.models
+        objects = list(dict.fromkeys(obj for chain in basis.chains for obj in chain))
+        by_model: dict[str, list[bytes]] = {}
+        for name, key in objects:
+            by_model.setdefault(name, []).append(key)
+        raws: dict[Obj, bytes | None] = {}
+        for name, keys in by_model.items():
+            values = await self._read(models[name], keys)
+            raws.update(((name, key), raw) for key, raw in zip(keys, values, strict=True))
+        for chain in basis.chains:
+            for index, (name, key) in enumerate(chain):
+                record = _decoded(models[name], key, raws[(name, key)])
+                parent = None if record is None else _parent_of(models[name], record)
+                if parent != (chain[index + 1] if index + 1 < len(chain) else None):
+                    return None
+        pins: list[Condition] = [Expect(META, GRANTS_REVISION, basis.grants)]
+        pins.extend(Expect(models[name].space, key, raw) for (name, key), raw in raws.items())
+        return pins
 
     async def _read(self, info: ModelInfo[Any], keys: list[bytes]) -> list[bytes | None]:
         """Stored bytes of ``keys``, from one snapshot: what an enforced write is judged on."""
@@ -228,6 +252,13 @@ class Permissions:
             cursor = page[-1]
 
 
+class Basis(NamedTuple):
+    """What a batch of judgements held under: the grants token and the stored chains."""
+
+    grants: bytes | None
+    chains: list[tuple[Obj, ...]]
+
+
 class PrincipalView:
     """The database as one principal sees it: every store access is checked first."""
 
@@ -275,17 +306,16 @@ class GuardedStore(Generic[T]):
 
     async def get_many(self, keys: Iterable[Any]) -> list[T | None]:
         """Needs ``read`` on each record as it is read (judged on that record and its parent,
-        so one that moved meanwhile is never handed out from where it was)."""
+        so one that moved meanwhile is never handed out from where it was); a record rewritten
+        before the judgement was made is read and judged again."""
         info = self._info
-        wanted = list(keys)
+        wanted = list(_validate.collection(info.name, "keys", keys))
         encoded = [info.encode_key(key) for key in wanted]
         try:
             records: list[Any] = await self._store.get_many(wanted)
         except CorruptRecord:  # which of them, and whether it may be said: read them as they are
-            records = await self._permissions._runtime.ask(info.name, "peek", encoded)
-        answers, _ = await self._permissions._judge(
-            [_as_read(self._principal, info, k, r) for k, r in zip(encoded, records, strict=True)]
-        )
+            records = await self._peek(encoded)
+        records, answers = await self._judged_reads(encoded, records)
         for key, ok in zip(wanted, answers, strict=True):
             if not ok:
                 raise PermissionDenied(self._principal, "read", info.name, key)
@@ -293,6 +323,31 @@ class GuardedStore(Generic[T]):
             if isinstance(record, CorruptRecord):
                 raise record
         return records
+
+    async def _peek(self, keys: list[bytes]) -> list[Any]:
+        """The records under ``keys`` (None if absent, `CorruptRecord` if undecodable)."""
+        found: list[Any] = await self._permissions._runtime.ask(self._info.name, "peek", keys)
+        return found
+
+    async def _judged_reads(
+        self, keys: list[bytes], records: list[Any]
+    ) -> tuple[list[Any], list[bool]]:
+        """``records`` (read under ``keys``) and whether the principal may read each, judged on
+        one state: the judgement sees the grants and ancestors of its moment, so the records it
+        allows are read again after it and all are judged again if one was rewritten meanwhile
+        (else a record rewritten, then published by moving its parent, would be handed out as it
+        was)."""
+        info = self._info
+        for _ in range(MAX_JUDGE_ROUNDS):
+            answers, _ = await self._permissions._judge(
+                [_as_read(self._principal, info, k, r) for k, r in zip(keys, records, strict=True)]
+            )
+            again = await self._peek(keys)
+            readable = zip(records, again, answers, strict=True)
+            if all(_same(info, a, b) for a, b, ok in readable if ok):
+                return records, answers  # what is refused was refused on the record as read
+            records = again
+        raise WriteConflict(info.name, MAX_JUDGE_ROUNDS)
 
     # writes
 
@@ -311,29 +366,49 @@ class GuardedStore(Generic[T]):
     async def _insert(self, items: list[PutItem], many: bool, key: object) -> None:
         for _ in range(MAX_JUDGE_ROUNDS):
             guard = await self._judge_insert(items)
+            if guard is None:
+                continue
             try:
                 await self._store._put(items, many, guard, key)
                 return
             except Rejudge:
                 continue
+            except ClaimRefusal as refusal:
+                raise await self._claim_redacted(refusal, items) from None
         raise WriteConflict(self._info.name, MAX_JUDGE_ROUNDS)
 
-    async def _judge_insert(self, items: list[PutItem]) -> Guard:
+    async def _claim_redacted(self, refusal: ClaimRefusal, items: list[PutItem]) -> NetabaseError:
+        """The unique violation, naming its holder only if the principal may read it (or wrote
+        it in the same call)."""
+        holder = refusal.holder
+        if any(item[0] == holder for item in items):
+            return refusal.redacted(True)
+        (raw,) = await self._permissions._read(self._info, [holder])
+        (readable,), _ = await self._permissions._judge(
+            [_stored(self._principal, "read", self._info, holder, raw)]
+        )
+        return refusal.redacted(readable)
+
+    async def _judge_insert(self, items: list[PutItem]) -> Guard | None:
+        """The conditions the insert was allowed on (None: they changed while judged)."""
         info, principal, permissions = self._info, self._principal, self._permissions
         latest = {item[0]: item for item in items}  # a key given twice: the last record wins
         keys = list(latest)
         stored = dict(zip(keys, await permissions._read(info, keys), strict=True))
-        writes = _put_judgements(principal, "write", info, latest, stored)
+        parents = permissions._runtime.hierarchy_parents
+        writes = _put_judgements(principal, "write", info, latest, stored, parents)
         targets = _new_targets(info, latest, stored)
         reads, pins = await self._target_judgements(targets)
-        answers, token = await permissions._judge([j for j, _ in writes] + reads)
+        answers, basis = await permissions._judge([j for j, _ in writes] + reads)
         for (_, record), ok in zip(writes, answers, strict=False):
             if not ok:
                 raise PermissionDenied(principal, "write", info.name, info.key_of(record))
         for (link, target_key, record), ok in zip(targets, answers[len(writes) :], strict=True):
             if not ok:
                 raise _missing(info, record, link, target_key)  # as if it did not exist
-        expects: list[Condition] = [Expect(META, REVISION, token)]
+        expects = await permissions._pins(basis)
+        if expects is None:
+            return None
         expects.extend(Expect(info.space, key, raw) for key, raw in stored.items())
         expects.extend(pins)
         return Guard(tuple(expects))
@@ -380,7 +455,8 @@ class GuardedStore(Generic[T]):
     async def remove_many(self, keys: Iterable[Any]) -> int:
         """Needs ``write`` on each record removed and on every record the removal deletes
         (cascade) or rewrites (set_null), each as stored."""
-        encoded = [self._info.encode_key(key) for key in keys]
+        wanted = list(_validate.collection(self._info.name, "keys", keys))
+        encoded = [self._info.encode_key(key) for key in wanted]
         if not encoded:
             return 0
         removed: int = await self._remove(encoded, True, None)
@@ -388,7 +464,10 @@ class GuardedStore(Generic[T]):
 
     async def _remove(self, keys: list[bytes], many: bool, key: object) -> Any:
         for _ in range(MAX_JUDGE_ROUNDS):
-            guard, origins = await self._judge_removal(keys)
+            judged = await self._judge_removal(keys)
+            if judged is None:
+                continue
+            guard, origins = judged
             try:
                 return await self._store._remove(keys, many, guard, key)
             except Rejudge:
@@ -397,7 +476,9 @@ class GuardedStore(Generic[T]):
                 raise await self._redacted(refusal, origins) from None
         raise WriteConflict(self._info.name, MAX_JUDGE_ROUNDS)
 
-    async def _judge_removal(self, keys: list[bytes]) -> tuple[Guard, dict[Obj, bytes]]:
+    async def _judge_removal(self, keys: list[bytes]) -> tuple[Guard, dict[Obj, bytes]] | None:
+        """The conditions the removal was allowed on, and the removed key each judged record is
+        reached from (None: the conditions changed while judged)."""
         info, principal, permissions = self._info, self._principal, self._permissions
         unique = list(dict.fromkeys(keys))
         reach = await permissions._removal_reach(info, unique)
@@ -414,14 +495,16 @@ class GuardedStore(Generic[T]):
         judgements += [
             _stored(principal, "write", model, k, raws[(model.name, k)]) for model, k, _ in reach
         ]
-        answers, token = await permissions._judge(judgements)
+        answers, basis = await permissions._judge(judgements)
         for k, ok in zip(unique, answers, strict=False):
             if not ok:
                 raise PermissionDenied(principal, "write", info.name, info.decode_key(k))
         for (model, k, origin), ok in zip(reach, answers[len(unique) :], strict=True):
             if not ok:
                 raise await self._touch_denied(model, k, raws[(model.name, k)], origin)
-        expects: list[Condition] = [Expect(META, REVISION, token)]
+        expects = await permissions._pins(basis)
+        if expects is None:
+            return None
         expects.extend(Expect(models[name].space, k, raw) for (name, k), raw in raws.items())
         origins = {(info.name, k): k for k in unique}
         origins.update(((model.name, k), origin) for model, k, origin in reach)
@@ -476,31 +559,39 @@ class GuardedStore(Generic[T]):
         scan = self._store.scan(**options)
         assert isinstance(scan, _Scan)
         left = limit
-        done = False
-        async with aclosing(scan._entries()) as entries:
-            while not done:
-                page: list[tuple[bytes, Any]] = []
-                async for entry in entries:
-                    page.append(entry)
-                    if len(page) >= SCAN_PAGE:
-                        break
-                else:
-                    done = True
-                for record in await self._readable(page):
-                    if isinstance(record, CorruptRecord):
-                        if skip_corrupt:
-                            continue
-                        raise record
-                    yield record
-                    if left is not None and (left := left - 1) == 0:
-                        return
+        while (page := await self._readable_page(scan)) is not None:
+            for record in page:
+                if isinstance(record, CorruptRecord):
+                    if skip_corrupt:
+                        continue
+                    raise record
+                yield record
+                if left is not None and (left := left - 1) == 0:
+                    return
 
-    async def _readable(self, page: list[tuple[bytes, Any]]) -> list[Any]:
-        """The records of ``page`` the principal may read, each judged as it was read."""
-        answers, _ = await self._permissions._judge(
-            [_as_read(self._principal, self._info, key, record) for key, record in page]
-        )
-        return [record for (_, record), ok in zip(page, answers, strict=True) if ok]
+    async def _readable_page(self, scan: _Scan[T]) -> list[Any] | None:
+        """The records of the next page of ``scan`` the principal may read (None: no more),
+        each judged as it was read; one removed meanwhile is left out."""
+        if scan._exhausted:
+            return None
+        await scan._fetch()
+        page: list[tuple[bytes, Any]] = scan._page
+        if not page:
+            return None
+        keys = [key for key, _ in page]
+        records, answers = await self._judged_reads(keys, [record for _, record in page])
+        return [r for r, ok in zip(records, answers, strict=True) if ok and r is not None]
+
+
+def _same(info: ModelInfo[Any], before: Any, after: Any) -> bool:
+    """Whether a record read twice is unchanged (both absent, or both undecodable, count)."""
+    if before is None or after is None or isinstance(before, CorruptRecord):
+        return before is after or (isinstance(after, CorruptRecord) and before is not None)
+    if isinstance(after, CorruptRecord):
+        return False
+    return bool(before is after or before == after) or (
+        info.codec.encode(before) == info.codec.encode(after)
+    )
 
 
 def _decoded(info: ModelInfo[Any], key: bytes, raw: bytes | None) -> Any:
@@ -522,14 +613,19 @@ def _links_of(info: ModelInfo[Any], record: Any) -> tuple[tuple[bytes, ...], ...
 
 
 def _existing(
-    principal: str, action: str, info: ModelInfo[Any], key: bytes, record: Any
+    principal: str,
+    action: str,
+    info: ModelInfo[Any],
+    key: bytes,
+    record: Any,
+    mode: str = "existing",
 ) -> Judgement:
     """``action`` on a record as it is (None: absent or undecodable, judged on itself)."""
     if isinstance(record, CorruptRecord):
         record = None
     above = None if record is None else _parent_of(info, record)
     obj = (info.name, key)
-    return Judgement(principal, action, info.name, key, "existing", record, (obj,), above)
+    return Judgement(principal, action, info.name, key, mode, record, (obj,), above)
 
 
 def _as_read(principal: str, info: ModelInfo[Any], key: bytes, record: Any) -> Judgement:
@@ -538,10 +634,15 @@ def _as_read(principal: str, info: ModelInfo[Any], key: bytes, record: Any) -> J
 
 
 def _stored(
-    principal: str, action: str, info: ModelInfo[Any], key: bytes, raw: bytes | None
+    principal: str,
+    action: str,
+    info: ModelInfo[Any],
+    key: bytes,
+    raw: bytes | None,
+    mode: str = "existing",
 ) -> Judgement:
     """``action`` on a record as stored, from its bytes (``raw`` None: absent)."""
-    return _existing(principal, action, info, key, _decoded(info, key, raw))
+    return _existing(principal, action, info, key, _decoded(info, key, raw), mode)
 
 
 def _put_judgements(
@@ -550,18 +651,25 @@ def _put_judgements(
     info: ModelInfo[Any],
     latest: dict[bytes, PutItem],
     stored: dict[bytes, bytes | None],
+    parents: Iterable[str],
 ) -> list[tuple[Judgement, Any]]:
-    """The judgements writing ``latest`` over ``stored`` needs, each with its record."""
+    """The judgements writing ``latest`` over ``stored`` needs, each with its record.
+
+    Moving a record of a model some model names as its parent (``parents``) moves everything
+    below it too, so that needs a grant on the record's chain: an allow rule on the record
+    alone does not reach the records below it."""
     index = None if info.parent is None else info.links.index(info.parent)
+    carries = info.name in parents
     out: list[tuple[Judgement, Any]] = []
     for key, (_, _, record, links) in latest.items():
         raw = stored[key]
-        if raw is not None:
-            out.append((_stored(principal, action, info, key, raw), record))
         old_links = _links_of(info, _decoded(info, key, raw))
         moved = old_links is None or (
             index is not None and set(old_links[index]) != set(links[index])
         )
+        if raw is not None:
+            mode = "create" if moved and carries else "existing"
+            out.append((_stored(principal, action, info, key, raw, mode), record))
         if moved:
             path, above = _destination(info, key, latest, index)
             judgement = Judgement(principal, action, info.name, key, "create", record, path, above)

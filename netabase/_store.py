@@ -7,7 +7,7 @@ anything is queued. Every call then waits for the actor with a deadline (`Reques
 from __future__ import annotations
 
 import typing
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from . import _keys, _validate
@@ -360,20 +360,6 @@ class _Scan(Generic[T]):
 
     def __aiter__(self) -> _Scan[T]:
         return self
-
-    async def _entries(self) -> AsyncGenerator[tuple[bytes, Any], None]:
-        """Every (key, record or `CorruptRecord`) in range, ignoring ``skip_corrupt`` and the
-        limit: the enforced view filters and counts them itself."""
-        while True:
-            if self._index >= len(self._page):
-                if self._exhausted:
-                    return
-                await self._fetch()
-                if not self._page:
-                    return
-            entry = self._page[self._index]
-            self._index += 1
-            yield entry
 
     async def __anext__(self) -> T:
         while True:

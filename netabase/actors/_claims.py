@@ -23,8 +23,9 @@ class ClaimKind(NamedTuple):
     space: str
     field: str
     values_of: Callable[[Any], tuple[bytes, ...]]
-    violation: Callable[[Any, bytes, bytes], NetabaseError]
-    """(record, claimed value, holder key) -> the error for a value already held."""
+    violation: Callable[[Any, bytes, bytes | None], NetabaseError]
+    """(record, claimed value, holder key) -> the error for a value already held (holder None:
+    held by a record the enforced view's principal may not read, so left unnamed)."""
     link: LinkInfo | None
     """The unique link this claim belongs to; None for a unique field."""
 
@@ -36,13 +37,13 @@ def claim_kinds(info: ModelInfo[Any]) -> tuple[ClaimKind, ...]:
         if link.unique:
 
             def link_violation(
-                record: Any, value: bytes, holder: bytes, link: Any = link
+                record: Any, value: bytes, holder: bytes | None, link: Any = link
             ) -> NetabaseError:
                 return LinkViolation(
                     info.name,
                     info.key_of(record),
                     f"{link.target.name} key {link.target.decode_key(value)!r} is already linked "
-                    f"by {info.name} key {info.decode_key(holder)!r} (unique link)",
+                    f"by {_holder(info, holder)} (unique link)",
                     field=link.field,
                 )
 
@@ -61,12 +62,12 @@ def claim_kinds(info: ModelInfo[Any]) -> tuple[ClaimKind, ...]:
             return (info.encode_unique(record)[index],)
 
         def field_violation(
-            record: Any, value: bytes, holder: bytes, field: str = field
+            record: Any, value: bytes, holder: bytes | None, field: str = field
         ) -> NetabaseError:
             shown = getattr(record, field)
             return ValidationError(
                 info.name,
-                f"value {shown!r} is already used by {info.name} key {info.decode_key(holder)!r}",
+                f"value {shown!r} is already used by {_holder(info, holder)}",
                 field=field,
                 key=info.key_of(record),
                 rule="unique",
@@ -76,6 +77,29 @@ def claim_kinds(info: ModelInfo[Any]) -> tuple[ClaimKind, ...]:
             ClaimKind(f"~uniqf.{info.name}.{field}", field, field_values, field_violation, None)
         )
     return tuple(kinds)
+
+
+def _holder(info: ModelInfo[Any], holder: bytes | None) -> str:
+    return (
+        "a record you cannot read"
+        if holder is None
+        else f"{info.name} key {info.decode_key(holder)!r}"
+    )
+
+
+class ClaimRefusal(Exception):
+    """A unique value already held, as the enforced view receives it (never shown to callers):
+    `redacted` names the holder only if the principal may read it."""
+
+    def __init__(self, kind: ClaimKind, record: Any, value: bytes, holder: bytes) -> None:
+        super().__init__("unique value already held")
+        self.kind = kind
+        self.record = record
+        self.value = value
+        self.holder = holder
+
+    def redacted(self, readable: bool) -> NetabaseError:
+        return self.kind.violation(self.record, self.value, self.holder if readable else None)
 
 
 def claim_spaces(info: ModelInfo[Any]) -> list[str]:

@@ -8,7 +8,8 @@ process on one Redis:
 * ``~perm.members``  group | member, and ``~perm.memberof`` member | group (group nesting)
 * ``~perm.meta``     ``revision``: a random token rewritten by every change that can alter a
   decision: grant, revoke, membership change, and a record's parent link changing or going away
-  (store actors write it in the same atomic batch as the record).
+  (store actors write it in the same atomic batch as the record); ``grants``: a second token
+  rewritten by grants, revokes and membership changes only, which enforced writes pin.
 
 Every cache here (decisions, group expansions, parent chains, grants per object) belongs to one
 revision. A change made in this process clears them synchronously before it is acknowledged; a
@@ -47,12 +48,14 @@ from ._links import ref_prefix
 from ._mailbox import Mailbox, Request
 from ._permission_spaces import (
     GRANTS,
+    GRANTS_REVISION,
     MEMBER_OF,
     MEMBERS,
     META,
     OBJECTS,
     REVISION,
     grant_key,
+    grants_op,
     membership_key,
     object_id,
     object_key,
@@ -80,9 +83,10 @@ class Judgement(NamedTuple):
     """A decision on a record in a stated state (the enforced view's writes judge these).
 
     ``mode`` "existing": a grant on its chain or an allow rule, then its require rules;
-    "create" (a record put where it is not yet): a grant on its chain only, since allow rules
-    widen access to records that exist and never give a place to put one, then the require
-    rules; "require": the require rules alone.
+    "create" (a record put where it is not yet, or moved with the records below it): a grant
+    on its chain only, since allow rules widen access to the records that exist, one at a time,
+    and never give a place to put one, then the require rules; "require": the require rules
+    alone.
     """
 
     principal: str
@@ -157,6 +161,7 @@ class PermissionActor:
         """Forget every cached answer; only between computations (the actor's own task)."""
         self._stale = False
         self.revision: bytes | None = None
+        self.grants: bytes | None = None
         self.decisions: OrderedDict[tuple[str, str, str, bytes], bool] = OrderedDict()
         self.groups: dict[str, tuple[str, ...]] = {}
         self.parents: dict[Obj, Obj | None] = {}
@@ -224,8 +229,10 @@ class PermissionActor:
                 continue
             try:  # whatever one judgement, explain or listing raises fails it, not the actor
                 if request.kind == "judge":
-                    # The revision read at this batch's start: every answer holds while it stands.
-                    request.reply((await self._judge(request.args), self.revision))
+                    # The grants token read at this batch's start, and the stored chains judged
+                    # on: every answer holds while they stand.
+                    answers, chains = await self._judge(request.args)
+                    request.reply((answers, self.grants, chains))
                 elif request.kind == "explain":
                     request.reply(await self._explain(request.args))
                 elif request.kind == "list":
@@ -234,10 +241,11 @@ class PermissionActor:
                 request.fail(exc)
 
     async def _sync_revision(self) -> None:
-        _, (token,) = await self.runtime.backend.read(META, [REVISION])
+        _, (token, grants) = await self.runtime.backend.read(META, [REVISION, GRANTS_REVISION])
         if token != self.revision:
             self._reset()
             self.revision = token
+        self.grants = grants
 
     async def _decide(self, queries: list[Query]) -> dict[Query, bool]:
         out: dict[Query, bool] = {}
@@ -294,8 +302,9 @@ class PermissionActor:
                     found[(model, key)] = record
         return found
 
-    async def _judge(self, items: list[Judgement]) -> list[bool]:
-        """Decide each judgement on the record and ancestors it states (see `Judgement`)."""
+    async def _judge(self, items: list[Judgement]) -> tuple[list[bool], list[tuple[Obj, ...]]]:
+        """Decide each judgement on the record and ancestors it states (see `Judgement`); also
+        the stored chains it went by (from each ``above`` up, each object's parent next)."""
         expansions = await self._expand({item.principal for item in items})
         stored: set[tuple[Obj, Obj | None]] = {
             (item.above, None) for item in items if item.above is not None
@@ -319,7 +328,7 @@ class PermissionActor:
                 widen = item.mode == "existing"
                 verdict = self._apply_rules(query, verdict, rule, item.record, widen=widen)
             answers.append(verdict.allowed)
-        return answers
+        return answers, [chains[(above, None)][0] for above, _ in stored]
 
     def _apply_rules(
         self,
@@ -660,6 +669,7 @@ class PermissionActor:
                 Put(GRANTS, grant_key(principal, oid, role), msgpack.packb((model, key, role))),
                 Put(OBJECTS, object_key(oid, principal, role), msgpack.packb((principal, role))),
                 revision_op(),
+                grants_op(),
             ]
             return WriteBatch(tuple(ops)), None
         if kind == "revoke":
@@ -673,6 +683,7 @@ class PermissionActor:
                 ops.append(Delete(GRANTS, grant_key(principal, oid, each)))
                 ops.append(Delete(OBJECTS, object_key(oid, principal, each)))
             ops.append(revision_op())
+            ops.append(grants_op())
             # The count rests on these reads: a write in between (this round, elsewhere) re-plans.
             held = ExpectKeys(GRANTS, lo, frozenset(k for k, _ in rows), hi)
             return WriteBatch(tuple(ops), (held,)), len(roles)
@@ -684,6 +695,7 @@ class PermissionActor:
                 Delete(MEMBERS, membership_key(group, member)),
                 Delete(MEMBER_OF, member_of),
                 revision_op(),
+                grants_op(),
             ]
             return WriteBatch(tuple(ops), (Expect(MEMBER_OF, member_of, present),)), (
                 present is not None
@@ -693,6 +705,7 @@ class PermissionActor:
             Put(MEMBERS, membership_key(group, member), msgpack.packb(member)),
             Put(MEMBER_OF, member_of, msgpack.packb(group)),
             revision_op(),
+            grants_op(),
         ]
         return WriteBatch(tuple(ops), tuple(expects)), None
 

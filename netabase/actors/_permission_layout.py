@@ -27,6 +27,7 @@ from ._permission_spaces import (
     META,
     OBJECTS,
     grant_key,
+    grants_op,
     object_id,
     object_key,
     revision_op,
@@ -75,7 +76,7 @@ async def upgrade_permission_layout(backend: Backend) -> int:
             expects.append(Expect(space, key, value))
         ops.append(Put(META, LAYOUT, LAYOUT_VERSION))
         if moved or lost_members:
-            ops.append(revision_op())
+            ops += [revision_op(), grants_op()]
         result = await backend.apply([WriteBatch(tuple(ops), tuple(expects))])
         if result.failed[0] is None:
             for principal, model, role in dropped:

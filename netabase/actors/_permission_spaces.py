@@ -22,6 +22,9 @@ MEMBER_OF = "~perm.memberof"
 """member | group -> group."""
 META = "~perm.meta"
 REVISION = b"revision"
+GRANTS_REVISION = b"grants"
+"""A second token, rewritten only by grants, revokes and membership changes (not by records
+moving): what an enforced write pins of the permission state besides the records it judged."""
 LAYOUT = b"layout"
 """In ``META``: the key layout of the rows here (absent: written by netabase 0.1)."""
 LAYOUT_VERSION = b"2"
@@ -56,3 +59,8 @@ def membership_key(outer: str, inner: str) -> bytes:
 def revision_op() -> Put:
     """The write that tells every permission cache, in any process, that decisions changed."""
     return Put(META, REVISION, os.urandom(16))
+
+
+def grants_op() -> Put:
+    """The write that marks a change of grants or memberships (beside `revision_op`)."""
+    return Put(META, GRANTS_REVISION, os.urandom(16))

@@ -21,7 +21,7 @@ from .._errors import CorruptRecord, HierarchyCycle, LinkViolation, NetabaseErro
 from .._model import LinkInfo, ModelInfo
 from ..backends import EXISTS, Condition, Delete, Expect, Op, Put, WriteBatch
 from ._cascade import CacheEffects, plan_removal
-from ._claims import claim_kinds
+from ._claims import ClaimRefusal, claim_kinds
 from ._links import LinkCache, ref_key, ref_value
 from ._mailbox import Request
 from ._permission_spaces import revision_op
@@ -154,7 +154,7 @@ class WritePlanner:
                     plans.append(self._plan_put(request, state, claims))
                 else:
                     plans.append(await self._plan_remove(request, state))
-            except NetabaseError as exc:
+            except (NetabaseError, ClaimRefusal) as exc:
                 state.claims = claims
                 plans.append(WritePlan(request, None, error=exc))
         return plans
@@ -175,6 +175,7 @@ class WritePlanner:
         cycle = state.cycles.get(id(request))
         if cycle is not None:
             raise cycle
+        guarded = _guard_of(request) is not None
         ops: list[Op] = []
         expects: list[Condition] = list(state.pins.get(id(request), ()))
         errors: dict[int, Callable[[], BaseException]] = {}
@@ -199,7 +200,7 @@ class WritePlanner:
                     errors,
                 )
                 self._plan_claims(
-                    key, record, old_record, state, claims_before, released, ops, expects
+                    key, record, old_record, state, claims_before, released, ops, expects, guarded
                 )
             ops.append(Put(self.space, key, value))
             staged_values[key] = value
@@ -286,8 +287,10 @@ class WritePlanner:
         released: dict[tuple[str, bytes], bytes],
         ops: list[Op],
         expects: list[Condition],
+        guarded: bool,
     ) -> None:
-        """Take the unique values the record now holds; release those it no longer holds."""
+        """Take the unique values the record now holds; release those it no longer holds (a
+        value held by another record refuses the write; `ClaimRefusal` for the enforced view)."""
         for kind in self.claim_kinds:
             new = kind.values_of(record)
             old = kind.values_of(old_record) if old_record is not None else ()
@@ -298,7 +301,10 @@ class WritePlanner:
                 holder = state.claims.get(entry)
                 free = holder is None or holder == key or entry in state.stale
                 if not free and released.get(entry) != holder:
-                    raise kind.violation(record, value, holder)  # type: ignore[arg-type]
+                    assert holder is not None
+                    if guarded:
+                        raise ClaimRefusal(kind, record, value, holder)
+                    raise kind.violation(record, value, holder)
                 # Conditions are checked before the call's own writes: expect the stored holder.
                 expects.append(Expect(kind.space, value, claims_before.get(entry)))
                 ops.append(Put(kind.space, value, key))
