@@ -470,23 +470,23 @@ async def test_bad_arguments_through_the_enforced_view_raise_validation_errors(
         return [box async for box in boxes.scan(**options)]
 
     for bad, message in [
-        (lambda: boxes.get_many(None), "get_many takes an iterable of keys, got NoneType"),
-        (lambda: boxes.get_many(5), "get_many takes an iterable of keys, got int"),
-        (lambda: boxes.get_many("b1"), "get_many takes an iterable of keys, got str"),
-        (lambda: boxes.remove_many(None), "remove_many takes an iterable of keys"),
-        (lambda: boxes.insert_many(None), "insert_many takes an iterable of records"),
-        (lambda: boxes.insert_many(Box("x", "r1")), "insert_many takes an iterable of records"),
-        (lambda: scan(limit="3"), "limit must be an int, got '3'"),
-        (lambda: scan(limit=-1), "limit must not be negative"),
-        (lambda: scan(page_size=1.5), "page_size must be an int"),
-        (lambda: scan(page_size=0), "page_size must be positive"),
+        (lambda: boxes.get_many(None), "keys: must be an iterable such as a list, got NoneType"),
+        (lambda: boxes.get_many(5), "keys: must be an iterable such as a list, got int"),
+        (lambda: boxes.get_many("b1"), "keys: must be an iterable such as a list, got str"),
+        (lambda: boxes.remove_many(None), "keys: must be an iterable such as a list"),
+        (lambda: boxes.insert_many(None), "records: must be an iterable such as a list"),
+        (lambda: boxes.insert_many(Box("x", "r1")), "records: must be an iterable such as a list"),
+        (lambda: scan(limit="3"), "limit: must be an int between 0 and .*, got str '3'"),
+        (lambda: scan(limit=-1), "limit: must be between 0 and .*, got int -1"),
+        (lambda: scan(page_size=1.5), "page_size: must be an int between 1 and 1048576, got float"),
+        (lambda: scan(page_size=0), "page_size: must be between 1 and 1048576, got int 0"),
         (lambda: boxes.get_many([None]), "bad key"),
         (lambda: boxes.insert(None), "expected a Box record"),
     ]:
         with pytest.raises(netabase.ValidationError, match=message) as info:
             await bad()
         assert info.value.model == "Box"
-    with pytest.raises(netabase.ValidationError, match="takes an iterable of keys"):
+    with pytest.raises(netabase.ValidationError, match="keys: must be an iterable"):
         await db.store(Box).get_many(None)  # the plain store, alike
     assert [box.id for box in await boxes.get_many(["b1"])] == ["b1"]  # still serving
     assert len(await boxes.get_many(["b1"] * 20_000)) == 20_000
