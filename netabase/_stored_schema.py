@@ -41,10 +41,36 @@ RESOLUTION = (
 
 def describe(info: ModelInfo[Any]) -> Description:
     """The stored form of a model: fields with types and defaults, key, links, parent, version."""
+    ambiguous: frozenset[str] = frozenset()
+    while True:  # again while classes of one name were found: they are named with their module
+        naming = _Naming(ambiguous)
+        description = _describe(info, naming)
+        shared = frozenset(name for name, classes in naming.seen.items() if len(classes) > 1)
+        if shared <= ambiguous:
+            return description
+        ambiguous |= shared
+
+
+class _Naming:
+    """Names for the classes met in one model: the qualified name, with the module when two
+    of them share it."""
+
+    def __init__(self, ambiguous: frozenset[str]) -> None:
+        self.ambiguous = ambiguous
+        self.seen: dict[str, set[type]] = {}
+
+    def name(self, tp: type) -> str:
+        self.seen.setdefault(tp.__qualname__, set()).add(tp)
+        if tp in _QUALIFIED or tp.__qualname__ in self.ambiguous:
+            return f"{tp.__module__}.{tp.__qualname__}"
+        return tp.__qualname__
+
+
+def _describe(info: ModelInfo[Any], naming: _Naming) -> Description:
     nested: dict[str, Any] = {}
     fields = {
         field.name: {
-            "type": type_name(info.field_types[field.name], nested),
+            "type": type_name(info.field_types[field.name], nested, naming),
             "default": field.default is not attrs.NOTHING,
         }
         for field in attrs.fields(typing.cast(Any, info.cls))
@@ -53,7 +79,7 @@ def describe(info: ModelInfo[Any]) -> Description:
     return {
         "format": FORMAT,
         "version": info.version,
-        "key": {"field": info.key_field, "type": type_name(info.key_type, nested)},
+        "key": {"field": info.key_field, "type": type_name(info.key_type, nested, naming)},
         "fields": fields,
         "links": {
             link.field: {"target": link.target.name, "many": link.many, "unique": link.unique}
@@ -86,9 +112,10 @@ _QUALIFIED = {datetime.datetime, datetime.date, datetime.time, uuid.UUID, decima
 _BARE = {list: list[Any], tuple: tuple[Any, ...], set: set[Any], frozenset: frozenset[Any]}
 
 
-def type_name(tp: object, nested: dict[str, Any]) -> str:
+def type_name(tp: object, nested: dict[str, Any], naming: _Naming | None = None) -> str:
     """A canonical name for a field type (``Optional[X]`` and ``X | None`` alike); attrs classes
     and enums met on the way are described in ``nested``."""
+    naming = naming or _Naming(frozenset())
     if tp is None or tp is type(None):
         return "None"
     if tp is Any or tp is object:
@@ -99,16 +126,16 @@ def type_name(tp: object, nested: dict[str, Any]) -> str:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is typing.Union or origin is types.UnionType:
-        names = {type_name(arg, nested) for arg in args}
+        names = {type_name(arg, nested, naming) for arg in args}
         return " | ".join(sorted(names, key=lambda name: (name == "None", name)))
     if origin is typing.Literal:
         return f"Literal[{', '.join(map(repr, args))}]"
     if origin is not None:
-        inner = ", ".join("..." if arg is ... else type_name(arg, nested) for arg in args)
+        inner = ", ".join("..." if arg is ... else type_name(arg, nested, naming) for arg in args)
         return f"{getattr(origin, '__qualname__', repr(origin))}[{inner}]"
     if not isinstance(tp, type):
         return repr(tp)
-    name = f"{tp.__module__}.{tp.__qualname__}" if tp in _QUALIFIED else tp.__qualname__
+    name = naming.name(tp)
     if name in nested:
         return name
     if issubclass(tp, enum.Enum):
@@ -119,7 +146,7 @@ def type_name(tp: object, nested: dict[str, Any]) -> str:
         nested[name] = {
             "fields": {
                 field.name: {
-                    "type": type_name(hints.get(field.name, Any), nested),
+                    "type": type_name(hints.get(field.name, Any), nested, naming),
                     "default": field.default is not attrs.NOTHING,
                 }
                 for field in attrs.fields(tp)
@@ -239,25 +266,27 @@ def _type_differences(stored: Mapping[str, Any], declared: Mapping[str, Any]) ->
     found = []
     for name in sorted(set(stored) & set(declared)):
         old, new = stored[name], declared[name]
-        if "enum" in old or "enum" in new:
-            gone = [value for value in old.get("enum", ()) if value not in new.get("enum", ())]
+        if "enum" in old and "enum" in new:
+            gone = [value for value in old["enum"] if value not in new["enum"]]
             if gone:
                 found.append(
                     f"enum {name} lost stored value(s) {', '.join(gone)} (declare them again)"
                 )
             continue
-        if old != new:
+        if old != new:  # fields changed, or an enum became an attrs class or the reverse
             found.append(
-                f"nested type {name} changed: stored fields {_signature(old)}, declared "
+                f"nested type {name} changed: stored {_signature(old)}, declared "
                 f"{_signature(new)} (declare {name} as stored)"
             )
     return found
 
 
 def _signature(description: Mapping[str, Any]) -> str:
+    if "enum" in description:
+        return f"enum of {', '.join(description['enum'])}"
     fields = description.get("fields", {})
     parts = [f"{n}: {f['type']}{' = ...' if f['default'] else ''}" for n, f in fields.items()]
-    return "(" + ", ".join(parts) + ")"
+    return "fields (" + ", ".join(parts) + ")"
 
 
 async def reconcile(backend: Backend, models: Mapping[str, ModelInfo[Any]]) -> None:
