@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import typing
 import uuid
 from collections.abc import Callable, Iterable, Set
 from typing import Any, Generic, TypeVar
@@ -47,13 +48,64 @@ def _make_converter(*, stored: bool = True) -> cattrs.Converter:
     converter.register_structure_hook(uuid.UUID, lambda v, _: uuid.UUID(bytes=v))
     converter.register_unstructure_hook(decimal.Decimal, str)
     converter.register_structure_hook(decimal.Decimal, lambda v, _: decimal.Decimal(v))
-    converter.register_structure_hook(bytes, lambda v, _: bytes(v))
+    converter.register_structure_hook(bytes, _exactly(bytes, (bytes, bytearray, memoryview)))
+    for kind, accepts in ((str, (str,)), (int, (int,)), (float, (int, float)), (bool, (bool,))):
+        converter.register_structure_hook(kind, _exactly(kind, accepts))
+    guard_collections(converter)
     converter.register_structure_hook_func(lambda t: t is object, lambda v, _: v)
     if stored:
         converter.register_structure_hook_factory(
             attrs.has, lambda cls: _strict_hook(cls, converter)
         )
     return converter
+
+
+def _exactly(kind: type, accepts: tuple[type, ...]) -> Callable[[Any, Any], Any]:
+    """A structure hook taking only values of the field's own type: never ``int(3.7)``,
+    ``bool("false")`` or ``str(5)``, which would read (or import) a wrong value quietly."""
+
+    def structure(value: Any, _: Any) -> Any:
+        if isinstance(value, bool) is not (kind is bool) or not isinstance(value, accepts):
+            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__} {value!r:.40}")
+        return value if type(value) is kind else kind(value)
+
+    return structure
+
+
+_COLLECTIONS = (list, tuple, set, frozenset)
+
+
+def guard_collections(converter: cattrs.Converter) -> None:
+    """Make ``converter`` structure list, tuple and set fields only from a list, tuple or set:
+    cattrs would iterate a str into its characters, or a map into its keys."""
+    default = converter.get_structure_hook
+
+    def is_collection(tp: Any) -> bool:
+        return tp in _COLLECTIONS or typing.get_origin(tp) in _COLLECTIONS
+
+    def factory(tp: Any) -> Callable[[Any, Any], Any]:
+        origin = typing.get_origin(tp) or tp
+        args = typing.get_args(tp)
+        if origin is tuple and args and args[-1] is not ...:
+            items = [(default(arg), arg) for arg in args]
+
+            def fixed(value: Any, _: Any) -> Any:
+                if not isinstance(value, _COLLECTIONS) or len(value) != len(items):
+                    raise TypeError(f"expected a sequence of {len(items)}, got {value!r:.40}")
+                return tuple(hook(v, arg) for (hook, arg), v in zip(items, value, strict=True))
+
+            return fixed
+        arg = args[0] if args else Any
+        hook = default(arg)
+
+        def collection(value: Any, _: Any) -> Any:
+            if not isinstance(value, _COLLECTIONS):
+                raise TypeError(f"expected a {origin.__name__}, got {type(value).__name__}")
+            return origin(hook(v, arg) for v in value)
+
+        return collection
+
+    converter.register_structure_hook_factory(is_collection, factory)
 
 
 def stored_fields(cls: type) -> frozenset[str]:

@@ -25,6 +25,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from . import demo as demo_module
+from ._codec import guard_collections
 from ._database import open_database
 from ._errors import NetabaseError, ValidationError
 from ._model import ModelInfo, info_of
@@ -58,6 +59,7 @@ def _exactly(kind: type, accepts: tuple[type, ...]) -> Any:
 
 for _kind, _accepts in ((str, (str,)), (int, (int,)), (float, (int, float)), (bool, (bool,))):
     _JSON.register_structure_hook(_kind, _exactly(_kind, _accepts))
+guard_collections(_JSON)  # no tuple of a str's characters or a map's keys
 ModelsOption = Annotated[
     list[str] | None,
     typer.Option(

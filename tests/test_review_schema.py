@@ -4,13 +4,17 @@ wrongly, and state one database's history leaked into another."""
 from __future__ import annotations
 
 import enum
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import attrs
 import msgpack
 import pytest
 
 import netabase
+from netabase import demo
 from netabase._stored_schema import compare, describe
 
 
@@ -145,3 +149,102 @@ def test_a_nested_class_that_became_an_enum_is_a_difference() -> None:
         "nested type Level changed: stored fields (value: int), declared enum of 1 "
         "(declare Level as stored)"
     ]
+
+
+# -- strict input and decoding: a value of another type is refused, never converted ---------
+
+
+@attrs.frozen
+class Dot:
+    x: int
+
+
+@netabase.model(key="id", name="Sample")
+@attrs.frozen
+class Sample:
+    id: str
+    size: int = 0
+    ratio: float = 0.0
+    flag: bool = False
+    name: str = ""
+    tags: tuple[str, ...] = ()
+    pair: tuple[int, int] = (0, 0)
+    dots: dict[str, Dot] = attrs.Factory(dict)
+    raw: bytes = b""
+    blob: Any = None
+
+
+SAMPLE = netabase.info_of(Sample)
+STORED = {
+    "id": "k",
+    "size": 0,
+    "ratio": 0.0,
+    "flag": False,
+    "name": "",
+    "tags": [],
+    "pair": [0, 0],
+    "dots": {},
+    "raw": b"",
+    "blob": None,
+}
+WRONG = [
+    ({"size": "5"}, "size", "expected int, got str"),
+    ({"size": 3.7}, "size", "expected int, got float"),
+    ({"size": True}, "size", "expected int, got bool"),
+    ({"flag": "false"}, "flag", "expected bool, got str"),
+    ({"flag": 0}, "flag", "expected bool, got int"),
+    ({"name": 5}, "name", "expected str, got int"),
+    ({"ratio": "1.5"}, "ratio", "expected float, got str"),
+    ({"tags": "abc"}, "tags", "expected a tuple, got str"),
+    ({"tags": {"a": 1}}, "tags", "expected a tuple, got dict"),
+    ({"pair": "12"}, "pair", "expected a sequence of 2"),
+    ({"dots": {1: {"x": 1}}}, "dots", "expected str, got int"),
+    ({"dots": {"a": {"x": "1"}}}, "dots", "expected int, got str"),
+    ({"raw": [1, 2]}, "raw", "expected bytes, got list"),
+]
+
+
+@pytest.mark.parametrize(("change", "field", "problem"), WRONG, ids=[str(w[0]) for w in WRONG])
+def test_input_of_another_type_is_refused_not_converted(
+    change: dict[str, object], field: str, problem: str
+) -> None:
+    with pytest.raises(netabase.ValidationError, match=problem):
+        SAMPLE.structure({"id": "k", **change})
+
+
+@pytest.mark.parametrize(("change", "field", "problem"), WRONG, ids=[str(w[0]) for w in WRONG])
+def test_a_stored_value_of_another_type_is_corrupt_not_converted(
+    change: dict[str, object], field: str, problem: str
+) -> None:
+    data = raw_record({**STORED, **change})
+    with pytest.raises(netabase.CorruptRecord, match=problem):
+        SAMPLE.codec.decode(data, SAMPLE.encode_key("k"))
+
+
+def test_exact_values_still_structure_and_decode() -> None:
+    record = Sample("k", 3, 1, True, "n", ("a",), (1, 2), {"d": Dot(1)}, b"r", {"any": [1]})
+    assert SAMPLE.codec.decode(SAMPLE.codec.encode(record), SAMPLE.encode_key("k")) == record
+    assert SAMPLE.structure(attrs.asdict(record, recurse=False) | {"dots": {"d": {"x": 1}}}) == (
+        record
+    )
+    assert SAMPLE.structure({"id": "k", "ratio": 2}).ratio == 2.0  # an int is a float value
+
+
+def test_cli_import_refuses_a_map_or_string_for_a_collection(tmp_path: Path) -> None:
+    url = f"lmdb://{tmp_path / 'shop'}"
+    with netabase.connect_sync(url, models=demo.MODELS) as db:
+        db.store(demo.Customer).insert(demo.Customer("c1", "C1", "c1@x"))
+        db.store(demo.Product).insert(demo.Product("p1", "Pen", 150))
+    path = tmp_path / "orders.jsonl"
+    path.write_text('{"id": 1, "customer": "c1", "products": {"p1": 2}}\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "netabase", "import", url, "Order", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "products: expected a tuple, got dict" in result.stderr
+    with netabase.connect_sync(url, models=demo.MODELS) as db:
+        assert db.store(demo.Order).get(1) is None
