@@ -13,6 +13,7 @@ import datetime
 import decimal
 import typing
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Set
 from typing import Any, Generic, TypeVar
 
@@ -154,6 +155,7 @@ class RecordCodec(Generic[T]):
         "_describe_key",
         "_fields",
         "_header",
+        "_lacking",
         "_may_lack",
         "_structure",
         "_unstructure",
@@ -172,26 +174,38 @@ class RecordCodec(Generic[T]):
         structure = make_dict_structure_fn(cls, CONVERTER)  # the field check is `decode`'s
         self._structure: Callable[[Any], T] = lambda data: structure(data, cls)
         self._fields = stored_fields(cls)
+        self._lacking: Counter[str] = Counter()  # field -> open databases whose records may lack it
         self._may_lack: frozenset[str] = frozenset()
 
-    def allow_missing(self, fields: Iterable[str]) -> None:
-        """Let stored records lack ``fields`` (they take the default): fields a recorded schema
-        change added after records were written."""
-        self._may_lack = self._may_lack | (frozenset(fields) & self._fields)
+    def allow_missing(self, fields: Iterable[str]) -> frozenset[str]:
+        """Let stored records lack ``fields`` (they take the default) while a database whose
+        recorded schema changes added them is open; returns what `release_missing` takes."""
+        allowed = frozenset(fields) & self._fields
+        self._lacking.update(allowed)
+        self._may_lack = frozenset(self._lacking)
+        return allowed
+
+    def release_missing(self, allowed: frozenset[str]) -> None:
+        """Undo one `allow_missing` (its database closed)."""
+        self._lacking.subtract(allowed)
+        self._may_lack = frozenset(+self._lacking)
+        self._lacking = +self._lacking
 
     def encode(self, record: T) -> bytes:
         payload: bytes = msgpack.packb(self._unstructure(record), use_bin_type=True)
         return self._header + payload
 
-    def decode(self, data: bytes, key: bytes) -> T:
-        """Decode the bytes stored under encoded ``key``; failures raise `CorruptRecord`."""
+    def decode(self, data: bytes, key: bytes, may_lack: frozenset[str] | None = None) -> T:
+        """Decode the bytes stored under encoded ``key``; failures raise `CorruptRecord`.
+        ``may_lack``: the fields it may lack (default: those `allow_missing` allowed)."""
         if data[:2] != self._header:
             raise CorruptRecord(self.model_name, self._key(key), self._describe_header(data))
         try:
             fields = msgpack.unpackb(data[2:], raw=False, strict_map_key=False)
             if type(fields) is dict and fields.keys() == self._fields:
                 return self._structure(fields)
-            problem = field_problem(self.model_name, fields, self._fields, self._may_lack)
+            lack = self._may_lack if may_lack is None else may_lack
+            problem = field_problem(self.model_name, fields, self._fields, lack)
             if problem is None:
                 return self._structure(fields)
         except (RecursionError, msgpack.StackError):

@@ -289,9 +289,12 @@ def _signature(description: Mapping[str, Any]) -> str:
     return "fields (" + ", ".join(parts) + ")"
 
 
-async def reconcile(backend: Backend, models: Mapping[str, ModelInfo[Any]]) -> None:
+async def reconcile(
+    backend: Backend, models: Mapping[str, ModelInfo[Any]]
+) -> dict[str, frozenset[str]]:
     """Compare the declared models with the stored schemas; record compatible changes, raise
-    `SchemaMismatch` on any other. Concurrent openers settle through conditional writes."""
+    `SchemaMismatch` on any other. Concurrent openers settle through conditional writes.
+    Returns, per model, the fields its stored records may lack (added after they were written)."""
     names = sorted(models)
     keys = [name.encode() for name in names]
     declared = {name: describe(models[name]) for name in names}
@@ -302,10 +305,9 @@ async def reconcile(backend: Backend, models: Mapping[str, ModelInfo[Any]]) -> N
         merged_all: dict[str, Description] = {}
         for name, key, value in zip(names, keys, raw, strict=True):
             if value is None:
-                problem = await _first_record_problem(backend, models[name])
+                problem, merged = await _adopted(backend, models[name], declared[name])
                 if problem is not None:
                     differences[name] = (problem,)
-                merged = declared[name]
             else:
                 found, merged = _compare_stored(name, value, declared[name])
                 if found:
@@ -324,27 +326,38 @@ async def reconcile(backend: Backend, models: Mapping[str, ModelInfo[Any]]) -> N
             result = await backend.apply(batches)
             if any(failed is not None for failed in result.failed):
                 continue  # another opener wrote first: compare with what it stored
-        for name, merged in merged_all.items():
-            added = [field for field, entry in merged["fields"].items() if entry.get("added")]
-            models[name].codec.allow_missing(added)
-        return
+        return {
+            name: frozenset(
+                field for field, entry in merged["fields"].items() if entry.get("added")
+            )
+            for name, merged in merged_all.items()
+        }
     raise WriteConflict(SPACE, _ATTEMPTS)
 
 
-async def _first_record_problem(backend: Backend, info: ModelInfo[Any]) -> str | None:
-    """For a model without a stored schema: why its first stored record does not decode."""
+async def _adopted(
+    backend: Backend, info: ModelInfo[Any], declared: Description
+) -> tuple[str | None, Description]:
+    """For a model without a stored schema: why its first stored record does not decode, and
+    the description to store. Records written before schemas were stored were read with a
+    missing field taking its default, so each field with a default may be missing from them."""
     first = await backend.scan(info.space, limit=1)
     if not first:
-        return None
+        return None, declared
+    merged = json.loads(json.dumps(declared))
+    defaulted = [name for name, entry in merged["fields"].items() if entry["default"]]
+    for name in defaulted:
+        merged["fields"][name]["added"] = True
     key, value = first[0]
     try:
-        info.codec.decode(value, key)
+        info.codec.decode(value, key, may_lack=frozenset(defaulted))
     except CorruptRecord as exc:
-        return (
+        problem = (
             f"no stored schema, and stored records do not match the declaration: {exc.problem} "
             f"(open it with the models that wrote it)"
         )
-    return None
+        return problem, merged
+    return None, merged
 
 
 def _compare_stored(

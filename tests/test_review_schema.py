@@ -15,7 +15,9 @@ import pytest
 
 import netabase
 from netabase import demo
+from netabase._stored_schema import SPACE as SCHEMA
 from netabase._stored_schema import compare, describe
+from netabase.backends import Delete, WriteBatch
 
 
 def raw_record(fields: dict[str, object]) -> bytes:
@@ -38,22 +40,41 @@ class Gadget:
     color: str = "grey"
 
 
-async def test_a_field_added_in_one_database_is_not_optional_in_another(tmp_path: Path) -> None:
-    old, new = f"lmdb://{tmp_path / 'old'}", f"lmdb://{tmp_path / 'new'}"
-    async with netabase.open(old, models=[GadgetV1]) as db:
+async def gadgets_with_color_added(url: str) -> None:
+    async with netabase.open(url, models=[GadgetV1]) as db:
         await db.store(GadgetV1).insert(GadgetV1("g1"))
-    async with netabase.open(old, models=[Gadget]) as db:  # records `color` as added
+    async with netabase.open(url, models=[Gadget]) as db:  # records `color` as added
         assert await db.store(Gadget).get("g1") == Gadget("g1")
-        # A database that never held GadgetV1 records: every record must have `color`.
-        async with netabase.open(new, models=[Gadget]) as fresh:
-            key = netabase.info_of(Gadget).encode_key("g2")
-            await fresh.backend.insert("Gadget", key, raw_record({"id": "g2"}))
-            with pytest.raises(netabase.CorruptRecord, match=r"missing field\(s\) color"):
-                await fresh.store(Gadget).get("g2")
-        assert await db.store(Gadget).get("g1") == Gadget("g1")  # still readable here
-    async with netabase.open(new, models=[Gadget]) as fresh:  # and after the other closed
+
+
+async def a_gadget_without_color(url: str) -> None:
+    """A database that never held GadgetV1 records: every record must have `color`."""
+    async with netabase.open(url, models=[Gadget]) as db:
+        key = netabase.info_of(Gadget).encode_key("g2")
+        await db.backend.insert("Gadget", key, raw_record({"id": "g2"}))
+
+
+async def test_a_field_added_in_one_database_is_not_optional_in_the_next(tmp_path: Path) -> None:
+    old, new = f"lmdb://{tmp_path / 'old'}", f"lmdb://{tmp_path / 'new'}"
+    await gadgets_with_color_added(old)
+    await a_gadget_without_color(new)
+    async with netabase.open(new, models=[Gadget]) as db:
         with pytest.raises(netabase.CorruptRecord, match=r"missing field\(s\) color"):
-            await fresh.store(Gadget).get("g2")
+            await db.store(Gadget).get("g2")
+    async with netabase.open(old, models=[Gadget]) as db:
+        assert await db.store(Gadget).get("g1") == Gadget("g1")
+
+
+async def test_known_defect_a_field_added_in_one_open_database_is_optional_in_another(
+    tmp_path: Path,
+) -> None:
+    """Still failing: the allowance is per model class, shared by the databases open at once."""
+    old, new = f"lmdb://{tmp_path / 'old'}", f"lmdb://{tmp_path / 'new'}"
+    await gadgets_with_color_added(old)
+    await a_gadget_without_color(new)
+    async with netabase.open(old, models=[Gadget]), netabase.open(new, models=[Gadget]) as db:
+        with pytest.raises(netabase.CorruptRecord, match=r"missing field\(s\) color"):
+            await db.store(Gadget).get("g2")
 
 
 # -- nested types: the stored description must tell apart what decodes differently ----------
@@ -248,3 +269,33 @@ def test_cli_import_refuses_a_map_or_string_for_a_collection(tmp_path: Path) -> 
     assert "products: expected a tuple, got dict" in result.stderr
     with netabase.connect_sync(url, models=demo.MODELS) as db:
         assert db.store(demo.Order).get(1) is None
+
+
+# -- a database written before schemas were stored ------------------------------------------
+
+
+@netabase.model(key="id", name="Lamp")
+@attrs.frozen
+class Lamp:
+    id: str
+    color: str = "grey"
+
+
+async def test_a_pre_schema_database_with_records_from_before_a_field_was_added_opens(
+    tmp_path: Path,
+) -> None:
+    """The previous release filled a missing field that has a default: its databases hold
+    records from before and after such a field was added, in any key order."""
+    for first_lacks_it in (True, False):
+        url = f"lmdb://{tmp_path / str(first_lacks_it)}"
+        async with netabase.open(url, models=[Lamp]) as db:
+            await db.backend.apply([WriteBatch((Delete(SCHEMA, b"Lamp"),))])  # no schema yet
+            old, new = ("a", "b") if first_lacks_it else ("b", "a")
+            encode = netabase.info_of(Lamp).encode_key
+            await db.backend.insert("Lamp", encode(old), raw_record({"id": old}))
+            await db.backend.insert("Lamp", encode(new), raw_record({"id": new, "color": "red"}))
+        async with netabase.open(url, models=[Lamp]) as db:
+            assert await db.store(Lamp).get_many(["a", "b"]) == [
+                Lamp(old) if old == "a" else Lamp("a", "red"),
+                Lamp(old) if old == "b" else Lamp("b", "red"),
+            ]

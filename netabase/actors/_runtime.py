@@ -60,6 +60,7 @@ class Runtime:
         self.failure: BaseException | None = None
         self._finished: set[str] = set()
         self._main_lanes_done = trio.Event()
+        self._may_lack: dict[str, frozenset[str]] = {}
 
     def spaces(self) -> list[str]:
         """Every backend keyspace the registered models use."""
@@ -77,11 +78,20 @@ class Runtime:
         (`SchemaMismatch` when they differ incompatibly; the backend is closed again)."""
         await self.backend.start(self.spaces())
         try:
-            await reconcile(self.backend, self.models)
+            may_lack = await reconcile(self.backend, self.models)
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self.backend.aclose()
             raise
+        self._may_lack = {
+            name: self.models[name].codec.allow_missing(fields) for name, fields in may_lack.items()
+        }
+
+    def release_stored_schema(self) -> None:
+        """The database closed: its records' missing fields no longer decode (see `start`)."""
+        for name, fields in self._may_lack.items():
+            self.models[name].codec.release_missing(fields)
+        self._may_lack = {}
 
     def permissions_changed(self) -> None:
         """A write of this process changed what permission checks may answer."""
