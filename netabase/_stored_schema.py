@@ -93,7 +93,23 @@ def _describe(info: ModelInfo[Any], naming: _Naming) -> Description:
         "parent": info.parent.field if info.parent is not None else None,
         "unique": sorted(info.unique_fields),
         "types": nested,
+        "defaults": {
+            field.name: _default_text(field.default)
+            for field in attrs.fields(typing.cast(Any, info.cls))
+            if field.init and field.default is not attrs.NOTHING
+        },
     }
+
+
+def _default_text(default: Any) -> str:
+    """A field's default as text that compares equal across processes (sets sorted)."""
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        if default.takes_self:
+            return f"<factory {getattr(default.factory, '__qualname__', '?')} taking self>"
+        default = default.factory()
+    if isinstance(default, set | frozenset):
+        return f"{type(default).__name__}({sorted(map(repr, default))})"
+    return repr(default)
 
 
 def _links_by_default(field: Any) -> bool:
@@ -197,6 +213,13 @@ def compare(stored: Description, declared: Description) -> tuple[list[str], Desc
                 f"field {name!r} lost its default, but records stored before it was added lack "
                 "it (give it a default again)"
             )
+        elif new.get("added") and name in stored.get("defaults", {}):
+            was, now = stored["defaults"][name], merged["defaults"][name]
+            if was != now:
+                found.append(
+                    f"field {name!r} was added with default {was}, which records stored before "
+                    f"it was added read as its value; declared {now} (declare {name} = {was})"
+                )
     for name, new in new_fields.items():
         if name in old_fields:
             continue

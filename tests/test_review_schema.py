@@ -299,3 +299,34 @@ async def test_a_pre_schema_database_with_records_from_before_a_field_was_added_
                 Lamp(old) if old == "a" else Lamp("a", "red"),
                 Lamp(old) if old == "b" else Lamp("b", "red"),
             ]
+
+
+# -- the default of a field records may lack is part of what they hold ----------------------
+
+
+@netabase.model(key="id", name="Gadget")
+@attrs.frozen
+class GadgetRecolored:
+    id: str
+    color: str = "blue"
+
+
+async def test_changing_the_default_of_an_added_field_is_refused(tmp_path: Path) -> None:
+    """g1 was stored before `color` existed: it reads the default, so a new default would
+    change it silently."""
+    url = f"lmdb://{tmp_path / 'db'}"
+    await gadgets_with_color_added(url)
+    with pytest.raises(
+        netabase.SchemaMismatch, match="field 'color' was added with default 'grey'"
+    ):
+        async with netabase.open(url, models=[GadgetRecolored]):
+            pass
+    async with netabase.open(url, models=[Gadget]) as db:
+        assert await db.store(Gadget).get("g1") == Gadget("g1", "grey")
+
+
+def test_the_default_of_a_field_every_record_holds_may_change() -> None:
+    found, _ = compare(
+        describe(netabase.info_of(Gadget)), describe(netabase.info_of(GadgetRecolored))
+    )
+    assert found == []
