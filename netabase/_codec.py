@@ -148,6 +148,15 @@ CONVERTER = _make_converter()
 INPUT_CONVERTER = _make_converter(stored=False)
 
 
+def _map_length(data: bytes, at: int) -> int:
+    """The entry count of the msgpack map header at ``data[at]`` (-1: no map header)."""
+    head = data[at] if len(data) > at else 0
+    if 0x80 <= head <= 0x8F:
+        return head & 0x0F
+    size = {0xDE: 2, 0xDF: 4}.get(head)
+    return -1 if size is None else int.from_bytes(data[at + 1 : at + 1 + size], "big")
+
+
 class RecordCodec(Generic[T]):
     """Encodes and decodes one model's records; hooks resolved once at construction."""
 
@@ -156,6 +165,7 @@ class RecordCodec(Generic[T]):
         "_fields",
         "_header",
         "_lacking",
+        "_map_head",
         "_may_lack",
         "_structure",
         "_unstructure",
@@ -174,6 +184,9 @@ class RecordCodec(Generic[T]):
         structure = make_dict_structure_fn(cls, CONVERTER)  # the field check is `decode`'s
         self._structure: Callable[[Any], T] = lambda data: structure(data, cls)
         self._fields = stored_fields(cls)
+        self._map_head = msgpack.packb(dict.fromkeys(self._fields))[
+            : 3 if len(self._fields) > 15 else 1
+        ]
         self._lacking: Counter[str] = Counter()  # field -> open databases whose records may lack it
         self._may_lack: frozenset[str] = frozenset()
 
@@ -202,10 +215,16 @@ class RecordCodec(Generic[T]):
             raise CorruptRecord(self.model_name, self._key(key), self._describe_header(data))
         try:
             fields = msgpack.unpackb(data[2:], raw=False, strict_map_key=False)
-            if type(fields) is dict and fields.keys() == self._fields:
+            if (
+                type(fields) is dict
+                and fields.keys() == self._fields
+                and data.startswith(self._map_head, 2)  # as many entries as keys: no duplicate
+            ):
                 return self._structure(fields)
             lack = self._may_lack if may_lack is None else may_lack
             problem = field_problem(self.model_name, fields, self._fields, lack)
+            if problem is None and _map_length(data, 2) != len(fields):
+                problem = f"a field is stored twice ({_map_length(data, 2)} entries)"
             if problem is None:
                 return self._structure(fields)
         except (RecursionError, msgpack.StackError):

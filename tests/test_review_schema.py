@@ -349,3 +349,60 @@ def test_known_defect_a_converter_runs_again_on_every_read() -> None:
     record = Scaled("k", 3)
     assert record.x == 30
     assert info.codec.decode(info.codec.encode(record), info.encode_key("k")) == record
+
+
+# -- a stored map with a field twice ---------------------------------------------------------
+
+
+def packed_map(*pairs: tuple[object, object]) -> bytes:
+    """A record whose msgpack map holds ``pairs`` as written, duplicates included."""
+    body = b"".join(msgpack.packb(key) + msgpack.packb(value) for key, value in pairs)
+    return bytes((1, 1, 0x80 | len(pairs))) + body
+
+
+@netabase.model(key="id", name="Wide")
+@attrs.frozen
+class Wide:
+    id: str
+    f0: int = 0
+    f1: int = 0
+    f2: int = 0
+    f3: int = 0
+    f4: int = 0
+    f5: int = 0
+    f6: int = 0
+    f7: int = 0
+    f8: int = 0
+    f9: int = 0
+    f10: int = 0
+    f11: int = 0
+    f12: int = 0
+    f13: int = 0
+    f14: int = 0
+    f15: int = 0  # 17 fields: a map16 header
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        (("id", "k"), ("color", "red"), ("color", "blue")),
+        (("id", "k"), ("id", "j"), ("color", "red")),
+        (("id", "k"), ("id", "k")),  # `color` may be missing while an old database is open
+    ],
+    ids=["field", "key field", "with a missing field"],
+)
+async def test_a_stored_map_with_a_field_twice_is_corrupt(
+    tmp_path: Path, pairs: tuple[tuple[object, object], ...]
+) -> None:
+    url = f"lmdb://{tmp_path / 'db'}"
+    await gadgets_with_color_added(url)
+    info = netabase.info_of(Gadget)
+    async with netabase.open(url, models=[Gadget]):
+        with pytest.raises(netabase.CorruptRecord, match="a field is stored twice"):
+            info.codec.decode(packed_map(*pairs), info.encode_key("k"))
+
+
+def test_records_of_more_than_fifteen_fields_decode() -> None:
+    info = netabase.info_of(Wide)
+    record = Wide("k", *range(16))
+    assert info.codec.decode(info.codec.encode(record), info.encode_key("k")) == record
