@@ -66,9 +66,11 @@ def _exactly(kind: type, accepts: tuple[type, ...]) -> Callable[[Any, Any], Any]
     ``bool("false")`` or ``str(5)``, which would read (or import) a wrong value quietly."""
 
     def structure(value: Any, _: Any) -> Any:
+        if type(value) is kind:
+            return value
         if isinstance(value, bool) is not (kind is bool) or not isinstance(value, accepts):
             raise TypeError(f"expected {kind.__name__}, got {type(value).__name__} {value!r:.40}")
-        return value if type(value) is kind else kind(value)
+        return kind(value)
 
     return structure
 
