@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import typing
 import uuid
 from collections.abc import Callable, Iterable, Set
 from typing import Any, Generic, TypeVar
@@ -20,7 +21,7 @@ import cattrs
 import msgpack
 from cattrs.gen import make_dict_structure_fn
 
-from ._errors import CorruptRecord
+from ._errors import CorruptRecord, SchemaMismatch
 
 FORMAT_VERSION = 1
 
@@ -47,13 +48,66 @@ def _make_converter(*, stored: bool = True) -> cattrs.Converter:
     converter.register_structure_hook(uuid.UUID, lambda v, _: uuid.UUID(bytes=v))
     converter.register_unstructure_hook(decimal.Decimal, str)
     converter.register_structure_hook(decimal.Decimal, lambda v, _: decimal.Decimal(v))
-    converter.register_structure_hook(bytes, lambda v, _: bytes(v))
+    converter.register_structure_hook(bytes, _exactly(bytes, (bytes, bytearray, memoryview)))
+    for kind, accepts in ((str, (str,)), (int, (int,)), (float, (int, float)), (bool, (bool,))):
+        converter.register_structure_hook(kind, _exactly(kind, accepts))
+    guard_collections(converter)
     converter.register_structure_hook_func(lambda t: t is object, lambda v, _: v)
     if stored:
         converter.register_structure_hook_factory(
             attrs.has, lambda cls: _strict_hook(cls, converter)
         )
     return converter
+
+
+def _exactly(kind: type, accepts: tuple[type, ...]) -> Callable[[Any, Any], Any]:
+    """A structure hook taking only values of the field's own type: never ``int(3.7)``,
+    ``bool("false")`` or ``str(5)``, which would read (or import) a wrong value quietly."""
+
+    def structure(value: Any, _: Any) -> Any:
+        if type(value) is kind:
+            return value
+        if isinstance(value, bool) is not (kind is bool) or not isinstance(value, accepts):
+            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__} {value!r:.40}")
+        return kind(value)
+
+    return structure
+
+
+_COLLECTIONS = (list, tuple, set, frozenset)
+
+
+def guard_collections(converter: cattrs.Converter) -> None:
+    """Make ``converter`` structure list, tuple and set fields only from a list, tuple or set:
+    cattrs would iterate a str into its characters, or a map into its keys."""
+    default = converter.get_structure_hook
+
+    def is_collection(tp: Any) -> bool:
+        return tp in _COLLECTIONS or typing.get_origin(tp) in _COLLECTIONS
+
+    def factory(tp: Any) -> Callable[[Any, Any], Any]:
+        origin = typing.get_origin(tp) or tp
+        args = typing.get_args(tp)
+        if origin is tuple and args and args[-1] is not ...:
+            items = [(default(arg), arg) for arg in args]
+
+            def fixed(value: Any, _: Any) -> Any:
+                if not isinstance(value, _COLLECTIONS) or len(value) != len(items):
+                    raise TypeError(f"expected a sequence of {len(items)}, got {value!r:.40}")
+                return tuple(hook(v, arg) for (hook, arg), v in zip(items, value, strict=True))
+
+            return fixed
+        arg = args[0] if args else Any
+        hook = default(arg)
+
+        def collection(value: Any, _: Any) -> Any:
+            if not isinstance(value, _COLLECTIONS):
+                raise TypeError(f"expected a {origin.__name__}, got {type(value).__name__}")
+            return origin(hook(v, arg) for v in value)
+
+        return collection
+
+    converter.register_structure_hook_factory(is_collection, factory)
 
 
 def stored_fields(cls: type) -> frozenset[str]:
@@ -95,6 +149,15 @@ CONVERTER = _make_converter()
 INPUT_CONVERTER = _make_converter(stored=False)
 
 
+def _map_length(data: bytes, at: int) -> int:
+    """The entry count of the msgpack map header at ``data[at]`` (-1: no map header)."""
+    head = data[at] if len(data) > at else 0
+    if 0x80 <= head <= 0x8F:
+        return head & 0x0F
+    size = {0xDE: 2, 0xDF: 4}.get(head)
+    return -1 if size is None else int.from_bytes(data[at + 1 : at + 1 + size], "big")
+
+
 class RecordCodec(Generic[T]):
     """Encodes and decodes one model's records; hooks resolved once at construction."""
 
@@ -102,9 +165,11 @@ class RecordCodec(Generic[T]):
         "_describe_key",
         "_fields",
         "_header",
+        "_map_head",
         "_may_lack",
         "_structure",
         "_unstructure",
+        "_users",
         "model_name",
         "version",
     )
@@ -120,26 +185,64 @@ class RecordCodec(Generic[T]):
         structure = make_dict_structure_fn(cls, CONVERTER)  # the field check is `decode`'s
         self._structure: Callable[[Any], T] = lambda data: structure(data, cls)
         self._fields = stored_fields(cls)
+        self._map_head = msgpack.packb(dict.fromkeys(self._fields))[
+            : 3 if len(self._fields) > 15 else 1
+        ]
+        self._users = 0
+        """Open databases using this codec; they all share `_may_lack`."""
         self._may_lack: frozenset[str] = frozenset()
 
-    def allow_missing(self, fields: Iterable[str]) -> None:
-        """Let stored records lack ``fields`` (they take the default): fields a recorded schema
-        change added after records were written."""
-        self._may_lack = self._may_lack | (frozenset(fields) & self._fields)
+    def allow_missing(self, fields: Iterable[str]) -> frozenset[str]:
+        """Let stored records lack ``fields`` (they take the default) while a database whose
+        recorded schema changes added them is open; returns what `release_missing` takes.
+
+        The allowance belongs to the model class, so every database open with it at once must
+        need the same one: otherwise one would read the other's incomplete records silently,
+        and `SchemaMismatch` refuses the open instead."""
+        allowed = frozenset(fields) & self._fields
+        if self._users and allowed != self._may_lack:
+            shown = ", ".join(sorted(allowed ^ self._may_lack))
+            raise SchemaMismatch(
+                {
+                    self.model_name: (
+                        f"field(s) {shown} were added later in one of the databases open with "
+                        f"this model and not in the other, so records lacking them cannot be "
+                        f"told apart",
+                    )
+                },
+                "close the other database first, or declare a separate model class for it",
+            )
+        self._users += 1
+        self._may_lack = allowed
+        return allowed
+
+    def release_missing(self, allowed: frozenset[str]) -> None:
+        """Undo one `allow_missing` (its database closed)."""
+        self._users -= 1
+        if not self._users:
+            self._may_lack = frozenset()
 
     def encode(self, record: T) -> bytes:
         payload: bytes = msgpack.packb(self._unstructure(record), use_bin_type=True)
         return self._header + payload
 
-    def decode(self, data: bytes, key: bytes) -> T:
-        """Decode the bytes stored under encoded ``key``; failures raise `CorruptRecord`."""
+    def decode(self, data: bytes, key: bytes, may_lack: frozenset[str] | None = None) -> T:
+        """Decode the bytes stored under encoded ``key``; failures raise `CorruptRecord`.
+        ``may_lack``: the fields it may lack (default: those `allow_missing` allowed)."""
         if data[:2] != self._header:
             raise CorruptRecord(self.model_name, self._key(key), self._describe_header(data))
         try:
             fields = msgpack.unpackb(data[2:], raw=False, strict_map_key=False)
-            if type(fields) is dict and fields.keys() == self._fields:
+            if (
+                type(fields) is dict
+                and fields.keys() == self._fields
+                and data.startswith(self._map_head, 2)  # as many entries as keys: no duplicate
+            ):
                 return self._structure(fields)
-            problem = field_problem(self.model_name, fields, self._fields, self._may_lack)
+            lack = self._may_lack if may_lack is None else may_lack
+            problem = field_problem(self.model_name, fields, self._fields, lack)
+            if problem is None and _map_length(data, 2) != len(fields):
+                problem = f"a field is stored twice ({_map_length(data, 2)} entries)"
             if problem is None:
                 return self._structure(fields)
         except (RecursionError, msgpack.StackError):

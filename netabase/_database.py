@@ -150,6 +150,7 @@ async def open_database(
         error = _single(group, from_block, runtime.failure)
         raise error from error.__cause__
     finally:
+        runtime.release_stored_schema()
         with trio.CancelScope(shield=True):
             await backend.aclose()
 

@@ -365,6 +365,7 @@ def model(
     def decorate(cls: type[T]) -> type[T]:
         info = _build_info(cls, key=key, parent=parent, name=name or cls.__name__, version=version)
         model_name = info.name
+        _refuse_converters(model_name, cls)
         for field in unique:
             if field not in info.field_types:
                 raise ModelDefinitionError(model_name, "unique names an unknown field", field=field)
@@ -394,6 +395,37 @@ def model(
         return cls
 
     return decorate
+
+
+def _refuse_converters(model_name: str, cls: type, seen: set[type] | None = None) -> None:
+    """A converter would run again on every read (records are rebuilt through ``__init__``), so
+    a stored 3 converted by ``x * 10`` would read as 300: refuse it, in nested classes too."""
+    seen = set() if seen is None else seen
+    if cls in seen:
+        return
+    seen.add(cls)
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # unresolvable names: the type checker reports them; judge what is known
+        hints = {}
+    for field in attrs.fields(cls):
+        if field.converter is not None:
+            raise ModelDefinitionError(
+                model_name,
+                f"{cls.__name__}.{field.name} has a converter, which would run again on every "
+                "read of a stored record; convert the value before building the record, or "
+                "check it with a validator",
+                field=field.name,
+            )
+        for nested in _attrs_classes_in(hints.get(field.name, field.type)):
+            _refuse_converters(model_name, nested, seen)
+
+
+def _attrs_classes_in(tp: object) -> list[type]:
+    """The attrs classes a field type names, at any depth (``Optional[X]``, ``tuple[X, ...]``)."""
+    if isinstance(tp, type) and attrs.has(tp):
+        return [tp]
+    return [cls for arg in typing.get_args(tp) for cls in _attrs_classes_in(arg)]
 
 
 def _structure_problems(exc: BaseException) -> list[tuple[str, str]]:

@@ -41,10 +41,36 @@ RESOLUTION = (
 
 def describe(info: ModelInfo[Any]) -> Description:
     """The stored form of a model: fields with types and defaults, key, links, parent, version."""
+    ambiguous: frozenset[str] = frozenset()
+    while True:  # again while classes of one name were found: they are named with their module
+        naming = _Naming(ambiguous)
+        description = _describe(info, naming)
+        shared = frozenset(name for name, classes in naming.seen.items() if len(classes) > 1)
+        if shared <= ambiguous:
+            return description
+        ambiguous |= shared
+
+
+class _Naming:
+    """Names for the classes met in one model: the qualified name, with the module when two
+    of them share it."""
+
+    def __init__(self, ambiguous: frozenset[str]) -> None:
+        self.ambiguous = ambiguous
+        self.seen: dict[str, set[type]] = {}
+
+    def name(self, tp: type) -> str:
+        self.seen.setdefault(tp.__qualname__, set()).add(tp)
+        if tp in _QUALIFIED or tp.__qualname__ in self.ambiguous:
+            return f"{tp.__module__}.{tp.__qualname__}"
+        return tp.__qualname__
+
+
+def _describe(info: ModelInfo[Any], naming: _Naming) -> Description:
     nested: dict[str, Any] = {}
     fields = {
         field.name: {
-            "type": type_name(info.field_types[field.name], nested),
+            "type": type_name(info.field_types[field.name], nested, naming),
             "default": field.default is not attrs.NOTHING,
         }
         for field in attrs.fields(typing.cast(Any, info.cls))
@@ -53,7 +79,7 @@ def describe(info: ModelInfo[Any]) -> Description:
     return {
         "format": FORMAT,
         "version": info.version,
-        "key": {"field": info.key_field, "type": type_name(info.key_type, nested)},
+        "key": {"field": info.key_field, "type": type_name(info.key_type, nested, naming)},
         "fields": fields,
         "links": {
             link.field: {"target": link.target.name, "many": link.many, "unique": link.unique}
@@ -67,7 +93,23 @@ def describe(info: ModelInfo[Any]) -> Description:
         "parent": info.parent.field if info.parent is not None else None,
         "unique": sorted(info.unique_fields),
         "types": nested,
+        "defaults": {
+            field.name: _default_text(field.default)
+            for field in attrs.fields(typing.cast(Any, info.cls))
+            if field.init and field.default is not attrs.NOTHING
+        },
     }
+
+
+def _default_text(default: Any) -> str:
+    """A field's default as text that compares equal across processes (sets sorted)."""
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        if default.takes_self:
+            return f"<factory {getattr(default.factory, '__qualname__', '?')} taking self>"
+        default = default.factory()
+    if isinstance(default, set | frozenset):
+        return f"{type(default).__name__}({sorted(map(repr, default))})"
+    return repr(default)
 
 
 def _links_by_default(field: Any) -> bool:
@@ -86,9 +128,10 @@ _QUALIFIED = {datetime.datetime, datetime.date, datetime.time, uuid.UUID, decima
 _BARE = {list: list[Any], tuple: tuple[Any, ...], set: set[Any], frozenset: frozenset[Any]}
 
 
-def type_name(tp: object, nested: dict[str, Any]) -> str:
+def type_name(tp: object, nested: dict[str, Any], naming: _Naming | None = None) -> str:
     """A canonical name for a field type (``Optional[X]`` and ``X | None`` alike); attrs classes
     and enums met on the way are described in ``nested``."""
+    naming = naming or _Naming(frozenset())
     if tp is None or tp is type(None):
         return "None"
     if tp is Any or tp is object:
@@ -99,16 +142,16 @@ def type_name(tp: object, nested: dict[str, Any]) -> str:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is typing.Union or origin is types.UnionType:
-        names = {type_name(arg, nested) for arg in args}
+        names = {type_name(arg, nested, naming) for arg in args}
         return " | ".join(sorted(names, key=lambda name: (name == "None", name)))
     if origin is typing.Literal:
         return f"Literal[{', '.join(map(repr, args))}]"
     if origin is not None:
-        inner = ", ".join("..." if arg is ... else type_name(arg, nested) for arg in args)
+        inner = ", ".join("..." if arg is ... else type_name(arg, nested, naming) for arg in args)
         return f"{getattr(origin, '__qualname__', repr(origin))}[{inner}]"
     if not isinstance(tp, type):
         return repr(tp)
-    name = f"{tp.__module__}.{tp.__qualname__}" if tp in _QUALIFIED else tp.__qualname__
+    name = naming.name(tp)
     if name in nested:
         return name
     if issubclass(tp, enum.Enum):
@@ -119,7 +162,7 @@ def type_name(tp: object, nested: dict[str, Any]) -> str:
         nested[name] = {
             "fields": {
                 field.name: {
-                    "type": type_name(hints.get(field.name, Any), nested),
+                    "type": type_name(hints.get(field.name, Any), nested, naming),
                     "default": field.default is not attrs.NOTHING,
                 }
                 for field in attrs.fields(tp)
@@ -170,6 +213,13 @@ def compare(stored: Description, declared: Description) -> tuple[list[str], Desc
                 f"field {name!r} lost its default, but records stored before it was added lack "
                 "it (give it a default again)"
             )
+        elif new.get("added") and name in stored.get("defaults", {}):
+            was, now = stored["defaults"][name], merged["defaults"][name]
+            if was != now:
+                found.append(
+                    f"field {name!r} was added with default {was}, which records stored before "
+                    f"it was added read as its value; declared {now} (declare {name} = {was})"
+                )
     for name, new in new_fields.items():
         if name in old_fields:
             continue
@@ -239,30 +289,35 @@ def _type_differences(stored: Mapping[str, Any], declared: Mapping[str, Any]) ->
     found = []
     for name in sorted(set(stored) & set(declared)):
         old, new = stored[name], declared[name]
-        if "enum" in old or "enum" in new:
-            gone = [value for value in old.get("enum", ()) if value not in new.get("enum", ())]
+        if "enum" in old and "enum" in new:
+            gone = [value for value in old["enum"] if value not in new["enum"]]
             if gone:
                 found.append(
                     f"enum {name} lost stored value(s) {', '.join(gone)} (declare them again)"
                 )
             continue
-        if old != new:
+        if old != new:  # fields changed, or an enum became an attrs class or the reverse
             found.append(
-                f"nested type {name} changed: stored fields {_signature(old)}, declared "
+                f"nested type {name} changed: stored {_signature(old)}, declared "
                 f"{_signature(new)} (declare {name} as stored)"
             )
     return found
 
 
 def _signature(description: Mapping[str, Any]) -> str:
+    if "enum" in description:
+        return f"enum of {', '.join(description['enum'])}"
     fields = description.get("fields", {})
     parts = [f"{n}: {f['type']}{' = ...' if f['default'] else ''}" for n, f in fields.items()]
-    return "(" + ", ".join(parts) + ")"
+    return "fields (" + ", ".join(parts) + ")"
 
 
-async def reconcile(backend: Backend, models: Mapping[str, ModelInfo[Any]]) -> None:
+async def reconcile(
+    backend: Backend, models: Mapping[str, ModelInfo[Any]]
+) -> dict[str, frozenset[str]]:
     """Compare the declared models with the stored schemas; record compatible changes, raise
-    `SchemaMismatch` on any other. Concurrent openers settle through conditional writes."""
+    `SchemaMismatch` on any other. Concurrent openers settle through conditional writes.
+    Returns, per model, the fields its stored records may lack (added after they were written)."""
     names = sorted(models)
     keys = [name.encode() for name in names]
     declared = {name: describe(models[name]) for name in names}
@@ -273,10 +328,9 @@ async def reconcile(backend: Backend, models: Mapping[str, ModelInfo[Any]]) -> N
         merged_all: dict[str, Description] = {}
         for name, key, value in zip(names, keys, raw, strict=True):
             if value is None:
-                problem = await _first_record_problem(backend, models[name])
+                problem, merged = await _adopted(backend, models[name], declared[name])
                 if problem is not None:
                     differences[name] = (problem,)
-                merged = declared[name]
             else:
                 found, merged = _compare_stored(name, value, declared[name])
                 if found:
@@ -295,27 +349,38 @@ async def reconcile(backend: Backend, models: Mapping[str, ModelInfo[Any]]) -> N
             result = await backend.apply(batches)
             if any(failed is not None for failed in result.failed):
                 continue  # another opener wrote first: compare with what it stored
-        for name, merged in merged_all.items():
-            added = [field for field, entry in merged["fields"].items() if entry.get("added")]
-            models[name].codec.allow_missing(added)
-        return
+        return {
+            name: frozenset(
+                field for field, entry in merged["fields"].items() if entry.get("added")
+            )
+            for name, merged in merged_all.items()
+        }
     raise WriteConflict(SPACE, _ATTEMPTS)
 
 
-async def _first_record_problem(backend: Backend, info: ModelInfo[Any]) -> str | None:
-    """For a model without a stored schema: why its first stored record does not decode."""
+async def _adopted(
+    backend: Backend, info: ModelInfo[Any], declared: Description
+) -> tuple[str | None, Description]:
+    """For a model without a stored schema: why its first stored record does not decode, and
+    the description to store. Records written before schemas were stored were read with a
+    missing field taking its default, so each field with a default may be missing from them."""
     first = await backend.scan(info.space, limit=1)
     if not first:
-        return None
+        return None, declared
+    merged = json.loads(json.dumps(declared))
+    defaulted = [name for name, entry in merged["fields"].items() if entry["default"]]
+    for name in defaulted:
+        merged["fields"][name]["added"] = True
     key, value = first[0]
     try:
-        info.codec.decode(value, key)
+        info.codec.decode(value, key, may_lack=frozenset(defaulted))
     except CorruptRecord as exc:
-        return (
+        problem = (
             f"no stored schema, and stored records do not match the declaration: {exc.problem} "
             f"(open it with the models that wrote it)"
         )
-    return None
+        return problem, merged
+    return None, merged
 
 
 def _compare_stored(

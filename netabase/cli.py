@@ -37,6 +37,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from . import demo as demo_module
+from ._codec import guard_collections
 from ._database import open_database
 from ._dump import (
     FORMAT,
@@ -111,6 +112,8 @@ for _text, _parse in ((uuid.UUID, uuid.UUID), (decimal.Decimal, decimal.Decimal)
                       (datetime.time, datetime.time.fromisoformat)):  # fmt: skip
     _JSON.register_unstructure_hook(_text, str)
     _JSON.register_structure_hook(_text, _from_text(_text, _parse))
+
+guard_collections(_JSON)  # no tuple of a str's characters or a map's keys
 
 ModelsOption = Annotated[
     list[str] | None,

@@ -61,6 +61,7 @@ class Runtime:
         self.failure: BaseException | None = None
         self._finished: set[str] = set()
         self._main_lanes_done = trio.Event()
+        self._may_lack: dict[str, frozenset[str]] = {}
 
     def spaces(self) -> list[str]:
         """Every backend keyspace the registered models use."""
@@ -78,13 +79,23 @@ class Runtime:
         (`SchemaMismatch` when they differ incompatibly; the backend is closed again), and
         bring permission rows written by an older release to today's layout."""
         await self.backend.start(self.spaces())
+        self._may_lack = {}
         try:
-            await reconcile(self.backend, self.models)
+            may_lack = await reconcile(self.backend, self.models)
             await upgrade_permission_layout(self.backend)
+            for name, info in self.models.items():
+                self._may_lack[name] = info.codec.allow_missing(may_lack.get(name, ()))
         except BaseException:
+            self.release_stored_schema()
             with trio.CancelScope(shield=True):
                 await self.backend.aclose()
             raise
+
+    def release_stored_schema(self) -> None:
+        """The database closed: its records' missing fields no longer decode (see `start`)."""
+        for name, fields in self._may_lack.items():
+            self.models[name].codec.release_missing(fields)
+        self._may_lack = {}
 
     def permissions_changed(self) -> None:
         """A write of this process changed what permission checks may answer."""
