@@ -12,8 +12,8 @@ import trio.testing
 
 import netabase
 from netabase.backends import open_backend
-from netabase.backends._resp import Connection
 from netabase.backends.redis import RedisBackend
+from netabase.backends.redis._client import Connection
 from netabase.testing import RedisServer, free_port
 
 from .models import Note

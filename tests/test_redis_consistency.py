@@ -177,7 +177,7 @@ async def test_versions_pass_every_number_a_rolled_back_counter_issued(
         ]
         assert [before for before, _ in issued] == [old] + [after for _, after in issued[:-1]]
         # What a restart from the snapshot taken at ``old`` does to the counter:
-        await backend._command("HSET", backend.prefix + b"versions", "s", old)
+        await backend._client.command("HSET", backend.prefix + b"versions", "s", old)
         result = await backend.apply([WriteBatch((Put("s", b"k", b"again"),))])
         before, after = result.versions["s"]
         assert before == old
