@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 import attrs
 
 from .._errors import KeyTooLarge, ValidationError
 from .._keys import MAX_KEY_SIZE, prefix_successor
+
+if TYPE_CHECKING:
+    from ._url import BackendURL
 
 
 class _Exists:
@@ -134,6 +137,12 @@ class Backend(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url}>"
+
+    @classmethod
+    def from_url(cls, url: BackendURL) -> Backend:
+        """The unstarted backend ``url`` names, its options checked (`InvalidURL` naming the
+        bad one); `register_backend` with the class serves the scheme through it."""
+        raise NotImplementedError(f"{cls.__name__} does not define from_url")
 
     @abc.abstractmethod
     async def start(self, spaces: Iterable[str]) -> None:
