@@ -10,7 +10,7 @@ import pytest
 
 import netabase
 from netabase.backends import open_backend
-from netabase.backends._url import parse_url
+from netabase.backends._url import parse_url, redact_url
 from netabase.backends.lmdb import LmdbBackend
 from netabase.backends.memory import MemoryBackend
 from netabase.backends.redis import RedisBackend
@@ -116,3 +116,13 @@ def test_unknown_schemes_list_the_built_in_ones() -> None:
     assert {"lmdb://", "memory://", "redis://"} <= set(
         str(caught.value).split(": ")[-1].split(", ")
     )
+
+
+def test_urls_lose_their_password_wherever_an_error_shows_them() -> None:
+    assert redact_url("x://u:p@ss@h:1/0?name=a") == "x://u:***@h:1/0?name=a"
+    assert redact_url("lmdb://./data") == "lmdb://./data"
+    for error in (
+        netabase.InvalidURL("mine://u:hush@h/x", "bad"),
+        netabase.BackendUnavailable("mine://:hush@h/x", "down"),
+    ):
+        assert "hush" not in str(error) and ":***@h/x" in str(error)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import re
 import urllib.parse
 from collections.abc import Callable
 from typing import cast
@@ -18,6 +19,15 @@ import attrs
 from .._errors import InvalidURL
 from .._validate import MAX_SECONDS
 from ._base import Backend
+
+# The password runs to the netloc's last '@' (it may itself hold '@'), as urlsplit reads it.
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@?#]*):([^/?#]*)@")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any ``user:password@`` password replaced by ``***``; the exceptions that
+    carry a URL (`InvalidURL`, `BackendUnavailable`) apply it to what they are given."""
+    return _PASSWORD_IN_URL.sub(r"\1:***@", url)
 
 
 @attrs.frozen

@@ -23,7 +23,7 @@ from typing import Any
 import msgpack
 import trio
 
-from ..._errors import InvalidURL, redact_url
+from ..._errors import InvalidURL
 from .._base import (
     EXISTS,
     ApplyResult,
@@ -35,7 +35,7 @@ from .._base import (
     WriteBatch,
     check_key_sizes,
 )
-from .._url import BackendURL
+from .._url import BackendURL, redact_url
 from ._client import Client, Connection
 from ._scripts import SCRIPTS
 
