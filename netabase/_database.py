@@ -19,6 +19,7 @@ from .actors._runtime import Runtime
 from .actors._stats import ActorStats
 from .actors._supervisor import root_cause
 from .backends import Backend, open_backend
+from .backends._url import redact_url
 
 T = TypeVar("T")
 
@@ -131,7 +132,7 @@ async def open_database(
         async with trio.open_nursery() as nursery:
             await nursery.start(run_actors)
             try:
-                yield Database(runtime, url)
+                yield Database(runtime, redact_url(url))  # shown in reprs and statistics
             except BaseException as exc:
                 from_block = exc
                 raise

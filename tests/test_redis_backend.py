@@ -78,6 +78,12 @@ async def test_password_is_sent_and_a_wrong_one_is_a_clear_error(
     assert "nope" not in str(caught.value) and SECRET not in str(caught.value)
 
 
+async def test_the_open_database_never_shows_the_password(locked_server: RedisServer) -> None:
+    async with netabase.open(f"{locked_server.url}?name=shown", models=[Note]) as db:
+        for shown in (db.url, repr(db), str(db.stats()), repr(db.backend)):
+            assert SECRET not in shown and ":***@" in shown, shown
+
+
 async def test_unreachable_server_fails_fast_at_open() -> None:
     url = f"redis://127.0.0.1:{free_port()}/0?connect_timeout=1"
     started = trio.current_time()
