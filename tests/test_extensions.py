@@ -119,6 +119,8 @@ def test_register_backend_refuses_what_cannot_build_a_backend() -> None:
         netabase.register_backend("nourl", NoURL)  # type: ignore[type-abstract]
     with pytest.raises(TypeError, match="got 3"):
         netabase.register_backend("three", 3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="must be an identifier, got 3"):
+        netabase.register_backend(3, NoURL)  # type: ignore[arg-type]
     with pytest.raises(netabase.InvalidURL, match="unknown scheme 'nourl'"):
         netabase.backends.open_backend("nourl://")
 

@@ -142,7 +142,7 @@ def register_backend(scheme: str, factory: BackendFactory | type[Backend]) -> No
     A package can do the same without being imported first, through an entry point in the
     ``netabase.backends`` group named after the scheme.
     """
-    if not scheme.isidentifier():
+    if not isinstance(scheme, str) or not scheme.isidentifier():
         raise ValueError(f"backend scheme must be an identifier, got {scheme!r}")
     _FACTORIES[scheme.lower()] = _as_factory(factory)
 
