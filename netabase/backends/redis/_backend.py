@@ -69,7 +69,6 @@ class RedisBackend(Backend):
         self.db = db
         self.name = name
         self.prefix = f"nb:{name}:".encode()
-        self.timeout = timeout
         self._client = Client(
             self.url,
             host,
@@ -81,6 +80,11 @@ class RedisBackend(Backend):
             connect_timeout=connect_timeout,
             timeout=timeout,
         )
+
+    @property
+    def timeout(self) -> float:
+        """Seconds a request may take before it raises `BackendUnavailable`."""
+        return self._client.timeout
 
     @property
     def script_reloads(self) -> int:
