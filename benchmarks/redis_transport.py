@@ -3,7 +3,7 @@
     python benchmarks/redis_transport.py            # full run
     python benchmarks/redis_transport.py --quick    # smaller
 
-1. RESP over trio sockets, parsed by hiredis (netabase's `_resp`): no thread at all.
+1. RESP over trio sockets, parsed by hiredis (netabase's `redis._client`): no thread at all.
 1b. The same, multiplexed: every caller's command queued on one connection, a writer task
    flushing the queue in one write, a reader task handing replies back in order.
 2. Sync redis-py on one long-lived worker thread that pipelines every queued request
@@ -30,8 +30,8 @@ import redis
 import redis.asyncio
 import trio
 
-from netabase.backends._resp import Pool
 from netabase.backends._worker import WorkerThread
+from netabase.backends.redis._client import Pool
 from netabase.testing import RedisServer
 
 CALLERS = 64

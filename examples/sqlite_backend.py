@@ -1,14 +1,15 @@
 """A netabase backend on SQLite (standard library only), written from docs/backends.md alone.
 
     import examples.sqlite_backend          # registers the sqlite:// scheme
-    async with netabase.open("sqlite:///path/to/file.db", models=[...]) as db: ...
+    async with netabase.open("sqlite:///path/to/file.db?timeout=5", models=[...]) as db: ...
 
 One table holds every space (``space, key, value``, primary key ``(space, key)``: SQLite compares
 BLOBs with memcmp, which is exactly the bytewise order the protocol asks for), another the
 versions. Each call runs on a worker thread holding the one connection; ``apply`` is a single
 ``BEGIN IMMEDIATE`` transaction, so batches are checked and applied atomically and other
 processes using the same file see them whole. This is an example, not a fast backend: every
-call is a thread hop.
+call is a thread hop. `SqliteBackend.from_url` parses the URL: the path, and ``timeout`` (seconds
+a write waits for another process's lock, default 5).
 """
 
 from __future__ import annotations
@@ -45,11 +46,20 @@ CREATE TABLE IF NOT EXISTS versions (space TEXT PRIMARY KEY, version INTEGER NOT
 class SqliteBackend(Backend):
     """The protocol on one SQLite file; see the module docstring."""
 
-    def __init__(self, url: str, path: str) -> None:
+    def __init__(self, url: str, path: str, *, timeout: float = 5.0) -> None:
         super().__init__(url)
         self.path = path
+        self.timeout = timeout
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: BackendURL) -> SqliteBackend:
+        """``sqlite://PATH?timeout=SECONDS``; anything else is an `InvalidURL` naming it."""
+        url.check_options({"timeout"})
+        if not url.location:
+            raise netabase.InvalidURL(url.raw, "sqlite:// needs a file path")
+        return cls(url.raw, url.location, timeout=url.float_option("timeout", 5.0))
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def locked() -> T:
@@ -65,7 +75,9 @@ class SqliteBackend(Backend):
 
     async def start(self, spaces: Iterable[str]) -> None:
         def connect() -> sqlite3.Connection:
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            db = sqlite3.connect(
+                self.path, timeout=self.timeout, check_same_thread=False, isolation_level=None
+            )
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(_SCHEMA)
@@ -186,11 +198,4 @@ def _holds(db: sqlite3.Connection, condition: Expect | ExpectKeys) -> bool:
     return {bytes(key) for (key,) in rows} == condition.keys
 
 
-def open_sqlite(url: BackendURL) -> Backend:
-    url.check_options(set())
-    if not url.location:
-        raise netabase.InvalidURL(url.raw, "sqlite:// needs a file path")
-    return SqliteBackend(url.raw, url.location)
-
-
-netabase.register_backend("sqlite", open_sqlite)
+netabase.register_backend("sqlite", SqliteBackend)

@@ -19,6 +19,7 @@ from .actors._runtime import Runtime
 from .actors._stats import ActorStats
 from .actors._supervisor import root_cause
 from .backends import Backend, open_backend
+from .backends._url import redact_url
 
 T = TypeVar("T")
 
@@ -139,7 +140,7 @@ async def open_database(
                 actors_scope.cancel()  # cancelled while starting: nothing is queued yet
                 raise
             try:
-                yield Database(runtime, url)
+                yield Database(runtime, redact_url(url))  # shown in reprs and statistics
             except BaseException as exc:
                 from_block = exc
                 raise

@@ -6,7 +6,6 @@ message, so a log line alone says what went wrong and where.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -41,19 +40,12 @@ class UnknownModel(NetabaseError, LookupError):
         super().__init__(f"model {model!r} is not registered with this database{hint}")
 
 
-# The password runs to the netloc's last '@' (it may itself hold '@'), as urlsplit reads it.
-_PASSWORD_IN_URL = re.compile(r"(://[^:/@?#]*):([^/?#]*)@")
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any ``user:password@`` password replaced by ``***``."""
-    return _PASSWORD_IN_URL.sub(r"\1:***@", url)
-
-
 class InvalidURL(NetabaseError, ValueError):
     """A database URL that cannot be parsed or names an unknown scheme."""
 
     def __init__(self, url: str, problem: str) -> None:
+        from .backends._url import redact_url  # that module raises this class: import late
+
         url = redact_url(url)
         self.url = url
         super().__init__(f"invalid netabase URL {url!r}: {problem}")
@@ -186,6 +178,8 @@ class BackendUnavailable(NetabaseError):
     """The storage backend cannot be reached or failed; the request did not complete."""
 
     def __init__(self, backend: str, problem: str, *, model: str | None = None) -> None:
+        from .backends._url import redact_url  # that module imports this one: import late
+
         backend = redact_url(backend)
         self.backend = backend
         self.model = model

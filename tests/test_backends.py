@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import netabase
 from netabase.backends import open_backend
+from netabase.backends._url import parse_url, redact_url
 from netabase.backends.lmdb import LmdbBackend
+from netabase.backends.memory import MemoryBackend
+from netabase.backends.redis import RedisBackend
 from netabase.testing import RedisServer
+from netabase.testing import backend_kit as kv
 from netabase.testing.backend_kit import BackendConformance
 
 from .conftest import make_url
@@ -66,8 +72,8 @@ async def test_a_failed_lmdb_open_leaves_the_path_free(tmp_path: Path) -> None:
     backend = open_backend(f"lmdb://{path}")
     await backend.start(["a"])  # not "already open in this process"
     try:
-        await backend.insert("a", b"k", b"v")
-        assert await backend.get("a", b"k") == b"v"
+        await kv.insert(backend, "a", b"k", b"v")
+        assert await kv.get(backend, "a", b"k") == b"v"
     finally:
         await backend.aclose()
 
@@ -78,3 +84,45 @@ async def test_a_failed_lmdb_open_leaves_the_path_free(tmp_path: Path) -> None:
 def test_redis_url_options_out_of_range_are_invalid(query: str) -> None:
     with pytest.raises(netabase.InvalidURL, match=query.partition("=")[0]):
         open_backend(f"redis://127.0.0.1:1/0?{query}")
+
+
+def test_a_built_in_backend_is_imported_only_when_a_url_names_it() -> None:
+    code = (
+        "import sys; from netabase.backends import open_backend; open_backend('memory://');"
+        " print(' '.join(sorted(m for m in sys.modules if m.startswith('netabase.backends.'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout.split()
+    assert "netabase.backends.memory" in loaded
+    assert not {"netabase.backends.lmdb", "netabase.backends.redis"} & set(loaded), loaded
+
+
+def test_each_built_in_backend_parses_its_own_url(tmp_path: Path) -> None:
+    assert isinstance(MemoryBackend.from_url(parse_url("memory://")), MemoryBackend)
+    lmdb = LmdbBackend.from_url(parse_url(f"lmdb://{tmp_path}?max_dbs=9&sync=off"))
+    assert (lmdb.path, lmdb._max_dbs, lmdb._sync) == (str(tmp_path), 9, False)
+    redis = RedisBackend.from_url(parse_url("redis://h:7000/2?name=x"))
+    assert (redis.host, redis.port, redis.db, redis.name) == ("h", 7000, 2, "x")
+    with pytest.raises(netabase.InvalidURL, match="memory:// takes no location"):
+        MemoryBackend.from_url(parse_url("memory://somewhere"))
+    with pytest.raises(netabase.InvalidURL, match=r"unknown option.*bogus.*known: map_size"):
+        LmdbBackend.from_url(parse_url(f"lmdb://{tmp_path}?bogus=1"))
+
+
+def test_unknown_schemes_list_the_built_in_ones() -> None:
+    with pytest.raises(netabase.InvalidURL, match="unknown scheme 'nosuch'; known: ") as caught:
+        open_backend("nosuch://x")
+    assert {"lmdb://", "memory://", "redis://"} <= set(
+        str(caught.value).split(": ")[-1].split(", ")
+    )
+
+
+def test_urls_lose_their_password_wherever_an_error_shows_them() -> None:
+    assert redact_url("x://u:p@ss@h:1/0?name=a") == "x://u:***@h:1/0?name=a"
+    assert redact_url("lmdb://./data") == "lmdb://./data"
+    for error in (
+        netabase.InvalidURL("mine://u:hush@h/x", "bad"),
+        netabase.BackendUnavailable("mine://:hush@h/x", "down"),
+    ):
+        assert "hush" not in str(error) and ":***@h/x" in str(error)

@@ -99,3 +99,44 @@ def test_backends_are_found_through_entry_points(
     monkeypatch.syspath_prepend(str(tmp_path))
     backend = netabase.backends.open_backend("viaentry://somewhere")
     assert type(backend).__name__ == "GatedBackend"
+
+
+def test_a_backend_class_registers_its_scheme_and_parses_its_own_options(tmp_path: Path) -> None:
+    sqlite = sys.modules["sqlite_backend"]
+    backend = netabase.backends.open_backend(f"sqlite://{tmp_path / 'kv.db'}?timeout=0.5")
+    assert isinstance(backend, sqlite.SqliteBackend)
+    assert (backend.path, backend.timeout) == (str(tmp_path / "kv.db"), 0.5)
+    with pytest.raises(netabase.InvalidURL, match="option timeout='never' is not a number"):
+        netabase.backends.open_backend("sqlite://kv.db?timeout=never")
+    with pytest.raises(netabase.InvalidURL, match=r"unknown option.*bogus.*known: timeout"):
+        netabase.backends.open_backend("sqlite://kv.db?bogus=1")
+
+
+def test_register_backend_refuses_what_cannot_build_a_backend() -> None:
+    class NoURL(netabase.backends.Backend):  # inherits no from_url of its own
+        pass
+
+    with pytest.raises(TypeError, match="NoURL must define from_url"):
+        netabase.register_backend("nourl", NoURL)  # type: ignore[type-abstract]
+    with pytest.raises(TypeError, match="got 3"):
+        netabase.register_backend("three", 3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="must be an identifier, got 3"):
+        netabase.register_backend(3, NoURL)  # type: ignore[arg-type]
+    with pytest.raises(netabase.InvalidURL, match="unknown scheme 'nourl'"):
+        netabase.backends.open_backend("nourl://")
+
+
+def test_an_entry_point_may_name_a_backend_class(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dist = tmp_path / "netabase_fake_class-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: netabase-fake-class\nVersion: 1.0\n"
+    )
+    (dist / "entry_points.txt").write_text(
+        "[netabase.backends]\nviaclass = tests.gated:GatedBackend\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    backend = netabase.backends.open_backend("viaclass://")
+    assert type(backend).__name__ == "GatedBackend" and backend.url == "viaclass://"

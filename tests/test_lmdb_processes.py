@@ -14,6 +14,7 @@ import trio
 import netabase
 from netabase.backends import open_backend
 from netabase.backends.lmdb import LmdbBackend
+from netabase.testing import backend_kit as kv
 
 from .link_models import LINK_MODELS, Client
 
@@ -72,7 +73,8 @@ OPENER = textwrap.dedent(
         try:
             slots = backend._env.readers().split("\\n")[1:]
             left = [line.split()[0] for line in slots if line.split()]
-            print(sorted(set(left) & set(dead)), (await backend.get("a", b"k")).decode())
+            _, (value,) = await backend.read("a", [b"k"])
+            print(sorted(set(left) & set(dead)), value.decode())
         finally:
             await backend.aclose()
 
@@ -111,10 +113,10 @@ async def test_reader_slots_of_killed_processes_are_freed(tmp_path: Path) -> Non
     backend = LmdbBackend(url, str(path), max_readers=MAX_READERS, reader_check_every=None)
     await backend.start(["a"])
     try:
-        await backend.insert("a", b"k", b"v")  # writes take no reader slot
+        await kv.insert(backend, "a", b"k", b"v")  # writes take no reader slot
         await _fill_reader_table_and_kill(path, MAX_READERS)
         # Every slot is held by a dead process: this read finds the table full, frees them.
-        assert await backend.get("a", b"k") == b"v"
+        assert await kv.get(backend, "a", b"k") == b"v"
         # This process holds one slot now; leave one for the new process to open with.
         dead = await _fill_reader_table_and_kill(path, MAX_READERS - 2)
         opener = await trio.run_process(
@@ -122,7 +124,7 @@ async def test_reader_slots_of_killed_processes_are_freed(tmp_path: Path) -> Non
         )
         # The new process freed the dead slots when it opened, before reading anything.
         assert opener.stdout.split() == [b"[]", b"v"]
-        assert await backend.get("a", b"k") == b"v"
+        assert await kv.get(backend, "a", b"k") == b"v"
     finally:
         await backend.aclose()
 
@@ -135,7 +137,7 @@ async def test_a_new_process_opens_a_table_full_of_dead_readers(tmp_path: Path) 
     backend = open_backend(url)
     await backend.start(["a"])
     try:
-        await backend.insert("a", b"k", b"v")
+        await kv.insert(backend, "a", b"k", b"v")
         dead = await _fill_reader_table_and_kill(path, MAX_READERS)
         opener = await trio.run_process(
             [sys.executable, "-c", OPENER, url, *dead], capture_stdout=True, cwd=ROOT

@@ -12,9 +12,10 @@ import trio.testing
 
 import netabase
 from netabase.backends import open_backend
-from netabase.backends._resp import Connection
 from netabase.backends.redis import RedisBackend
+from netabase.backends.redis._client import Connection
 from netabase.testing import RedisServer, free_port
+from netabase.testing import backend_kit as kv
 
 from .models import Note
 
@@ -77,6 +78,12 @@ async def test_password_is_sent_and_a_wrong_one_is_a_clear_error(
     assert "nope" not in str(caught.value) and SECRET not in str(caught.value)
 
 
+async def test_the_open_database_never_shows_the_password(locked_server: RedisServer) -> None:
+    async with netabase.open(f"{locked_server.url}?name=shown", models=[Note]) as db:
+        for shown in (db.url, repr(db), str(db.stats()), repr(db.backend)):
+            assert SECRET not in shown and ":***@" in shown, shown
+
+
 async def test_unreachable_server_fails_fast_at_open() -> None:
     url = f"redis://127.0.0.1:{free_port()}/0?connect_timeout=1"
     started = trio.current_time()
@@ -105,18 +112,18 @@ async def test_cancelled_request_does_not_poison_the_pool(redis_server: RedisSer
     assert isinstance(backend, RedisBackend)
     await backend.start(["s"])
     try:
-        await backend.insert("s", b"a", b"first")
-        await backend.insert("s", b"b", b"second")
+        await kv.insert(backend, "s", b"a", b"first")
+        await kv.insert(backend, "s", b"b", b"second")
         redis_server.pause()  # the read below is sent but cannot be answered in time
         try:
             with trio.move_on_after(0.2) as scope:
-                await backend.get("s", b"a")
+                await kv.get(backend, "s", b"a")
         finally:
             redis_server.resume()
         assert scope.cancelled_caught
         # One connection only: a reply left over from the cancelled read would answer this.
-        assert await backend.get("s", b"b") == b"second"
-        assert await backend.get("s", b"a") == b"first"
+        assert await kv.get(backend, "s", b"b") == b"second"
+        assert await kv.get(backend, "s", b"a") == b"first"
     finally:
         await backend.aclose()
 
@@ -131,8 +138,8 @@ async def test_scripts_are_reloaded_after_a_flush(redis_server: RedisServer) -> 
         raw = await Connection.open("127.0.0.1", redis_server.port, connect_timeout=2)
         await raw.execute("SCRIPT", "FLUSH")
         await raw.aclose()
-        await backend.insert("s", b"k", b"v")
-        assert await backend.get("s", b"k") == b"v"
+        await kv.insert(backend, "s", b"k", b"v")
+        assert await kv.get(backend, "s", b"k") == b"v"
         assert backend.statistics()["script_reloads"] >= 1
     finally:
         await backend.aclose()
@@ -155,22 +162,22 @@ async def started(server: RedisServer, *names: str) -> AsyncIterator[list[RedisB
 
 async def test_clear_removes_only_its_namespace(redis_server: RedisServer) -> None:
     async with started(redis_server, "mine", "theirs") as (mine, theirs):
-        await mine.insert_many("s", [(b"%d" % i, b"x") for i in range(2500)])
-        await theirs.insert("s", b"keep", b"y")
+        await kv.insert_many(mine, "s", [(b"%d" % i, b"x") for i in range(2500)])
+        await kv.insert(theirs, "s", b"keep", b"y")
         before = await mine.version("s")
         await mine.clear()
         assert await mine.count("s") == 0
         assert await mine.version("s") == 0
-        assert await theirs.get("s", b"keep") == b"y"
-        await mine.insert("s", b"k", b"v")
+        assert await kv.get(theirs, "s", b"keep") == b"y"
+        await kv.insert(mine, "s", b"k", b"v")
         assert await mine.version("s") > before  # restarts from the clock, not from 1
 
 
 async def test_a_glob_in_the_name_clears_only_that_name(redis_server: RedisServer) -> None:
     async with started(redis_server, "*", "other-glob") as (star, other):
-        await other.insert("s", b"keep", b"y")
+        await kv.insert(other, "s", b"keep", b"y")
         await star.clear()
-        assert await other.get("s", b"keep") == b"y"
+        assert await kv.get(other, "s", b"keep") == b"y"
 
 
 async def test_caches_elsewhere_see_a_clear_and_rewrite(redis_server: RedisServer) -> None:

@@ -48,7 +48,7 @@ async def test_a_counter_ahead_of_the_clock_never_reissues_a_version_after_rollb
             ahead = str(int(time.time() * 1_000_000) + AHEAD_US)
             backend = writer.backend
             assert isinstance(backend, RedisBackend)
-            await backend._command("HSET", backend.prefix + b"versions", space, ahead)
+            await backend._client.command("HSET", backend.prefix + b"versions", space, ahead)
             notes, cached = writer.store(Note), reader.store(Note)
             await notes.insert(Note(1, "in the snapshot"))
             shutil.copytree(server.directory / AOF_DIR, tmp_path / "snapshot")

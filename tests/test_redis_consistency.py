@@ -20,6 +20,7 @@ from netabase.backends import Backend, BackendURL, Put, WriteBatch, open_backend
 from netabase.backends.memory import MemoryBackend
 from netabase.backends.redis import RedisBackend
 from netabase.testing import RedisServer
+from netabase.testing import backend_kit as kv
 
 from .link_models import LINK_MODELS, Account, Client, Product, Purchase
 from .models import Note
@@ -169,7 +170,7 @@ async def test_versions_pass_every_number_a_rolled_back_counter_issued(
     assert isinstance(backend, RedisBackend)
     await backend.start(["s"])
     try:
-        await backend.insert("s", b"k", b"1")
+        await kv.insert(backend, "s", b"k", b"1")
         old = await backend.version("s")
         issued = [
             (await backend.apply([WriteBatch((Put("s", b"k", b"%d" % i),))])).versions["s"]
@@ -177,7 +178,7 @@ async def test_versions_pass_every_number_a_rolled_back_counter_issued(
         ]
         assert [before for before, _ in issued] == [old] + [after for _, after in issued[:-1]]
         # What a restart from the snapshot taken at ``old`` does to the counter:
-        await backend._command("HSET", backend.prefix + b"versions", "s", old)
+        await backend._client.command("HSET", backend.prefix + b"versions", "s", old)
         result = await backend.apply([WriteBatch((Put("s", b"k", b"again"),))])
         before, after = result.versions["s"]
         assert before == old

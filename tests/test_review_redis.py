@@ -18,7 +18,7 @@ BEYOND_DOUBLES = 2**53 + 1
 
 
 async def _plant(backend: RedisBackend, space: str, version: int) -> None:
-    await backend._command("HSET", backend.prefix + b"versions", space, str(version))
+    await backend._client.command("HSET", backend.prefix + b"versions", space, str(version))
 
 
 async def test_versions_beyond_2_53_are_reported_exactly(redis_server: RedisServer) -> None:

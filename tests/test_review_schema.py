@@ -18,6 +18,7 @@ from netabase import demo
 from netabase._stored_schema import SPACE as SCHEMA
 from netabase._stored_schema import compare, describe
 from netabase.backends import Delete, WriteBatch
+from netabase.testing import backend_kit as kv
 
 
 def raw_record(fields: dict[str, object]) -> bytes:
@@ -51,7 +52,7 @@ async def a_gadget_without_color(url: str) -> None:
     """A database that never held GadgetV1 records: every record must have `color`."""
     async with netabase.open(url, models=[Gadget]) as db:
         key = netabase.info_of(Gadget).encode_key("g2")
-        await db.backend.insert("Gadget", key, raw_record({"id": "g2"}))
+        await kv.insert(db.backend, "Gadget", key, raw_record({"id": "g2"}))
 
 
 async def test_a_field_added_in_one_database_is_not_optional_in_the_next(tmp_path: Path) -> None:
@@ -300,8 +301,10 @@ async def test_a_pre_schema_database_with_records_from_before_a_field_was_added_
             await db.backend.apply([WriteBatch((Delete(SCHEMA, b"Lamp"),))])  # no schema yet
             old, new = ("a", "b") if first_lacks_it else ("b", "a")
             encode = netabase.info_of(Lamp).encode_key
-            await db.backend.insert("Lamp", encode(old), raw_record({"id": old}))
-            await db.backend.insert("Lamp", encode(new), raw_record({"id": new, "color": "red"}))
+            await kv.insert(db.backend, "Lamp", encode(old), raw_record({"id": old}))
+            await kv.insert(
+                db.backend, "Lamp", encode(new), raw_record({"id": new, "color": "red"})
+            )
         async with netabase.open(url, models=[Lamp]) as db:
             assert await db.store(Lamp).get_many(["a", "b"]) == [
                 Lamp(old) if old == "a" else Lamp("a", "red"),

@@ -21,6 +21,7 @@ import trio
 import netabase
 from netabase._stored_schema import SPACE, compare, describe, reconcile
 from netabase.backends import Delete, WriteBatch, open_backend
+from netabase.testing import backend_kit as kv
 
 
 @netabase.model(key="id")
@@ -189,7 +190,7 @@ async def stored_schema(url: str) -> dict[str, Any]:
     backend = open_backend(url)
     await backend.start([SPACE])
     try:
-        raw = await backend.get(SPACE, b"Thing")
+        raw = await kv.get(backend, SPACE, b"Thing")
     finally:
         await backend.aclose()
     assert raw is not None
@@ -208,7 +209,7 @@ async def test_a_compatible_change_is_accepted_and_recorded(reopenable: str) -> 
     assert recorded["fields"]["note"] == {"type": "str", "default": True, "added": True}
 
     async with netabase.open(reopenable, models=[ThingWithNote, Person, Team]) as db:
-        assert await db.backend.get(SPACE, b"Team") is not None  # the new model, recorded too
+        assert await kv.get(db.backend, SPACE, b"Team") is not None  # the new model, recorded too
         stored = await db.store(ThingWithNote).get_many(["t1", "t2"])
         assert stored == [
             ThingWithNote("t1", "first", 3),
@@ -363,8 +364,10 @@ async def test_a_stored_record_that_does_not_match_the_model_is_corrupt(
 ) -> None:
     async with netabase.open(backend_url, models=[Thing, Person]) as db:
         key = THING.encode_key
-        await db.backend.insert("Thing", key("x"), raw_record(fields))
-        await db.backend.insert("Thing", key("ok"), raw_record(attrs.asdict(Thing("ok", "fine"))))
+        await kv.insert(db.backend, "Thing", key("x"), raw_record(fields))
+        await kv.insert(
+            db.backend, "Thing", key("ok"), raw_record(attrs.asdict(Thing("ok", "fine")))
+        )
         with pytest.raises(netabase.CorruptRecord) as raised:
             await db.store(Thing).get("x")
         assert raised.value.model == "Thing" and raised.value.key == "x"
@@ -430,12 +433,12 @@ async def test_deep_nesting_is_refused_by_name_never_a_recursion_error() -> None
         key = TREE.encode_key
         fields = msgpack.packb({"id": "d", "root": None, "blob": None})
         too_deep = bytes((1, 1)) + fields[:-1] + b"\x91" * 2000 + b"\x01"  # blob: 2000 lists
-        await db.backend.insert("Tree", key("d"), too_deep)
+        await kv.insert(db.backend, "Tree", key("d"), too_deep)
         nodes: dict[str, Any] = {"label": "leaf", "child": None}
         for _ in range(500):
             nodes = {"label": "n", "child": nodes}
-        await db.backend.insert(
-            "Tree", key("n"), raw_record({"id": "n", "root": nodes, "blob": None})
+        await kv.insert(
+            db.backend, "Tree", key("n"), raw_record({"id": "n", "root": nodes, "blob": None})
         )
         for name in ("d", "n"):
             with pytest.raises(netabase.CorruptRecord) as corrupt:
@@ -485,7 +488,7 @@ async def test_an_unreadable_stored_schema_is_corrupt_not_a_crash(reopenable: st
     for junk in (b"\xff", b"[1]", b'{"format": 1}'):
         backend = open_backend(reopenable)
         await backend.start([SPACE])
-        await backend.insert(SPACE, b"Thing", junk)
+        await kv.insert(backend, SPACE, b"Thing", junk)
         await backend.aclose()
         with pytest.raises(netabase.CorruptRecord) as raised:
             async with netabase.open(reopenable, models=[Thing, Person]):

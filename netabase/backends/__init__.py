@@ -1,12 +1,11 @@
 """Storage backends and the URL scheme registry.
 
 ``memory://``, ``lmdb://PATH`` and ``redis://HOST:PORT/DB`` are built in; `register_backend` adds
-a scheme. A factory takes the parsed URL and returns an unstarted `Backend`.
+a scheme, served by a `Backend` subclass's ``from_url`` or by a factory taking the parsed URL.
+Either returns an unstarted `Backend`.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from ._base import (
     EXISTS,
@@ -20,9 +19,7 @@ from ._base import (
     Put,
     WriteBatch,
 )
-from ._url import BackendURL, open_backend, register_backend
-
-BackendFactory = Callable[[BackendURL], Backend]
+from ._url import BackendFactory, BackendURL, open_backend, register_backend
 
 __all__ = [
     "EXISTS",

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 import attrs
 
 from .._errors import KeyTooLarge, ValidationError
 from .._keys import MAX_KEY_SIZE, prefix_successor
+
+if TYPE_CHECKING:
+    from ._url import BackendURL
 
 
 class _Exists:
@@ -135,6 +138,12 @@ class Backend(abc.ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url}>"
 
+    @classmethod
+    def from_url(cls, url: BackendURL) -> Backend:
+        """The unstarted backend ``url`` names, its options checked (`InvalidURL` naming the
+        bad one); `register_backend` with the class serves the scheme through it."""
+        raise NotImplementedError(f"{cls.__name__} does not define from_url")
+
     @abc.abstractmethod
     async def start(self, spaces: Iterable[str]) -> None:
         """Open the store and make sure ``spaces`` exist; raise `BackendUnavailable` if not."""
@@ -173,41 +182,3 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def count(self, space: str) -> int:
         """Number of keys in the space."""
-
-    # Conveniences built on the primitives: the seed's key-value API.
-
-    async def get(self, space: str, key: bytes) -> bytes | None:
-        _, values = await self.read(space, (key,))
-        return values[0]
-
-    async def get_many(self, space: str, keys: Sequence[bytes]) -> list[bytes | None]:
-        _, values = await self.read(space, keys)
-        return values
-
-    async def contains(self, space: str, key: bytes) -> bool:
-        return await self.get(space, key) is not None
-
-    async def insert(self, space: str, key: bytes, value: bytes) -> None:
-        await self.apply((WriteBatch((Put(space, key, value),)),))
-
-    async def insert_many(self, space: str, items: Iterable[tuple[bytes, bytes]]) -> None:
-        ops = tuple(Put(space, key, value) for key, value in items)
-        if ops:
-            await self.apply((WriteBatch(ops),))
-
-    async def remove(self, space: str, key: bytes) -> bytes | None:
-        """Delete ``key`` and return the value it held (None if absent), atomically."""
-        while True:
-            old = await self.get(space, key)
-            if old is None:
-                return None
-            result = await self.apply(
-                (WriteBatch((Delete(space, key),), (Expect(space, key, old),)),)
-            )
-            if result.failed[0] is None:
-                return old
-
-    async def remove_many(self, space: str, keys: Iterable[bytes]) -> None:
-        ops = tuple(Delete(space, key) for key in keys)
-        if ops:
-            await self.apply((WriteBatch(ops),))

@@ -1,19 +1,33 @@
-"""Parse database URLs and map their scheme to a backend factory."""
+"""Database URLs: parsing, option helpers, and the registry mapping a scheme to a backend.
+
+Each backend parses its own URL (``from_url``, or a factory passed to `register_backend`);
+this module knows the built-in schemes only by module name and imports none of them until a
+URL names one.
+"""
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
+import re
 import urllib.parse
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import cast
 
 import attrs
 
 from .._errors import InvalidURL
 from .._validate import MAX_SECONDS
+from ._base import Backend
 
-if TYPE_CHECKING:
-    from ._base import Backend
+# The password runs to the netloc's last '@' (it may itself hold '@'), as urlsplit reads it.
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@?#]*):([^/?#]*)@")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any ``user:password@`` password replaced by ``***``; the exceptions that
+    carry a URL (`InvalidURL`, `BackendUnavailable`) apply it to what they are given."""
+    return _PASSWORD_IN_URL.sub(r"\1:***@", url)
 
 
 @attrs.frozen
@@ -93,68 +107,59 @@ def parse_url(url: str) -> BackendURL:
     return BackendURL(url, scheme.lower(), urllib.parse.unquote(location), dict(pairs))
 
 
-def _memory(url: BackendURL) -> Backend:
-    from .memory import MemoryBackend
+BackendFactory = Callable[[BackendURL], Backend]
+"""Builds the (unstarted) backend a parsed URL names; raises `InvalidURL` naming the option."""
 
-    url.check_options(set())
-    if url.location:
-        raise InvalidURL(url.raw, "memory:// takes no location")
-    return MemoryBackend(url.raw)
+_FACTORIES: dict[str, BackendFactory] = {}
+"""Schemes registered at run time (or found through entry points); they win over built-ins."""
 
-
-def _lmdb(url: BackendURL) -> Backend:
-    from . import lmdb
-
-    url.check_options({"map_size", "max_dbs", "max_readers", "sync"})
-    if not url.location:
-        raise InvalidURL(url.raw, "lmdb:// needs a directory path, e.g. lmdb://./data")
-    if "\x00" in url.location:
-        raise InvalidURL(url.raw, "the LMDB path contains a NUL character")
-    return lmdb.LmdbBackend(
-        url.raw,
-        url.location,
-        map_size=url.int_option(
-            "map_size", lmdb.DEFAULT_MAP_SIZE, minimum=lmdb.MIN_MAP_SIZE, maximum=lmdb.MAX_MAP_SIZE
-        ),
-        max_dbs=url.int_option(
-            "max_dbs", lmdb.DEFAULT_MAX_DBS, minimum=lmdb.MIN_MAX_DBS, maximum=lmdb.MAX_MAX_DBS
-        ),
-        max_readers=url.int_option(
-            "max_readers", lmdb.DEFAULT_MAX_READERS, minimum=1, maximum=lmdb.MAX_MAX_READERS
-        ),
-        sync=url.bool_option("sync", True),
-    )
-
-
-def _redis(url: BackendURL) -> Backend:
-    from .redis import RedisBackend
-
-    return RedisBackend.from_url(url)
-
-
-_FACTORIES: dict[str, Callable[[BackendURL], Backend]] = {
-    "memory": _memory,
-    "lmdb": _lmdb,
-    "redis": _redis,
+_BUILT_IN = {
+    "memory": "netabase.backends.memory:MemoryBackend",
+    "lmdb": "netabase.backends.lmdb:LmdbBackend",
+    "redis": "netabase.backends.redis:RedisBackend",
 }
+"""Built-in scheme -> ``module:class`` of the backend whose ``from_url`` serves it."""
 
 
-def register_backend(scheme: str, factory: Callable[[BackendURL], Backend]) -> None:
-    """Make ``scheme://...`` URLs open backends built by ``factory``.
+def _as_factory(target: BackendFactory | type[Backend]) -> BackendFactory:
+    """A `Backend` subclass stands for its ``from_url``; anything else is the factory itself."""
+    if not callable(target):
+        raise TypeError(
+            f"a backend factory must be a Backend subclass or a function, got {target!r}"
+        )
+    if isinstance(target, type) and issubclass(target, Backend):
+        if target.from_url.__func__ is Backend.from_url.__func__:  # type: ignore[attr-defined]
+            raise TypeError(f"{target.__name__} must define from_url(url) to serve a URL scheme")
+        return target.from_url
+    return cast(BackendFactory, target)
+
+
+def register_backend(scheme: str, factory: BackendFactory | type[Backend]) -> None:
+    """Make ``scheme://...`` URLs open backends built by ``factory``: a `Backend` subclass
+    (its ``from_url`` parses the URL) or a function from `BackendURL` to a backend; anything
+    else raises `TypeError`.
 
     A package can do the same without being imported first, through an entry point in the
     ``netabase.backends`` group named after the scheme.
     """
-    if not scheme.isidentifier():
+    if not isinstance(scheme, str) or not scheme.isidentifier():
         raise ValueError(f"backend scheme must be an identifier, got {scheme!r}")
-    _FACTORIES[scheme.lower()] = factory
+    _FACTORIES[scheme.lower()] = _as_factory(factory)
 
 
-def _from_entry_points(scheme: str) -> Callable[[BackendURL], Backend] | None:
+def _built_in(scheme: str) -> BackendFactory | None:
+    where = _BUILT_IN.get(scheme)
+    if where is None:
+        return None
+    module, _, name = where.partition(":")
+    backend: type[Backend] = getattr(importlib.import_module(module), name)
+    return backend.from_url
+
+
+def _from_entry_points(scheme: str) -> BackendFactory | None:
     """A factory another package declared in the ``netabase.backends`` entry point group."""
     for entry in importlib.metadata.entry_points(group="netabase.backends", name=scheme):
-        factory: Callable[[BackendURL], Backend] = entry.load()
-        _FACTORIES[scheme] = factory
+        factory = _FACTORIES[scheme] = _as_factory(entry.load())
         return factory
     return None
 
@@ -162,8 +167,12 @@ def _from_entry_points(scheme: str) -> Callable[[BackendURL], Backend] | None:
 def open_backend(url: str) -> Backend:
     """Build the (not yet started) backend a URL names."""
     parsed = parse_url(url)
-    factory = _FACTORIES.get(parsed.scheme) or _from_entry_points(parsed.scheme)
+    factory = (
+        _FACTORIES.get(parsed.scheme)
+        or _built_in(parsed.scheme)
+        or _from_entry_points(parsed.scheme)
+    )
     if factory is None:
-        known = ", ".join(f"{name}://" for name in sorted(_FACTORIES))
+        known = ", ".join(f"{name}://" for name in sorted(_FACTORIES.keys() | _BUILT_IN.keys()))
         raise InvalidURL(url, f"unknown scheme {parsed.scheme!r}; known: {known}")
     return factory(parsed)

@@ -13,13 +13,13 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import lmdb
 import outcome
 import trio
 
-from .._errors import BackendUnavailable
+from .._errors import BackendUnavailable, InvalidURL
 from ._base import (
     ApplyResult,
     Backend,
@@ -31,6 +31,9 @@ from ._base import (
     matches,
 )
 from ._worker import WorkerThread
+
+if TYPE_CHECKING:
+    from ._url import BackendURL
 
 _META = "~meta"
 _OPEN_PATHS: set[str] = set()
@@ -95,6 +98,29 @@ class LmdbBackend(Backend):
         self._resize_lock = threading.Lock()
         self._writer: WorkerThread[tuple[str, Any], Any] | None = None
         self.map_resizes = 0
+
+    @classmethod
+    def from_url(cls, url: BackendURL) -> LmdbBackend:
+        """``lmdb://PATH?map_size=&max_dbs=&max_readers=&sync=``."""
+        url.check_options({"map_size", "max_dbs", "max_readers", "sync"})
+        if not url.location:
+            raise InvalidURL(url.raw, "lmdb:// needs a directory path, e.g. lmdb://./data")
+        if "\x00" in url.location:
+            raise InvalidURL(url.raw, "the LMDB path contains a NUL character")
+        return cls(
+            url.raw,
+            url.location,
+            map_size=url.int_option(
+                "map_size", DEFAULT_MAP_SIZE, minimum=MIN_MAP_SIZE, maximum=MAX_MAP_SIZE
+            ),
+            max_dbs=url.int_option(
+                "max_dbs", DEFAULT_MAX_DBS, minimum=MIN_MAX_DBS, maximum=MAX_MAX_DBS
+            ),
+            max_readers=url.int_option(
+                "max_readers", DEFAULT_MAX_READERS, minimum=1, maximum=MAX_MAX_READERS
+            ),
+            sync=url.bool_option("sync", True),
+        )
 
     # lifecycle
 

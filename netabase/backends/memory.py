@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import trio
 from sortedcontainers import SortedDict
 
+from .._errors import InvalidURL
 from ._base import (
     ApplyResult,
     Backend,
@@ -23,6 +25,9 @@ from ._base import (
     check_key_sizes,
     matches,
 )
+
+if TYPE_CHECKING:
+    from ._url import BackendURL
 
 
 class _Space:
@@ -42,6 +47,14 @@ class MemoryBackend(Backend):
     def __init__(self, url: str = "memory://") -> None:
         super().__init__(url)
         self._spaces: dict[str, _Space] = {}
+
+    @classmethod
+    def from_url(cls, url: BackendURL) -> MemoryBackend:
+        """``memory://``, with no location and no options."""
+        url.check_options(set())
+        if url.location:
+            raise InvalidURL(url.raw, "memory:// takes no location")
+        return cls(url.raw)
 
     def _space(self, name: str) -> _Space:
         space = self._spaces.get(name)

@@ -19,7 +19,7 @@ rule of the contract was broken.
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, ClassVar
 
 import pytest
@@ -45,6 +45,52 @@ from ..backends import (
 SPACES = ("a", "b")
 
 
+# Key-value conveniences on the primitives, for tests that work one key at a time.
+
+
+async def get(backend: Backend, space: str, key: bytes) -> bytes | None:
+    _, values = await backend.read(space, (key,))
+    return values[0]
+
+
+async def get_many(backend: Backend, space: str, keys: Sequence[bytes]) -> list[bytes | None]:
+    _, values = await backend.read(space, keys)
+    return values
+
+
+async def contains(backend: Backend, space: str, key: bytes) -> bool:
+    return await get(backend, space, key) is not None
+
+
+async def insert(backend: Backend, space: str, key: bytes, value: bytes) -> None:
+    await backend.apply((WriteBatch((Put(space, key, value),)),))
+
+
+async def insert_many(backend: Backend, space: str, items: Iterable[tuple[bytes, bytes]]) -> None:
+    ops = tuple(Put(space, key, value) for key, value in items)
+    if ops:
+        await backend.apply((WriteBatch(ops),))
+
+
+async def remove(backend: Backend, space: str, key: bytes) -> bytes | None:
+    """Delete ``key`` and return the value it held (None if absent), atomically."""
+    while True:
+        old = await get(backend, space, key)
+        if old is None:
+            return None
+        result = await backend.apply(
+            (WriteBatch((Delete(space, key),), (Expect(space, key, old),)),)
+        )
+        if result.failed[0] is None:
+            return old
+
+
+async def remove_many(backend: Backend, space: str, keys: Iterable[bytes]) -> None:
+    ops = tuple(Delete(space, key) for key in keys)
+    if ops:
+        await backend.apply((WriteBatch(ops),))
+
+
 async def _started(url: str) -> Backend:
     backend = open_backend(url)
     await backend.start(SPACES)
@@ -68,70 +114,70 @@ class BackendConformance:
 
     @pytest.mark.trio
     async def test_get_missing_is_none(self, backend: Backend) -> None:
-        assert await backend.get("a", b"nope") is None, "get of a missing key must return None"
-        assert await backend.contains("a", b"nope") is False
+        assert await get(backend, "a", b"nope") is None, "get of a missing key must return None"
+        assert await contains(backend, "a", b"nope") is False
 
     @pytest.mark.trio
     async def test_insert_then_get_roundtrips_any_bytes(self, backend: Backend) -> None:
         pairs = [(b"\x00", b""), (b"\xff\x00\xff", bytes(range(256))), (b"k", b"v")]
         for key, value in pairs:
-            await backend.insert("a", key, value)
+            await insert(backend, "a", key, value)
         for key, value in pairs:
-            got = await backend.get("a", key)
+            got = await get(backend, "a", key)
             assert got == value, f"get({key!r}) returned {got!r}, expected {value!r}"
-            assert await backend.contains("a", key), f"contains({key!r}) must be True"
+            assert await contains(backend, "a", key), f"contains({key!r}) must be True"
 
     @pytest.mark.trio
     async def test_insert_overwrites(self, backend: Backend) -> None:
-        await backend.insert("a", b"k", b"one")
-        await backend.insert("a", b"k", b"two")
-        assert await backend.get("a", b"k") == b"two", "a second insert must replace the value"
+        await insert(backend, "a", b"k", b"one")
+        await insert(backend, "a", b"k", b"two")
+        assert await get(backend, "a", b"k") == b"two", "a second insert must replace the value"
         assert await backend.count("a") == 1, "overwriting must not add a key"
 
     @pytest.mark.trio
     async def test_get_many_keeps_order_and_reports_missing(self, backend: Backend) -> None:
-        await backend.insert_many("a", [(b"1", b"x"), (b"3", b"z")])
-        got = await backend.get_many("a", [b"3", b"2", b"1", b"3"])
+        await insert_many(backend, "a", [(b"1", b"x"), (b"3", b"z")])
+        got = await get_many(backend, "a", [b"3", b"2", b"1", b"3"])
         assert got == [b"z", None, b"x", b"z"], (
             "get_many must return one value per requested key, in request order, None if missing"
         )
 
     @pytest.mark.trio
     async def test_remove_returns_old_value(self, backend: Backend) -> None:
-        await backend.insert("a", b"k", b"v")
-        assert await backend.remove("a", b"k") == b"v", "remove must return the removed value"
-        assert await backend.get("a", b"k") is None, "a removed key must be gone"
-        assert await backend.remove("a", b"k") is None, "removing a missing key returns None"
+        await insert(backend, "a", b"k", b"v")
+        assert await remove(backend, "a", b"k") == b"v", "remove must return the removed value"
+        assert await get(backend, "a", b"k") is None, "a removed key must be gone"
+        assert await remove(backend, "a", b"k") is None, "removing a missing key returns None"
 
     @pytest.mark.trio
     async def test_insert_many_and_remove_many(self, backend: Backend) -> None:
-        await backend.insert_many("a", [(bytes([i]), bytes([i])) for i in range(50)])
+        await insert_many(backend, "a", [(bytes([i]), bytes([i])) for i in range(50)])
         assert await backend.count("a") == 50, "count() must equal the number of keys inserted"
-        await backend.remove_many("a", [bytes([i]) for i in range(0, 50, 2)])
+        await remove_many(backend, "a", [bytes([i]) for i in range(0, 50, 2)])
         left = [key for key, _ in await backend.scan("a")]
         assert left == [bytes([i]) for i in range(1, 50, 2)], "remove_many removed the wrong keys"
 
     @pytest.mark.trio
     async def test_spaces_are_isolated(self, backend: Backend) -> None:
-        await backend.insert("a", b"k", b"in a")
-        assert await backend.get("b", b"k") is None, "a key written in one space leaked to another"
+        await insert(backend, "a", b"k", b"in a")
+        assert await get(backend, "b", b"k") is None, "a key written in one space leaked to another"
         assert await backend.scan("b") == [], "scan of an untouched space must be empty"
         assert await backend.count("b") == 0, "count() of a space never written must be 0"
 
     @pytest.mark.trio
     async def test_key_size_limit(self, backend: Backend) -> None:
-        await backend.insert("a", b"k" * MAX_KEY_SIZE, b"v")
-        assert await backend.get("a", b"k" * MAX_KEY_SIZE) == b"v", "511-byte keys must work"
+        await insert(backend, "a", b"k" * MAX_KEY_SIZE, b"v")
+        assert await get(backend, "a", b"k" * MAX_KEY_SIZE) == b"v", "511-byte keys must work"
         with pytest.raises(KeyTooLarge):
-            await backend.insert("a", b"k" * (MAX_KEY_SIZE + 1), b"v")
+            await insert(backend, "a", b"k" * (MAX_KEY_SIZE + 1), b"v")
         with pytest.raises(ValidationError):
-            await backend.insert("a", b"", b"v")
+            await insert(backend, "a", b"", b"v")
 
     @pytest.mark.trio
     async def test_large_values(self, backend: Backend) -> None:
         big = random.Random(1).randbytes(3 << 20)
-        await backend.insert("a", b"big", big)
-        assert await backend.get("a", b"big") == big, "a 3 MiB value must round-trip unchanged"
+        await insert(backend, "a", b"big", big)
+        assert await get(backend, "a", b"big") == big, "a 3 MiB value must round-trip unchanged"
 
     # -- ordered scans -----------------------------------------------------------------------
 
@@ -141,7 +187,7 @@ class BackendConformance:
         keys = sorted({rng.randbytes(rng.randint(1, 6)) for _ in range(300)})
         shuffled = keys[:]
         rng.shuffle(shuffled)
-        await backend.insert_many("a", [(key, key[::-1]) for key in shuffled])
+        await insert_many(backend, "a", [(key, key[::-1]) for key in shuffled])
         got = await backend.scan("a")
         assert [key for key, _ in got] == keys, "scan must return every key in bytewise order"
         assert all(value == key[::-1] for key, value in got), "scan paired a key with a wrong value"
@@ -151,7 +197,7 @@ class BackendConformance:
     @pytest.mark.trio
     async def test_scan_bounds_and_limit(self, backend: Backend) -> None:
         keys = [bytes([i]) for i in range(0, 100, 5)]
-        await backend.insert_many("a", [(key, b"") for key in keys])
+        await insert_many(backend, "a", [(key, b"") for key in keys])
 
         def expect(lo: bytes, hi: bytes | None) -> list[bytes]:
             return [k for k in keys if k >= lo and (hi is None or k < hi)]
@@ -172,7 +218,7 @@ class BackendConformance:
     @pytest.mark.trio
     async def test_scan_by_prefix(self, backend: Backend) -> None:
         keys = [b"ab", b"ab\x00", b"ab\xff", b"abc", b"ac", b"a", b"b"]
-        await backend.insert_many("a", [(key, b"") for key in keys])
+        await insert_many(backend, "a", [(key, b"") for key in keys])
         got = [key for key, _ in await backend.scan("a", b"ab", prefix_successor(b"ab"))]
         assert got == sorted(k for k in keys if k.startswith(b"ab")), "prefix scan is wrong"
 
@@ -180,16 +226,16 @@ class BackendConformance:
 
     @pytest.mark.trio
     async def test_batch_is_all_or_nothing(self, backend: Backend) -> None:
-        await backend.insert("a", b"gate", b"closed")
+        await insert(backend, "a", b"gate", b"closed")
         batch = WriteBatch(
             (Put("a", b"x", b"1"), Put("b", b"y", b"2"), Delete("a", b"gate")),
             (Expect("a", b"gate", b"open"),),
         )
         result = await backend.apply([batch])
         assert result.failed == (0,), "a batch whose condition fails must report its index"
-        assert await backend.get("a", b"x") is None, "a refused batch must write nothing"
-        assert await backend.get("b", b"y") is None, "a refused batch must write no other space"
-        assert await backend.get("a", b"gate") == b"closed", "a refused batch must delete nothing"
+        assert await get(backend, "a", b"x") is None, "a refused batch must write nothing"
+        assert await get(backend, "b", b"y") is None, "a refused batch must write no other space"
+        assert await get(backend, "a", b"gate") == b"closed", "a refused batch must delete nothing"
         assert result.versions == {}, "a call that changed nothing must advance no version"
 
     @pytest.mark.trio
@@ -199,13 +245,13 @@ class BackendConformance:
         ok_too = WriteBatch((Put("b", b"ok", b"2"),))
         result = await backend.apply([ok, refused, ok_too])
         assert result.failed == (None, 0, None), "each batch succeeds or fails on its own"
-        assert await backend.get("a", b"ok") == b"1"
-        assert await backend.get("a", b"no") is None
-        assert await backend.get("b", b"ok") == b"2"
+        assert await get(backend, "a", b"ok") == b"1"
+        assert await get(backend, "a", b"no") is None
+        assert await get(backend, "b", b"ok") == b"2"
 
     @pytest.mark.trio
     async def test_expect_value_forms(self, backend: Backend) -> None:
-        await backend.insert("a", b"k", b"v")
+        await insert(backend, "a", b"k", b"v")
         cases = [
             (Expect("a", b"k", b"v"), True),
             (Expect("a", b"k", b"w"), False),
@@ -221,7 +267,7 @@ class BackendConformance:
 
     @pytest.mark.trio
     async def test_expect_keys(self, backend: Backend) -> None:
-        await backend.insert_many("a", [(b"p1", b""), (b"p2", b""), (b"q", b"")])
+        await insert_many(backend, "a", [(b"p1", b""), (b"p2", b""), (b"q", b"")])
         exact = ExpectKeys("a", b"p", frozenset({b"p1", b"p2"}))
         short = ExpectKeys("a", b"p", frozenset({b"p1"}))
         empty = ExpectKeys("a", b"z", frozenset())
@@ -233,7 +279,7 @@ class BackendConformance:
     @pytest.mark.trio
     async def test_expect_keys_with_an_upper_bound(self, backend: Backend) -> None:
         # A name's keys, not those of a longer name that starts with the same bytes.
-        await backend.insert_many("a", [(b"n\x00g", b""), (b"n\x00\xffx\x00g", b"")])
+        await insert_many(backend, "a", [(b"n\x00g", b""), (b"n\x00\xffx\x00g", b"")])
         lo, hi = component_range(b"n\x00")
         whole = ExpectKeys("a", lo, frozenset({b"n\x00g"}), hi)
         wider = ExpectKeys("a", lo, frozenset({b"n\x00g"}))
@@ -251,7 +297,7 @@ class BackendConformance:
         third = WriteBatch((Put("a", b"k", b"3"),), (Expect("a", b"k", b"1"),))
         result = await backend.apply([first, second, third])
         assert result.failed == (None, 0, None), "batches apply in order, each seeing the last"
-        assert await backend.get("a", b"k") == b"3"
+        assert await get(backend, "a", b"k") == b"3"
 
     @pytest.mark.trio
     async def test_versions_advance_once_per_call(self, backend: Backend) -> None:
@@ -277,19 +323,19 @@ class BackendConformance:
 
     @pytest.mark.trio
     async def test_concurrent_conditional_updates_lose_nothing(self, backend: Backend) -> None:
-        await backend.insert("a", b"n", b"0")
+        await insert(backend, "a", b"n", b"0")
 
         async def increment() -> None:
             # 40 writers, so at most 39 others can win before this one; a few times that
             # many refusals means apply refuses batches whose condition holds.
             for _ in range(400):
-                old = await backend.get("a", b"n")
+                old = await get(backend, "a", b"n")
                 assert old is not None, "a key inserted before the race must still be there"
                 new = str(int(old) + 1).encode()
                 batch = WriteBatch((Put("a", b"n", new),), (Expect("a", b"n", old),))
                 if (await backend.apply([batch])).failed[0] is None:
                     return
-                if await backend.get("a", b"n") == old:
+                if await get(backend, "a", b"n") == old:
                     raise AssertionError(
                         "apply refused a batch whose condition held (the value was unchanged): "
                         "check Expect against the stored value, inside the write"
@@ -299,7 +345,7 @@ class BackendConformance:
         async with trio.open_nursery() as nursery:
             for _ in range(40):
                 nursery.start_soon(increment)
-        assert await backend.get("a", b"n") == b"40", "a conditional write let an update be lost"
+        assert await get(backend, "a", b"n") == b"40", "a conditional write let an update be lost"
 
     # -- durability ----------------------------------------------------------------------------
 
@@ -309,12 +355,12 @@ class BackendConformance:
             return
         first = await _started(backend_url)
         try:
-            await first.insert("a", b"kept", b"yes")
+            await insert(first, "a", b"kept", b"yes")
         finally:
             await first.aclose()
         second = await _started(backend_url)
         try:
-            assert await second.get("a", b"kept") == b"yes", "data must survive close and reopen"
+            assert await get(second, "a", b"kept") == b"yes", "data must survive close and reopen"
         finally:
             await second.aclose()
 
@@ -324,9 +370,9 @@ class BackendConformance:
         (durable backends) still hold its data after a reopen that does not name it either."""
         first = await _started(backend_url)
         try:
-            await first.insert("late", b"k1", b"v1")
-            await first.insert_many("late", [(b"k2", b"v2"), (b"k3", b"v3")])
-            assert await first.get("late", b"k1") == b"v1", "a space not given to start lost data"
+            await insert(first, "late", b"k1", b"v1")
+            await insert_many(first, "late", [(b"k2", b"v2"), (b"k3", b"v3")])
+            assert await get(first, "late", b"k1") == b"v1", "a space not given to start lost data"
             assert await first.count("late") == 3
             version = await first.version("late")
             assert version > 0, "writing a space not given to start must advance its version"
@@ -347,8 +393,8 @@ class BackendConformance:
                 [WriteBatch((Put("a", b"seen", b""),), (Expect("late", b"k3", b"v3"),))]
             )
             assert result.failed == (None,), "a condition on such a space must see its data"
-            await second.insert("late", b"k4", b"v4")
-            assert await second.get("late", b"k4") == b"v4"
+            await insert(second, "late", b"k4", b"v4")
+            assert await get(second, "late", b"k4") == b"v4"
         finally:
             await second.aclose()
 
@@ -398,12 +444,12 @@ def _reference_machine(portal: TrioPortal, backend: Backend) -> type[RuleBasedSt
 
         @rule(key=_keys, value=_values)
         def insert(self, key: bytes, value: bytes) -> None:
-            self.call(backend.insert, self.space, key, value)
+            self.call(insert, backend, self.space, key, value)
             self.model[key] = value
 
         @rule(key=_keys)
         def remove(self, key: bytes) -> None:
-            got = self.call(backend.remove, self.space, key)
+            got = self.call(remove, backend, self.space, key)
             assert got == self.model.pop(key, None), "remove returned the wrong old value"
 
         @rule(key=_keys, expected=st.one_of(st.none(), _values), value=_values)
@@ -417,7 +463,7 @@ def _reference_machine(portal: TrioPortal, backend: Backend) -> type[RuleBasedSt
 
         @rule(keys=st.lists(_keys, max_size=5))
         def get_many(self, keys: list[bytes]) -> None:
-            got = self.call(backend.get_many, self.space, keys)
+            got = self.call(get_many, backend, self.space, keys)
             assert got == [self.model.get(key) for key in keys], (
                 "get_many must answer in the order asked, None for absent keys"
             )

@@ -1,9 +1,11 @@
-"""RESP2 over trio sockets, parsed by hiredis: one connection type and a small pool.
+"""RESP2 over trio sockets, parsed by hiredis: a connection, a small pool, and the `Client`.
 
 redis-py's clients are sync or asyncio-only, and driving them from trio costs a thread hop per
 request. Speaking the protocol directly on a trio `SocketStream` keeps every request on the trio
 thread; hiredis (redis-py's own fast parser) does the parsing. See
-``benchmarks/redis_transport.py`` for the comparison that chose this design.
+``benchmarks/redis_transport.py`` for the comparison that chose this design. `Client` puts
+the pool behind the backend's timeout and its Lua scripts, and reports every failure as
+`BackendUnavailable`.
 
 Transport failures (refused connection, reset, EOF, a reply that misses its deadline) raise
 `TransportError`; an error reply from the server raises `ServerError`. A connection that saw a
@@ -14,12 +16,17 @@ never be read as the answer to a later request.
 from __future__ import annotations
 
 import select
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import hiredis
 import trio
+
+from ..._errors import BackendUnavailable
+from ._scripts import Script
+
+T = TypeVar("T")
 
 Arg = str | int | float | bytes
 Reply = Any
@@ -205,3 +212,91 @@ class Pool:
         self._idle.clear()
         for connection in connections:
             await connection.aclose()
+
+
+class Client:
+    """A `Pool` to ``host:port`` (after AUTH and SELECT) whose every request runs under
+    ``timeout`` and raises `BackendUnavailable` naming ``url`` when it fails."""
+
+    def __init__(
+        self,
+        url: str,
+        host: str,
+        port: int,
+        *,
+        db: int,
+        username: str | None,
+        password: str | None,
+        pool_size: int,
+        connect_timeout: float,
+        timeout: float,
+    ) -> None:
+        self.url = url
+        self.where = f"{host}:{port}"
+        self.timeout = timeout
+        setup: list[tuple[Arg, ...]] = []
+        if password is not None:
+            setup.append(("AUTH", username, password) if username else ("AUTH", password))
+        if db:
+            setup.append(("SELECT", db))
+        self._pool = Pool(host, port, size=pool_size, connect_timeout=connect_timeout, setup=setup)
+        self.script_reloads = 0
+
+    @property
+    def connects(self) -> int:
+        return self._pool.connects
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+    async def load(self, scripts: Sequence[Script]) -> None:
+        """Send ``scripts`` to the server (connecting first, so an outage shows here)."""
+
+        async def work(connection: Connection) -> None:
+            await connection.pipeline([("SCRIPT", "LOAD", script.source) for script in scripts])
+
+        await self.call(work, "connect")
+
+    async def command(self, *args: Arg) -> Reply:
+        async def work(connection: Connection) -> Reply:
+            return await connection.execute(*args)
+
+        return await self.call(work, str(args[0]))
+
+    async def eval(self, script: Script, args: Sequence[Arg], *, writes: bool = False) -> Reply:
+        async def work(connection: Connection) -> Reply:
+            try:
+                return await connection.execute("EVALSHA", script.sha, 0, *args)
+            except ServerError as exc:
+                if exc.code != "NOSCRIPT":
+                    raise
+            # The server restarted (or flushed its scripts): EVAL sends and caches it.
+            self.script_reloads += 1
+            return await connection.execute("EVAL", script.source, 0, *args)
+
+        return await self.call(work, script.name, writes=writes)
+
+    async def call(
+        self, work: Callable[[Connection], Awaitable[T]], what: str, *, writes: bool = False
+    ) -> T:
+        """Run ``work`` on a borrowed connection under the timeout; failures become
+        `BackendUnavailable` (a write's may or may not have been applied)."""
+        where = self.where
+        unknown = (
+            "; the write may or may not have been applied (atomically, never in part)"
+            if writes
+            else ""
+        )
+        try:
+            with trio.fail_after(self.timeout):
+                async with self._pool.connection() as connection:
+                    return await work(connection)
+        except trio.TooSlowError:
+            problem = f"{what} got no reply from {where} within {self.timeout:g}s{unknown}"
+        except ConnectError as exc:
+            problem = f"{what}: cannot connect to {where}: {exc}"
+        except TransportError as exc:
+            problem = f"{what} on {where}: {exc}{unknown}"
+        except ServerError as exc:
+            problem = f"{what} refused by {where}: {exc}"
+        raise BackendUnavailable(self.url, problem)

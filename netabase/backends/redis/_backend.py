@@ -1,9 +1,9 @@
 """``redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]``: one Redis server shared by many processes.
 
-Every space lives under ``nb:{name}:`` (see `_redis_scripts` for the layout), so several
+Every space lives under ``nb:{name}:`` (see `_scripts` for the layout), so several
 netabase databases can share a server. ``read``, ``scan`` and ``apply`` are each one Lua script,
 hence one snapshot and one round trip, and ``apply`` checks its conditions and writes in one
-atomic step on the server. Requests travel over trio sockets (`_resp`), from a pool of
+atomic step on the server. Requests travel over trio sockets (`_client`), from a pool of
 connections that reopens after an outage: while the server is down every call raises
 `BackendUnavailable` at once (or when the ``timeout`` option runs out), and the first call after
 it comes back reconnects. Durability is the server's: with ``appendfsync always`` an
@@ -23,8 +23,8 @@ from typing import Any
 import msgpack
 import trio
 
-from .._errors import BackendUnavailable, InvalidURL, redact_url
-from ._base import (
+from ..._errors import InvalidURL
+from .._base import (
     EXISTS,
     ApplyResult,
     Backend,
@@ -35,9 +35,9 @@ from ._base import (
     WriteBatch,
     check_key_sizes,
 )
-from ._redis_scripts import SCRIPTS, Script
-from ._resp import Arg, ConnectError, Pool, ServerError, TransportError
-from ._url import BackendURL
+from .._url import BackendURL, redact_url
+from ._client import Client, Connection
+from ._scripts import SCRIPTS
 
 DEFAULT_PORT = 6379
 DEFAULT_POOL = 8
@@ -69,14 +69,27 @@ class RedisBackend(Backend):
         self.db = db
         self.name = name
         self.prefix = f"nb:{name}:".encode()
-        self.timeout = timeout
-        setup: list[tuple[Arg, ...]] = []
-        if password is not None:
-            setup.append(("AUTH", username, password) if username else ("AUTH", password))
-        if db:
-            setup.append(("SELECT", db))
-        self._pool = Pool(host, port, size=pool_size, connect_timeout=connect_timeout, setup=setup)
-        self.script_reloads = 0
+        self._client = Client(
+            self.url,
+            host,
+            port,
+            db=db,
+            username=username,
+            password=password,
+            pool_size=pool_size,
+            connect_timeout=connect_timeout,
+            timeout=timeout,
+        )
+
+    @property
+    def timeout(self) -> float:
+        """Seconds a request may take before it raises `BackendUnavailable`."""
+        return self._client.timeout
+
+    @property
+    def script_reloads(self) -> int:
+        """Scripts sent again after a server restart made it forget them."""
+        return self._client.script_reloads
 
     @classmethod
     def from_url(cls, url: BackendURL) -> RedisBackend:
@@ -110,21 +123,15 @@ class RedisBackend(Backend):
     # lifecycle
 
     async def start(self, spaces: Iterable[str]) -> None:
-        async def load_scripts() -> None:
-            async with self._pool.connection() as connection:
-                await connection.pipeline(
-                    [("SCRIPT", "LOAD", script.source) for script in SCRIPTS.values()]
-                )
-
-        await self._call(load_scripts, "connect")
+        await self._client.load(list(SCRIPTS.values()))
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        await self._client.aclose()
 
     # primitives
 
     async def read(self, space: str, keys: Sequence[bytes]) -> tuple[int, list[bytes | None]]:
-        version, values = await self._eval(SCRIPTS["read"], (self.prefix, space, *keys))
+        version, values = await self._client.eval(SCRIPTS["read"], (self.prefix, space, *keys))
         return int(version or 0), values
 
     async def scan(
@@ -139,7 +146,7 @@ class RedisBackend(Backend):
         if limit == 0 or (hi is not None and hi <= lo):
             await trio.lowlevel.checkpoint()
             return []
-        keys, values = await self._eval(
+        keys, values = await self._client.eval(
             SCRIPTS["scan"],
             (
                 self.prefix,
@@ -162,7 +169,7 @@ class RedisBackend(Backend):
             ],
             use_bin_type=False,  # Redis's cmsgpack predates the bin types
         )
-        failed, flat_versions = await self._eval(
+        failed, flat_versions = await self._client.eval(
             SCRIPTS["apply"],
             (self.prefix, payload, str(secrets.randbelow(1 << 20) + 1)),
             writes=True,
@@ -172,76 +179,31 @@ class RedisBackend(Backend):
         return ApplyResult(tuple(None if f == 0 else f - 1 for f in failed), versions)
 
     async def version(self, space: str) -> int:
-        version = await self._command("HGET", self.prefix + b"versions", space)
+        version = await self._client.command("HGET", self.prefix + b"versions", space)
         return int(version or 0)
 
     async def count(self, space: str) -> int:
-        return int(await self._command("ZCARD", self.prefix + space.encode() + b":i"))
+        return int(await self._client.command("ZCARD", self.prefix + space.encode() + b":i"))
 
     async def clear(self) -> None:
         """Delete every key of this database's namespace (tests and ``netabase`` tooling)."""
 
-        async def run() -> None:
-            async with self._pool.connection() as connection:
-                cursor = b"0"
-                while True:
-                    cursor, found = await connection.execute(
-                        "SCAN", cursor, "MATCH", _glob_escaped(self.prefix) + b"*", "COUNT", 1000
-                    )
-                    if found:
-                        await connection.execute("UNLINK", *found)
-                    if cursor == b"0":
-                        return
+        async def work(connection: Connection) -> None:
+            cursor = b"0"
+            while True:
+                cursor, found = await connection.execute(
+                    "SCAN", cursor, "MATCH", _glob_escaped(self.prefix) + b"*", "COUNT", 1000
+                )
+                if found:
+                    await connection.execute("UNLINK", *found)
+                if cursor == b"0":
+                    return
 
-        await self._call(run, "clear")
+        await self._client.call(work, "clear")
 
     def statistics(self) -> dict[str, int]:
         """Connections opened so far and scripts reloaded after a server restart."""
-        return {"connects": self._pool.connects, "script_reloads": self.script_reloads}
-
-    # transport
-
-    async def _command(self, *args: Arg) -> Any:
-        async def run() -> Any:
-            async with self._pool.connection() as connection:
-                return await connection.execute(*args)
-
-        return await self._call(run, str(args[0]))
-
-    async def _eval(self, script: Script, args: Sequence[Arg], *, writes: bool = False) -> Any:
-        async def run() -> Any:
-            async with self._pool.connection() as connection:
-                try:
-                    return await connection.execute("EVALSHA", script.sha, 0, *args)
-                except ServerError as exc:
-                    if exc.code != "NOSCRIPT":
-                        raise
-                # The server restarted (or flushed its scripts): EVAL sends and caches it.
-                self.script_reloads += 1
-                return await connection.execute("EVAL", script.source, 0, *args)
-
-        return await self._call(run, script.name, writes=writes)
-
-    async def _call(self, run: Any, what: str, *, writes: bool = False) -> Any:
-        """Run ``run`` under the backend's timeout, turning failures into `BackendUnavailable`."""
-        where = f"{self.host}:{self.port}"
-        unknown = (
-            "; the write may or may not have been applied (atomically, never in part)"
-            if writes
-            else ""
-        )
-        try:
-            with trio.fail_after(self.timeout):
-                return await run()
-        except trio.TooSlowError:
-            problem = f"{what} got no reply from {where} within {self.timeout:g}s{unknown}"
-        except ConnectError as exc:
-            problem = f"{what}: cannot connect to {where}: {exc}"
-        except TransportError as exc:
-            problem = f"{what} on {where}: {exc}{unknown}"
-        except ServerError as exc:
-            problem = f"{what} refused by {where}: {exc}"
-        raise BackendUnavailable(self.url, problem)
+        return {"connects": self._client.connects, "script_reloads": self._client.script_reloads}
 
 
 def _op(op: Op) -> list[Any]:
