@@ -42,9 +42,11 @@ from ._dump import (
     FORMAT,
     VERSION,
     DumpError,
+    claim_restore,
     grants,
     memberships,
     plan,
+    release_restore,
     without_links,
 )
 from ._errors import NetabaseError, UnknownAction, ValidationError
@@ -948,7 +950,15 @@ def restore(
 
     async def main() -> dict[str, int]:
         async with open_database(url, models=classes) as db:
+            token = await claim_restore(db.backend, force=force)
+            if token is None:
+                raise DumpError(
+                    f"{db.url}: another restore into it is running, or one did not finish "
+                    "(interrupted, or a batch failed), so what it holds may be incomplete; "
+                    "restore into an empty database, or pass --force to write over it"
+                )
             if not force and (held := await _contents(db, order)):
+                await release_restore(db.backend, token)
                 raise DumpError(
                     f"{db.url} is not empty (it holds {held}); restore into an empty "
                     "database, or pass --force to write over what is there"
@@ -1004,6 +1014,7 @@ def restore(
                     await load(first_pass=False)  # the links cleared above, now all exist
                 task = progress.add_task("restore permissions", total=len(permissions))
                 await _concurrently(permissions, lambda n: progress.advance(task, n))
+            await release_restore(db.backend, token)
             return restored
 
     restored = run_async(main)

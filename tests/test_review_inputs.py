@@ -1,0 +1,96 @@
+"""Adversarial review of the CLI's dump/restore and the argument checks: each test is a defect
+found by trying to break them, and fails without its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import netabase
+from netabase.cli import run_cli
+from netabase.demo import MODELS, Customer, Order
+
+SCRIPT = Path(sys.executable).parent / "netabase"
+
+
+def customers(tmp_path: Path, count: int) -> Path:
+    """A dump of ``count`` customers and an order per customer."""
+    url = f"lmdb://{tmp_path / 'source'}"
+    with netabase.connect_sync(url, models=MODELS) as db:
+        db.store(Customer).insert_many(Customer(f"c{i:05}", "C", "c@x") for i in range(count))
+        db.store(Order).insert_many(Order(i, f"c{i:05}") for i in range(count))
+    backup = tmp_path / "backup.jsonl"
+    assert run_cli(["dump", url, str(backup)]) == 0
+    return backup
+
+
+def restore(url: str, backup: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [SCRIPT, "restore", url, backup, "--batch", "1", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_two_restores_at_once_never_both_write(tmp_path: Path) -> None:
+    """Both used to find the database empty and both wrote into it, interleaved."""
+    backup = customers(tmp_path, 300)
+    url = f"lmdb://{tmp_path / 'target'}"
+    runs = [restore(url, backup), restore(url, backup)]
+    results = [(run.wait(timeout=120), run.stderr.read()) for run in runs if run.stderr]
+    assert sorted(status for status, _ in results) == [0, 1], results
+    loser = next(err for status, err in results if status == 1)
+    assert "another restore into it is running" in loser or "is not empty" in loser, loser
+
+
+def test_a_restore_that_did_not_finish_is_named_until_forced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A failed batch (and a killed restore, below) leaves a partial database; the next restore
+    said only "not empty", as if it were someone's data, and nothing marked it incomplete."""
+    backup = customers(tmp_path, 5)
+    lines = backup.read_text().splitlines()
+    broken = tmp_path / "broken.jsonl"  # customer c00002 left out: order 2 fails its batch
+    kept = [line for line in lines if '"c00002", "name"' not in line]
+    end = json.loads(kept[-1])
+    end["end"]["records"] -= 1
+    broken.write_text("\n".join([*kept[:-1], json.dumps(end)]) + "\n")
+    url = f"lmdb://{tmp_path / 'target'}"
+    assert run_cli(["restore", url, str(broken)]) == 1
+    assert "Customer key 'c00002', which does not exist" in capsys.readouterr().err
+    assert run_cli(["restore", url, str(backup)]) == 1
+    err = capsys.readouterr().err
+    assert "another restore into it is running, or one did not finish" in err, err
+    assert run_cli(["restore", url, str(backup), "--force"]) == 0
+    capsys.readouterr()
+    assert run_cli(["restore", url, str(backup)]) == 1  # finished: an ordinary full database
+    err = capsys.readouterr().err
+    assert "is not empty" in err and "did not finish" not in err, err
+
+
+def test_a_killed_restore_is_named_as_unfinished(tmp_path: Path) -> None:
+    backup = customers(tmp_path, 2000)
+    url = f"lmdb://{tmp_path / 'target'}"
+    run = restore(url, backup)
+    deadline = time.monotonic() + 60
+    while True:  # a real process: wait until it has written some records, then kill it
+        assert run.poll() is None and time.monotonic() < deadline
+        if (tmp_path / "target").exists():
+            with netabase.connect_sync(url, models=MODELS) as db:
+                if db.store(Customer).count():
+                    break
+        time.sleep(0.05)
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait(timeout=30)
+    again = restore(url, backup)
+    assert again.wait(timeout=60) == 1
+    assert again.stderr is not None
+    assert "one did not finish" in again.stderr.read()
