@@ -26,6 +26,7 @@ import msgpack
 from ._errors import NetabaseError
 from ._keys import decode_element, encode_str, prefix_successor
 from ._model import LinkInfo, ModelInfo
+from ._stored_schema import SPACE as SCHEMA_SPACE
 from .actors._permission_spaces import GRANTS, MEMBERS, META
 from .backends import Backend, Delete, Expect, Put, WriteBatch
 
@@ -140,6 +141,18 @@ async def memberships(backend: Backend, group: str | None = None) -> AsyncIterat
         name, _ = decode_element(key)
         if group is None or name == group:  # the prefix of "a" also starts "a\x00..."
             yield str(name), msgpack.unpackb(value)
+
+
+async def other_models(backend: Backend, names: Iterable[str]) -> dict[str, int]:
+    """Record counts of the models stored in ``backend`` (those with a stored schema) that are
+    not among ``names`` and hold records."""
+    known = set(names)
+    found: dict[str, int] = {}
+    async for key, _ in _pages(backend, SCHEMA_SPACE, b""):
+        name = key.decode()
+        if name not in known and (count := await backend.count(name)):
+            found[name] = count
+    return found
 
 
 async def claim_restore(backend: Backend, *, force: bool) -> bytes | None:

@@ -45,6 +45,7 @@ from ._dump import (
     claim_restore,
     grants,
     memberships,
+    other_models,
     plan,
     release_restore,
     without_links,
@@ -916,6 +917,10 @@ async def _contents(db: Any, order: list[ModelInfo[Any]]) -> str:
     """What a database already holds ("" if nothing), for refusing to restore over it."""
     counts = [f"{n:,} {info.name}" for info in order if (n := await db.store(info.cls).count())]
     held = [f"{', '.join(counts)} records"] if counts else []
+    others = await other_models(db.backend, (info.name for info in order))
+    if others:
+        listed = ", ".join(f"{n:,} {name}" for name, n in others.items())
+        held.append(f"{listed} records of models --models does not name")
     async for _ in grants(db.backend):
         held.append("grants")
         break

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import attrs
 import pytest
 
 import netabase
@@ -18,6 +19,13 @@ from netabase.cli import run_cli
 from netabase.demo import MODELS, Customer, Order
 
 SCRIPT = Path(sys.executable).parent / "netabase"
+
+
+@netabase.model(key="id")
+@attrs.frozen
+class Note:
+    id: int
+    text: str
 
 
 def customers(tmp_path: Path, count: int) -> Path:
@@ -42,7 +50,7 @@ def restore(url: str, backup: Path, *args: str) -> subprocess.Popen[str]:
 
 def test_two_restores_at_once_never_both_write(tmp_path: Path) -> None:
     """Both used to find the database empty and both wrote into it, interleaved."""
-    backup = customers(tmp_path, 300)
+    backup = customers(tmp_path, 100)
     url = f"lmdb://{tmp_path / 'target'}"
     runs = [restore(url, backup), restore(url, backup)]
     results = [(run.wait(timeout=120), run.stderr.read()) for run in runs if run.stderr]
@@ -94,3 +102,23 @@ def test_a_killed_restore_is_named_as_unfinished(tmp_path: Path) -> None:
     assert again.wait(timeout=60) == 1
     assert again.stderr is not None
     assert "one did not finish" in again.stderr.read()
+
+
+def test_restore_refuses_a_database_holding_other_models(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A dump of other models was merged into a populated database as if it were empty."""
+    notes = f"lmdb://{tmp_path / 'notes'}"
+    with netabase.connect_sync(notes, models=[Note]) as db:
+        db.store(Note).insert(Note(1, "hi"))
+    spec = f"{__name__}:Note"
+    assert run_cli(["dump", notes, str(tmp_path / "notes.jsonl"), "-m", spec]) == 0
+    shop = customers(tmp_path, 3).parent / "source"
+    capsys.readouterr()
+    assert run_cli(["restore", f"lmdb://{shop}", str(tmp_path / "notes.jsonl"), "-m", spec]) == 1
+    err = capsys.readouterr().err
+    assert "holds 3 Customer, 3 Order records of models --models does not name" in err, err
+    with netabase.connect_sync(f"lmdb://{shop}", models=[*MODELS, Note]) as db:
+        assert db.store(Note).count() == 0
+    assert run_cli(["restore", f"lmdb://{shop}", str(tmp_path / "notes.jsonl"), "-m", spec,
+                    "--force"]) == 0  # fmt: skip
