@@ -827,6 +827,34 @@ def _dump_grant(data: dict[str, Any], by_name: dict[str, ModelInfo[Any]]) -> Any
     return _principal(data["principal"]), info, key, Roles().check_role(data["role"])
 
 
+def membership_cycle(contains: dict[str, list[tuple[str, int]]]) -> tuple[int, str] | None:
+    """A membership line that closes a cycle of groups (which `add_member` would refuse after
+    the records were written), as (line number, problem); one walk over the graph."""
+    done: set[str] = set()
+    for root in contains:
+        if root in done:
+            continue
+        path: list[str] = [root]
+        on_path = {root}
+        todo = [iter(contains.get(root, ()))]
+        while todo:
+            step = next(todo[-1], None)
+            if step is None:
+                todo.pop()
+                done.add(path[-1])
+                on_path.discard(path.pop())
+                continue
+            member, number = step
+            if member in on_path:
+                loop = " -> ".join(repr(name) for name in [*path[path.index(member) :], member])
+                return number, f"membership: a group would contain itself: {loop}"
+            if member not in done:
+                path.append(member)
+                on_path.add(member)
+                todo.append(iter(contains.get(member, ())))
+    return None
+
+
 def check_dump(
     path: Path, by_name: dict[str, ModelInfo[Any]], cleared: dict[str, tuple[Any, ...]]
 ) -> tuple[list[tuple[int, str]], dict[str, int], dict[str, int]]:
@@ -842,6 +870,7 @@ def check_dump(
         for info in by_name.values()
     }
     must_be_done: dict[str, str] = {}  # target -> a model already seen that links to it
+    contains: dict[str, list[tuple[str, int]]] = {}  # group -> (member, line number)
     end: dict[str, int] | None = None
     header_seen = False
     number = 0
@@ -884,6 +913,11 @@ def check_dump(
             end = value
         else:
             counts[f"{kind}s"] += 1
+            if kind == "member":
+                group, member = value
+                contains.setdefault(group, []).append((member, number))
+    if (cycle := membership_cycle(contains)) is not None:
+        problems.append(cycle)
     if header_seen and not problems and end is None:
         problems.append((number, "truncated dump: no end line (the dump did not finish)"))
     elif end is not None and end != counts and not problems:

@@ -3,16 +3,20 @@ found by trying to break them, and fails without its fix."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import attrs
+import hypothesis.strategies as st
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 import netabase
 from netabase.cli import run_cli
@@ -122,3 +126,49 @@ def test_restore_refuses_a_database_holding_other_models(
         assert db.store(Note).count() == 0
     assert run_cli(["restore", f"lmdb://{shop}", str(tmp_path / "notes.jsonl"), "-m", spec,
                     "--force"]) == 0  # fmt: skip
+
+
+def has_cycle(edges: list[tuple[str, str]]) -> bool:
+    """Brute force: some group reaches itself through memberships."""
+    reach = {(group, member) for group, member in edges}
+    while True:
+        more = {(a, d) for (a, b), (c, d) in itertools.product(reach, reach) if b == c} - reach
+        if not more:
+            return any(a == b for a, b in reach)
+        reach |= more
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(st.tuples(st.sampled_from("abcd"), st.sampled_from("abcd")), max_size=6, unique=True)
+)
+def test_a_dump_whose_memberships_form_a_cycle_is_refused_before_writing(
+    capsys: pytest.CaptureFixture[str], edges: list[tuple[str, str]]
+) -> None:
+    """Such a dump passed the check; its records were written, then add_member refused."""
+    with tempfile.TemporaryDirectory() as directory:
+        backup, target = Path(directory) / "d.jsonl", Path(directory) / "target"
+        lines: list[object] = [
+            {"format": "netabase-dump", "version": 1, "models": ["Note"]},
+            {"model": "Note", "record": {"id": 1, "text": "x"}},
+            *({"member": {"group": g, "member": m}} for g, m in edges),
+            {"end": {"records": 1, "grants": 0, "members": len(edges)}},
+        ]
+        backup.write_text("".join(json.dumps(line) + "\n" for line in lines))
+        spec = f"{__name__}:Note"
+        status = run_cli(["restore", f"lmdb://{target}", str(backup), "-m", spec])
+        err = capsys.readouterr().err
+        if has_cycle(edges):
+            assert status == 1 and "a group would contain itself" in err, err
+            assert not target.exists()
+        else:
+            assert status == 0, err
+            with netabase.connect_sync(f"lmdb://{target}", models=[Note]) as db:
+                assert db.store(Note).count() == 1
+            found = []
+            for group in "abcd":
+                assert run_cli(["members", f"lmdb://{target}", group, "-m", spec]) == 0
+                found += [(group, m) for m in capsys.readouterr().out.split()]
+            assert sorted(found) == sorted(edges)
