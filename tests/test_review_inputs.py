@@ -25,6 +25,57 @@ from netabase.demo import MODELS, Customer, Order
 SCRIPT = Path(sys.executable).parent / "netabase"
 
 
+class LyingStr(str):
+    """Methods a key encoder must not trust: the record stores the text itself."""
+
+    def encode(self, *args: object, **kwargs: object) -> bytes:
+        return b"other"
+
+
+class LyingInt(int):
+    def to_bytes(self, *args: object, **kwargs: object) -> bytes:
+        return b"\x09"
+
+    def bit_length(self) -> int:
+        return 1
+
+
+class LyingBytes(bytes):
+    def __bytes__(self) -> bytes:
+        return b"other"
+
+
+class LyingTuple(tuple):  # type: ignore[type-arg]
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(("other", 0))
+
+
+@netabase.model(key="id", unique=("email",))
+@attrs.frozen
+class Account:
+    id: str
+    email: str
+
+
+@netabase.model(key="id")
+@attrs.frozen
+class Entry:
+    id: int
+    account: str = netabase.link(Account)
+
+
+@netabase.model(key="id")
+@attrs.frozen
+class Blob:
+    id: bytes
+
+
+@netabase.model(key="id")
+@attrs.frozen
+class Pair:
+    id: tuple[str, int]
+
+
 @netabase.model(key="id")
 @attrs.frozen
 class Note:
@@ -172,3 +223,29 @@ def test_a_dump_whose_memberships_form_a_cycle_is_refused_before_writing(
                 assert run_cli(["members", f"lmdb://{target}", group, "-m", spec]) == 0
                 found += [(group, m) for m in capsys.readouterr().out.split()]
             assert sorted(found) == sorted(edges)
+
+
+@pytest.mark.parametrize("kind", ["memory", "lmdb"])
+def test_a_key_of_a_subclass_is_stored_under_its_own_value(tmp_path: Path, kind: str) -> None:
+    """The key encoders called the subclass's encode/to_bytes/__bytes__/__iter__: the record
+    Account('a') was filed under the key of 'other' (get('a') found nothing), its unique claim
+    and a link to it too."""
+    url = "memory://" if kind == "memory" else f"lmdb://{tmp_path / 'db'}"
+    models = [Account, Entry, Blob, Pair]
+    with netabase.connect_sync(url, models=models) as db:
+        db.store(Account).insert(Account(LyingStr("a"), LyingStr("a@x")))
+        db.store(Account).insert(Account("other", "other@x"))
+        db.store(Entry).insert(Entry(LyingInt(7), LyingStr("a")))
+        db.store(Blob).insert(Blob(LyingBytes(b"a")))
+        db.store(Pair).insert(Pair(LyingTuple(("a", 1))))
+        with pytest.raises(netabase.NetabaseError, match="unique"):
+            db.store(Account).insert(Account("b", "a@x"))
+        db.store(Account).insert(Account("c", "other"))  # "other" is not a's email
+        assert db.store(Account).get("a") == Account("a", "a@x")
+        assert db.store(Entry).get(7) == Entry(7, "a")
+        assert db.store(Blob).get(b"a") == Blob(b"a")
+        assert db.store(Pair).get(("a", 1)) == Pair(("a", 1))
+        assert db.store(Entry).get(9) is None
+        with pytest.raises(netabase.LinkViolation):
+            db.store(Account).remove("a")  # Entry 7 links to it (on_delete restrict)
+        db.store(Account).remove("other")
