@@ -12,7 +12,6 @@ early (``| head``) is a normal end: exit 0, no message.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import decimal
 import errno
@@ -236,15 +235,22 @@ def parse_key(model: type, text: str) -> Any:
     """A key from the command line, as the model's key type (JSON for tuples and numbers)."""
     info = _described(model)
     value: Any = text
+    shown = repr(text) if len(text) <= 80 else f"{text[:60]!r}... ({len(text):,} characters)"
     if info.key_type is not str:
-        with contextlib.suppress(json.JSONDecodeError):
+        try:
             value = json.loads(text)
+        except json.JSONDecodeError:
+            pass
+        except RecursionError:
+            raise UsageProblem(
+                f"{shown} is not a valid key for {info.name}: nested too deeply"
+            ) from None
     try:
         key = _JSON.structure(value, cast(Any, info.key_type))
         info.encode_key(key)
     except Exception as exc:
         problem = "; ".join(_messages(exc)).removeprefix(f"{info.name}: ")
-        raise UsageProblem(f"{text!r} is not a valid key for {info.name}: {problem}") from None
+        raise UsageProblem(f"{shown} is not a valid key for {info.name}: {problem}") from None
     return key
 
 

@@ -249,3 +249,18 @@ def test_a_key_of_a_subclass_is_stored_under_its_own_value(tmp_path: Path, kind:
         with pytest.raises(netabase.LinkViolation):
             db.store(Account).remove("a")  # Entry 7 links to it (on_delete restrict)
         db.store(Account).remove("other")
+
+
+def test_a_command_line_key_nested_past_the_recursion_limit_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It was a RecursionError traceback echoing the whole argument (exit 1)."""
+    url = f"lmdb://{tmp_path / 'pairs'}"
+    with netabase.connect_sync(url, models=[Pair]) as db:
+        db.store(Pair).insert(Pair(("a", 1)))
+    spec = f"{__name__}:Pair"
+    status = run_cli(["check", url, "ann", "read", "Pair", "[" * 100_000, "-m", spec])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert err.startswith("error: '[[[[") and err.endswith("nested too deeply\n")
+    assert len(err) < 200 and "Traceback" not in err
