@@ -781,6 +781,9 @@ def read_dump(
         except json.JSONDecodeError as exc:
             yield number, "", None, f"malformed JSON: {exc.msg} at column {exc.colno}"
             continue
+        except RecursionError:
+            yield number, "", None, "JSON nested too deeply"
+            continue
         kind = next((k for k in ("model", "grant", "member", "end", "format") if k in data),
                     "") if isinstance(data, dict) else ""  # fmt: skip
         try:

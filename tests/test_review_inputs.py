@@ -264,3 +264,22 @@ def test_a_command_line_key_nested_past_the_recursion_limit_is_a_usage_error(
     assert status == 2, err
     assert err.startswith("error: '[[[[") and err.endswith("nested too deeply\n")
     assert len(err) < 200 and "Traceback" not in err
+
+
+def test_a_dump_line_nested_past_the_recursion_limit_is_a_bad_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """import reported it as a bad line; restore died with a RecursionError traceback."""
+    backup = customers(tmp_path, 2)
+    lines = backup.read_text().splitlines()
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text("\n".join([lines[0], "[" * 100_000, *lines[1:]]) + "\n")
+    capsys.readouterr()
+    status = run_cli(["restore", f"lmdb://{tmp_path / 'target'}", str(deep)])
+    err = capsys.readouterr().err
+    assert status == 1, err
+    assert err.splitlines() == [
+        f"{deep}:2: JSON nested too deeply",
+        "error: 1 bad line(s); nothing restored",
+    ]
+    assert not (tmp_path / "target").exists()
