@@ -796,7 +796,7 @@ def read_dump(
                 group = _principal(member["group"], "group")
                 yield number, "member", (group, _principal(member["member"], "member")), None
             elif kind == "end":
-                yield number, "end", {k: int(v) for k, v in dict(data["end"]).items()}, None
+                yield number, "end", _end_counts(data["end"]), None
             elif kind == "format":
                 yield number, "header", data, None
             else:
@@ -808,6 +808,13 @@ def read_dump(
                 problem = "; ".join(_messages(exc))
             where = {"grant": "grant: ", "member": "membership: ", "end": "end line: "}
             yield number, kind, None, where.get(kind, "") + problem
+
+
+def _end_counts(data: Any) -> dict[str, int]:
+    """The end line's counts: whole numbers, not text or floats or booleans."""
+    if not isinstance(data, dict) or not all(type(v) is int for v in data.values()):
+        raise UsageProblem(f"the counts must be whole numbers, got {data!r}"[:200])
+    return dict(data)
 
 
 def _dump_record(data: dict[str, Any], by_name: dict[str, ModelInfo[Any]]) -> Any:
@@ -893,7 +900,7 @@ def check_dump(
             if kind != "header" or value.get("format") != FORMAT:
                 problems.append((number, "not a netabase dump (no header line)"))
                 break
-            if value.get("version") != VERSION:
+            if type(value.get("version")) is not int or value["version"] != VERSION:
                 problems.append((number, f"dump format {value.get('version')!r}; this "
                                          f"netabase reads version {VERSION}"))  # fmt: skip
                 break

@@ -283,3 +283,30 @@ def test_a_dump_line_nested_past_the_recursion_limit_is_a_bad_line(
         "error: 1 bad line(s); nothing restored",
     ]
     assert not (tmp_path / "target").exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "replacement", "problem"),
+    [
+        (0, '"version": true', "dump format True; this netabase reads version 1"),
+        (0, '"version": 1.0', "dump format 1.0; this netabase reads version 1"),
+        (-1, '"records": 4.9', "end line: the counts must be whole numbers"),
+        (-1, '"records": "4"', "end line: the counts must be whole numbers"),
+    ],
+)
+def test_a_header_or_end_line_of_another_type_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: int, replacement: str, problem: str
+) -> None:
+    """version true / 1.0 read as format 1, and end counts 4.9 or "4" as 4."""
+    backup = customers(tmp_path, 2)
+    lines = backup.read_text().splitlines()
+    original = '"version": 1' if line == 0 else '"records": 4'
+    assert original in lines[line]
+    lines[line] = lines[line].replace(original, replacement)
+    edited = tmp_path / "edited.jsonl"
+    edited.write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    assert run_cli(["restore", f"lmdb://{tmp_path / 'target'}", str(edited)]) == 1
+    err = capsys.readouterr().err
+    assert problem in err, err
+    assert not (tmp_path / "target").exists()
