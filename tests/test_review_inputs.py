@@ -310,3 +310,23 @@ def test_a_header_or_end_line_of_another_type_is_refused(
     err = capsys.readouterr().err
     assert problem in err, err
     assert not (tmp_path / "target").exists()
+
+
+@pytest.mark.parametrize(
+    "queries",
+    [
+        "abc",
+        5,
+        [("ann", "read", Note)],
+        [("ann", "read", Note, 1, "extra")],
+        [["ann", "read", Note, 1]],
+        [("ann", "read", Note, 1), None],
+    ],
+)
+async def test_check_many_names_a_query_that_is_not_a_four_tuple(queries: object) -> None:
+    """Permissions.check_many raised TypeError from its helper's signature."""
+    async with netabase.open("memory://", models=[Note]) as db:
+        with pytest.raises(netabase.ValidationError, match="queries") as info:
+            await db.permissions.check_many(queries)  # type: ignore[arg-type]
+        assert info.value.model == "permissions"
+        assert await db.permissions.check_many([("ann", "read", Note, 1)]) == [False]
