@@ -709,13 +709,14 @@ def dump(url: str, file: Path, models: ModelsOption = None) -> None:
         problem = "it is a directory" if file.is_dir() else f"no directory {file.parent}"
         fail(f"cannot write {file}: {problem}", 2)
     by_name = {info.name: info for info in order}
-    partial = file.with_name(f".{file.name}.partial")
+    # Its own name: two dumps to one FILE must not write into (and rename) each other's file.
+    partial = file.with_name(f".{file.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
 
     async def main() -> dict[str, int]:
         written = {"records": 0, "grants": 0, "members": 0}
         async with open_database(url, models=classes) as db:
             total = sum([await db.store(info.cls).count() for info in order])
-            with partial.open("w") as sink, Progress(*_bar(), console=err) as progress:
+            with partial.open("x") as sink, Progress(*_bar(), console=err) as progress:
 
                 def write(line: dict[str, Any]) -> None:
                     sink.write(json.dumps(line) + "\n")

@@ -330,3 +330,22 @@ async def test_check_many_names_a_query_that_is_not_a_four_tuple(queries: object
             await db.permissions.check_many(queries)  # type: ignore[arg-type]
         assert info.value.model == "permissions"
         assert await db.permissions.check_many([("ann", "read", Note, 1)]) == [False]
+
+
+def test_a_dump_leaves_another_dumps_partial_file_alone(tmp_path: Path) -> None:
+    """Every dump to FILE wrote .FILE.partial: a second dump at once truncated the first's, both
+    wrote into one file, and the first to finish renamed it under the other's feet."""
+    url = f"lmdb://{tmp_path / 'source'}"
+    with netabase.connect_sync(url, models=MODELS) as db:
+        db.store(Customer).insert(Customer("c1", "C", "c@x"))
+    backup = tmp_path / "backup.jsonl"
+    other = tmp_path / ".backup.jsonl.partial"  # the file a dump running now is writing
+    other.write_text("another dump's lines\n")
+    assert run_cli(["dump", url, str(backup)]) == 0
+    assert other.read_text() == "another dump's lines\n"
+    assert backup.read_text().count("\n") == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".backup.jsonl.partial",
+        "backup.jsonl",
+        "source",
+    ]
