@@ -349,3 +349,27 @@ def test_a_dump_leaves_another_dumps_partial_file_alone(tmp_path: Path) -> None:
         "backup.jsonl",
         "source",
     ]
+
+
+@pytest.mark.parametrize(("name_size", "field"), [(505, "t"), (400, "u" * 110)])
+def test_a_model_whose_keyspace_name_cannot_be_an_lmdb_name_is_refused_at_definition(
+    name_size: int, field: str
+) -> None:
+    """It worked on memory:// and Redis, and LMDB refused to open with MDB_BAD_VALSIZE."""
+    cls = attrs.make_class("Long", {"id": attrs.field(type=int), field: attrs.field(type=str)})
+    with pytest.raises(netabase.ModelDefinitionError, match="keyspace"):
+        netabase.model(key="id", name="T" * name_size, unique=(field,))(attrs.frozen(cls))
+
+
+def test_the_longest_keyspace_name_that_fits_opens_on_lmdb(tmp_path: Path) -> None:
+    name = "T" * (511 - len("~uniqf..t"))
+
+    @netabase.model(key="id", name=name, unique=("t",))
+    @attrs.frozen
+    class Longest:
+        id: int
+        t: str
+
+    with netabase.connect_sync(f"lmdb://{tmp_path / 'db'}", models=[Longest]) as db:
+        db.store(Longest).insert(Longest(1, "x"))
+        assert db.store(Longest).count() == 1
