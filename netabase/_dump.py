@@ -165,6 +165,12 @@ async def claim_restore(backend: Backend, *, force: bool) -> bytes | None:
     return None if result.failed[0] is not None else token
 
 
+async def restoring(backend: Backend) -> bool:
+    """Whether a restore into ``backend`` is running or did not finish (`claim_restore`)."""
+    _, (mark,) = await backend.read(META, [RESTORING])
+    return mark is not None
+
+
 async def release_restore(backend: Backend, token: bytes) -> None:
     """Remove the mark `claim_restore` set, unless another (forced) restore took it over."""
     await backend.apply([WriteBatch((Delete(META, RESTORING),), (Expect(META, RESTORING, token),))])

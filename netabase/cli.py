@@ -47,6 +47,7 @@ from ._dump import (
     other_models,
     plan,
     release_restore,
+    restoring,
     without_links,
 )
 from ._errors import NetabaseError, UnknownAction, ValidationError
@@ -715,6 +716,12 @@ def dump(url: str, file: Path, models: ModelsOption = None) -> None:
     async def main() -> dict[str, int]:
         written = {"records": 0, "grants": 0, "members": 0}
         async with open_database(url, models=classes) as db:
+            if await restoring(db.backend):
+                raise DumpError(
+                    f"{db.url}: a restore into it is running, or one did not finish, so what "
+                    "it holds may be incomplete; nothing was dumped (finish the restore first, "
+                    "with restore --force)"
+                )
             total = sum([await db.store(info.cls).count() for info in order])
             with partial.open("x") as sink, Progress(*_bar(), console=err) as progress:
 

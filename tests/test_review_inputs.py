@@ -132,8 +132,13 @@ def test_a_restore_that_did_not_finish_is_named_until_forced(
     assert run_cli(["restore", url, str(backup)]) == 1
     err = capsys.readouterr().err
     assert "another restore into it is running, or one did not finish" in err, err
+    assert run_cli(["dump", url, str(tmp_path / "partial.jsonl")]) == 1  # not a backup
+    err = capsys.readouterr().err
+    assert "a restore into it is running, or one did not finish" in err, err
+    assert not (tmp_path / "partial.jsonl").exists()
     assert run_cli(["restore", url, str(backup), "--force"]) == 0
     capsys.readouterr()
+    assert run_cli(["dump", url, str(tmp_path / "full.jsonl")]) == 0
     assert run_cli(["restore", url, str(backup)]) == 1  # finished: an ordinary full database
     err = capsys.readouterr().err
     assert "is not empty" in err and "did not finish" not in err, err
