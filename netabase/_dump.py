@@ -16,6 +16,7 @@ itself, so today every cycle is a self-link; the ordering handles longer ones th
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
@@ -25,12 +26,16 @@ import msgpack
 from ._errors import NetabaseError
 from ._keys import decode_element, encode_str, prefix_successor
 from ._model import LinkInfo, ModelInfo
-from .actors._permission_spaces import GRANTS, MEMBERS
-from .backends import Backend
+from ._stored_schema import SPACE as SCHEMA_SPACE
+from .actors._permission_spaces import GRANTS, MEMBERS, META
+from .backends import Backend, Delete, Expect, Put, WriteBatch
 
 FORMAT = "netabase-dump"
 VERSION = 1
 PAGE = 1000
+RESTORING = b"restoring"
+"""Key in the permission meta space held while a restore writes: a second restore, or one
+after a restore that did not finish (killed, failed batch), sees it."""
 
 
 class DumpError(NetabaseError):
@@ -136,3 +141,36 @@ async def memberships(backend: Backend, group: str | None = None) -> AsyncIterat
         name, _ = decode_element(key)
         if group is None or name == group:  # the prefix of "a" also starts "a\x00..."
             yield str(name), msgpack.unpackb(value)
+
+
+async def other_models(backend: Backend, names: Iterable[str]) -> dict[str, int]:
+    """Record counts of the models stored in ``backend`` (those with a stored schema) that are
+    not among ``names`` and hold records."""
+    known = set(names)
+    found: dict[str, int] = {}
+    async for key, _ in _pages(backend, SCHEMA_SPACE, b""):
+        name = key.decode()
+        if name not in known and (count := await backend.count(name)):
+            found[name] = count
+    return found
+
+
+async def claim_restore(backend: Backend, *, force: bool) -> bytes | None:
+    """Mark ``backend`` as being restored into, atomically: a token for `release_restore`, or
+    None when it is already marked (a restore running or one that did not finish) and not
+    ``force``."""
+    token = os.urandom(16)
+    expects = () if force else (Expect(META, RESTORING, None),)
+    result = await backend.apply([WriteBatch((Put(META, RESTORING, token),), expects)])
+    return None if result.failed[0] is not None else token
+
+
+async def restoring(backend: Backend) -> bool:
+    """Whether a restore into ``backend`` is running or did not finish (`claim_restore`)."""
+    _, (mark,) = await backend.read(META, [RESTORING])
+    return mark is not None
+
+
+async def release_restore(backend: Backend, token: bytes) -> None:
+    """Remove the mark `claim_restore` set, unless another (forced) restore took it over."""
+    await backend.apply([WriteBatch((Delete(META, RESTORING),), (Expect(META, RESTORING, token),))])

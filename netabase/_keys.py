@@ -32,6 +32,8 @@ def _escape(raw: bytes) -> bytes:
 
 
 def encode_int(value: int) -> bytes:
+    # The key is what the record stores: never a subclass's own ==, to_bytes, encode, __bytes__.
+    value = int.__int__(value)
     if value == 0:
         return b"\x14"
     if value > 0:
@@ -48,11 +50,11 @@ def encode_int(value: int) -> bytes:
 
 
 def encode_str(value: str) -> bytes:
-    return b"\x02" + _escape(value.encode("utf-8")) + b"\x00"
+    return b"\x02" + _escape(str.encode(value, "utf-8")) + b"\x00"
 
 
-def encode_bytes(value: bytes) -> bytes:
-    return b"\x01" + _escape(bytes(value)) + b"\x00"
+def encode_bytes(value: bytes | bytearray | memoryview) -> bytes:
+    return b"\x01" + _escape(value if type(value) is bytes else bytes(memoryview(value))) + b"\x00"
 
 
 def encode_uuid(value: uuid.UUID) -> bytes:
@@ -68,14 +70,14 @@ def encode_element(value: object) -> bytes:
     if isinstance(value, str):
         return encode_str(value)
     if isinstance(value, bytes | bytearray | memoryview):
-        return encode_bytes(bytes(value))
+        return encode_bytes(value)
     if isinstance(value, uuid.UUID):
         return encode_uuid(value)
     raise TypeError(f"{type(value).__name__} is not a supported key type")
 
 
 def encode_tuple(value: tuple[object, ...]) -> bytes:
-    return b"".join(encode_element(part) for part in value)
+    return b"".join(encode_element(part) for part in tuple.__iter__(value))
 
 
 def encoder_for(key_type: object) -> KeyEncoder:
@@ -191,9 +193,9 @@ def encode_prefix(value: object) -> bytes:
     equal it.
     """
     if isinstance(value, str):
-        return b"\x02" + _escape(value.encode("utf-8"))
+        return b"\x02" + _escape(str.encode(value, "utf-8"))
     if isinstance(value, bytes):
-        return b"\x01" + _escape(value)
+        return b"\x01" + _escape(value if type(value) is bytes else bytes(memoryview(value)))
     if isinstance(value, tuple):
         return encode_tuple(value)
     return encode_element(value)

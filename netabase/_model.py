@@ -391,6 +391,7 @@ def model(
         info.unique_fields = tuple(unique)
         info.validators = tuple(validators)
         info.rules = _check_rules(model_name, rules)
+        _check_space_names(info)
         setattr(cls, _ATTR, info)
         return cls
 
@@ -472,6 +473,21 @@ def _is_frozen(cls: type) -> bool:
     from attr._make import _frozen_setattrs
 
     return getattr(cls, "__setattr__", None) is _frozen_setattrs
+
+
+def _check_space_names(info: ModelInfo[Any]) -> None:
+    """Every keyspace the model uses is named after it (and its unique fields and links), and
+    a name must fit a backend key (LMDB names its databases with keys): refuse longer ones."""
+    from .actors._claims import claim_spaces  # the actors import this module
+
+    for space in (info.space, info.ref_space, *claim_spaces(info)):
+        size = len(space.encode())
+        if size > _keys.MAX_KEY_SIZE:
+            raise ModelDefinitionError(
+                info.name[:40],
+                f"its keyspace {space[:60]!r}... takes {size} bytes, more than the "
+                f"{_keys.MAX_KEY_SIZE} a keyspace name may take: shorten the model name or field",
+            )
 
 
 def _build_info(

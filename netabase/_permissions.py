@@ -132,7 +132,16 @@ class Permissions:
 
     async def check_many(self, queries: Iterable[tuple[str, str, type, Any]]) -> list[bool]:
         """Several checks answered in one actor round (and one revision)."""
-        built = [self._query(*query) for query in queries]
+        built = []
+        for query in _validate.collection("permissions", "queries", queries):
+            if not isinstance(query, tuple) or len(query) != 4:
+                raise ValidationError(
+                    "permissions",
+                    "each query must be a (principal, action, model, key) tuple, got "
+                    + _validate._shown(query),
+                    field="queries",
+                )
+            built.append(self._query(*query))
         if not built:
             return []
         answers: list[bool] = await self._call("check", built)

@@ -12,7 +12,6 @@ early (``| head``) is a normal end: exit 0, no message.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import decimal
 import errno
@@ -43,9 +42,13 @@ from ._dump import (
     FORMAT,
     VERSION,
     DumpError,
+    claim_restore,
     grants,
     memberships,
+    other_models,
     plan,
+    release_restore,
+    restoring,
     without_links,
 )
 from ._errors import NetabaseError, UnknownAction, ValidationError
@@ -236,15 +239,22 @@ def parse_key(model: type, text: str) -> Any:
     """A key from the command line, as the model's key type (JSON for tuples and numbers)."""
     info = _described(model)
     value: Any = text
+    shown = repr(text) if len(text) <= 80 else f"{text[:60]!r}... ({len(text):,} characters)"
     if info.key_type is not str:
-        with contextlib.suppress(json.JSONDecodeError):
+        try:
             value = json.loads(text)
+        except json.JSONDecodeError:
+            pass
+        except RecursionError:
+            raise UsageProblem(
+                f"{shown} is not a valid key for {info.name}: nested too deeply"
+            ) from None
     try:
         key = _JSON.structure(value, cast(Any, info.key_type))
         info.encode_key(key)
     except Exception as exc:
         problem = "; ".join(_messages(exc)).removeprefix(f"{info.name}: ")
-        raise UsageProblem(f"{text!r} is not a valid key for {info.name}: {problem}") from None
+        raise UsageProblem(f"{shown} is not a valid key for {info.name}: {problem}") from None
     return key
 
 
@@ -703,13 +713,20 @@ def dump(url: str, file: Path, models: ModelsOption = None) -> None:
         problem = "it is a directory" if file.is_dir() else f"no directory {file.parent}"
         fail(f"cannot write {file}: {problem}", 2)
     by_name = {info.name: info for info in order}
-    partial = file.with_name(f".{file.name}.partial")
+    # Its own name: two dumps to one FILE must not write into (and rename) each other's file.
+    partial = file.with_name(f".{file.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
 
     async def main() -> dict[str, int]:
         written = {"records": 0, "grants": 0, "members": 0}
         async with open_database(url, models=classes) as db:
+            if await restoring(db.backend):
+                raise DumpError(
+                    f"{db.url}: a restore into it is running, or one did not finish, so what "
+                    "it holds may be incomplete; nothing was dumped (finish the restore first, "
+                    "with restore --force)"
+                )
             total = sum([await db.store(info.cls).count() for info in order])
-            with partial.open("w") as sink, Progress(*_bar(), console=err) as progress:
+            with partial.open("x") as sink, Progress(*_bar(), console=err) as progress:
 
                 def write(line: dict[str, Any]) -> None:
                     sink.write(json.dumps(line) + "\n")
@@ -775,6 +792,9 @@ def read_dump(
         except json.JSONDecodeError as exc:
             yield number, "", None, f"malformed JSON: {exc.msg} at column {exc.colno}"
             continue
+        except RecursionError:
+            yield number, "", None, "JSON nested too deeply"
+            continue
         kind = next((k for k in ("model", "grant", "member", "end", "format") if k in data),
                     "") if isinstance(data, dict) else ""  # fmt: skip
         try:
@@ -787,7 +807,7 @@ def read_dump(
                 group = _principal(member["group"], "group")
                 yield number, "member", (group, _principal(member["member"], "member")), None
             elif kind == "end":
-                yield number, "end", {k: int(v) for k, v in dict(data["end"]).items()}, None
+                yield number, "end", _end_counts(data["end"]), None
             elif kind == "format":
                 yield number, "header", data, None
             else:
@@ -799,6 +819,13 @@ def read_dump(
                 problem = "; ".join(_messages(exc))
             where = {"grant": "grant: ", "member": "membership: ", "end": "end line: "}
             yield number, kind, None, where.get(kind, "") + problem
+
+
+def _end_counts(data: Any) -> dict[str, int]:
+    """The end line's counts: whole numbers, not text or floats or booleans."""
+    if not isinstance(data, dict) or not all(type(v) is int for v in data.values()):
+        raise UsageProblem(f"the counts must be whole numbers, got {data!r}"[:200])
+    return dict(data)
 
 
 def _dump_record(data: dict[str, Any], by_name: dict[str, ModelInfo[Any]]) -> Any:
@@ -827,6 +854,34 @@ def _dump_grant(data: dict[str, Any], by_name: dict[str, ModelInfo[Any]]) -> Any
     return _principal(data["principal"]), info, key, Roles().check_role(data["role"])
 
 
+def membership_cycle(contains: dict[str, list[tuple[str, int]]]) -> tuple[int, str] | None:
+    """A membership line that closes a cycle of groups (which `add_member` would refuse after
+    the records were written), as (line number, problem); one walk over the graph."""
+    done: set[str] = set()
+    for root in contains:
+        if root in done:
+            continue
+        path: list[str] = [root]
+        on_path = {root}
+        todo = [iter(contains.get(root, ()))]
+        while todo:
+            step = next(todo[-1], None)
+            if step is None:
+                todo.pop()
+                done.add(path[-1])
+                on_path.discard(path.pop())
+                continue
+            member, number = step
+            if member in on_path:
+                loop = " -> ".join(repr(name) for name in [*path[path.index(member) :], member])
+                return number, f"membership: a group would contain itself: {loop}"
+            if member not in done:
+                path.append(member)
+                on_path.add(member)
+                todo.append(iter(contains.get(member, ())))
+    return None
+
+
 def check_dump(
     path: Path, by_name: dict[str, ModelInfo[Any]], cleared: dict[str, tuple[Any, ...]]
 ) -> tuple[list[tuple[int, str]], dict[str, int], dict[str, int]]:
@@ -842,6 +897,7 @@ def check_dump(
         for info in by_name.values()
     }
     must_be_done: dict[str, str] = {}  # target -> a model already seen that links to it
+    contains: dict[str, list[tuple[str, int]]] = {}  # group -> (member, line number)
     end: dict[str, int] | None = None
     header_seen = False
     number = 0
@@ -855,7 +911,7 @@ def check_dump(
             if kind != "header" or value.get("format") != FORMAT:
                 problems.append((number, "not a netabase dump (no header line)"))
                 break
-            if value.get("version") != VERSION:
+            if type(value.get("version")) is not int or value["version"] != VERSION:
                 problems.append((number, f"dump format {value.get('version')!r}; this "
                                          f"netabase reads version {VERSION}"))  # fmt: skip
                 break
@@ -884,6 +940,11 @@ def check_dump(
             end = value
         else:
             counts[f"{kind}s"] += 1
+            if kind == "member":
+                group, member = value
+                contains.setdefault(group, []).append((member, number))
+    if (cycle := membership_cycle(contains)) is not None:
+        problems.append(cycle)
     if header_seen and not problems and end is None:
         problems.append((number, "truncated dump: no end line (the dump did not finish)"))
     elif end is not None and end != counts and not problems:
@@ -917,6 +978,10 @@ async def _contents(db: Any, order: list[ModelInfo[Any]]) -> str:
     """What a database already holds ("" if nothing), for refusing to restore over it."""
     counts = [f"{n:,} {info.name}" for info in order if (n := await db.store(info.cls).count())]
     held = [f"{', '.join(counts)} records"] if counts else []
+    others = await other_models(db.backend, (info.name for info in order))
+    if others:
+        listed = ", ".join(f"{n:,} {name}" for name, n in others.items())
+        held.append(f"{listed} records of models --models does not name")
     async for _ in grants(db.backend):
         held.append("grants")
         break
@@ -951,7 +1016,15 @@ def restore(
 
     async def main() -> dict[str, int]:
         async with open_database(url, models=classes) as db:
+            token = await claim_restore(db.backend, force=force)
+            if token is None:
+                raise DumpError(
+                    f"{db.url}: another restore into it is running, or one did not finish "
+                    "(interrupted, or a batch failed), so what it holds may be incomplete; "
+                    "restore into an empty database, or pass --force to write over it"
+                )
             if not force and (held := await _contents(db, order)):
+                await release_restore(db.backend, token)
                 raise DumpError(
                     f"{db.url} is not empty (it holds {held}); restore into an empty "
                     "database, or pass --force to write over what is there"
@@ -1007,6 +1080,7 @@ def restore(
                     await load(first_pass=False)  # the links cleared above, now all exist
                 task = progress.add_task("restore permissions", total=len(permissions))
                 await _concurrently(permissions, lambda n: progress.advance(task, n))
+            await release_restore(db.backend, token)
             return restored
 
     restored = run_async(main)
