@@ -286,3 +286,12 @@ def test_anyio_service_on_trio_uses_netabase_natively() -> None:
 
     summary = anyio.run(run_service, "memory://", 30, backend="trio")
     assert summary == {"orders": 30, "customers": 5, "first": 0}
+
+
+def test_the_typed_usage_example_runs() -> None:
+    """CI type-checks it with ``mypy --strict``; this runs it through all three entry points."""
+    from examples.typed_usage import asyncio_main, main, sync_main
+
+    trio.run(main)
+    sync_main()
+    asyncio.run(asyncio_main())
