@@ -172,7 +172,7 @@ def test_two_databases_on_one_loop_and_closed_ones_say_so(
                 assert await b.store(Client).get("in-b") == Client("in-b")
             assert await a.store(Client).count() == 1  # the first outlives the second
             closed = b.store(Client)
-        with pytest.raises(netabase.Closed):
+        with pytest.raises(netabase.Closed, match=r"cannot serve AsyncioStore\.get$"):
             await closed.get("in-b")
 
     asyncio.run(main())
@@ -182,7 +182,7 @@ def test_two_databases_on_one_loop_and_closed_ones_say_so(
 def test_sync_calls_after_close_and_inside_trio_are_clear_errors() -> None:
     with netabase.connect_sync("memory://", models=LINK_MODELS) as db:
         clients = db.store(Client)
-    with pytest.raises(netabase.Closed):
+    with pytest.raises(netabase.Closed, match=r"cannot serve SyncStore\.get$"):
         clients.get("c1")
 
     async def inside_trio() -> None:
