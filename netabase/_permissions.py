@@ -285,7 +285,7 @@ class GuardedStore(Generic[T]):
         (record,) = await self.get_many([key])
         if fields is None or record is None:
             return record
-        return await self._readable_links(await self._store._load(record, fields))
+        return await self._store._load(record, fields, self._readable_targets)
 
     async def get_many(self, keys: Iterable[Any]) -> list[T | None]:
         """Needs ``read`` on each record as it is read (judged on that record and its parent,
@@ -611,26 +611,26 @@ class GuardedStore(Generic[T]):
             if ok and raws[(entry.model, k)] is not None
         ]
 
-    async def _readable_links(self, loaded: Loaded[T]) -> Loaded[T]:
-        """``loaded`` with each linked record the principal may not read (judged on it as
-        read) replaced by None."""
-        by_field = {link.field: link for link in self._info.links}
-        judgements = []
-        for field, value in loaded.links.items():
-            target = by_field[field].target
-            for record in value if isinstance(value, tuple) else (value,):
-                if record is not None:
-                    key = target.encode_key(target.key_of(record))
-                    judgements.append(_as_read(self._principal, target, key, record))
-        answers, _ = await self._permissions._judge(judgements)
-        ok = iter(answers)
-        links: dict[str, Any] = {}
-        for field, value in loaded.links.items():
-            if isinstance(value, tuple):
-                links[field] = tuple(r if r is None or next(ok) else None for r in value)
-            else:
-                links[field] = value if value is None or next(ok) else None
-        return Loaded(loaded.record, links)
+    async def _readable_targets(self, info: ModelInfo[Any], keys: list[Any]) -> list[Any]:
+        """The records under ``keys`` as read, None for each the principal may not read (as for
+        a missing one); a readable corrupt one raises `CorruptRecord`."""
+        runtime = self._permissions._runtime
+        encoded = [info.encode_key(key) for key in keys]
+        store: Store[Any] = Store(
+            runtime.actors[info.name], info, timeout=runtime.config.request_timeout
+        )
+        try:
+            records: list[Any] = await store.get_many(keys)
+        except CorruptRecord:  # which of them, and whether it may be said: read them as they are
+            records = await runtime.ask(info.name, "peek", encoded)
+        answers, _ = await self._permissions._judge(
+            [_as_read(self._principal, info, k, r) for k, r in zip(encoded, records, strict=True)]
+        )
+        readable = [r if ok else None for r, ok in zip(records, answers, strict=True)]
+        for record in readable:
+            if isinstance(record, CorruptRecord):
+                raise record
+        return readable
 
 
 def _decoded(info: ModelInfo[Any], key: bytes, raw: bytes | None) -> Any:

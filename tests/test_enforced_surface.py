@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 
 import netabase
 from netabase._portal import TrioPortal
+from netabase.backends import Put, WriteBatch
 
 from .test_enforced_view import (
     FOLDERS,
@@ -108,3 +109,21 @@ async def test_enforced_reads_check_their_arguments_first() -> None:
         with pytest.raises(netabase.ValidationError, match="field"):
             await notes.referrers("n1", field="nope")
         assert notes.model is Note
+
+
+async def test_a_loaded_corrupt_record_is_none_unless_readable() -> None:
+    async with netabase.open("memory://", models=MODELS) as db:
+        await db.store(Space).insert(Space("s1"))
+        await db.store(Folder).insert_many([Folder("f1", "s1"), Folder("f2", "s1")])
+        await db.store(Note).insert(Note("n1", "f1", see_also="f2"))
+        info = db._runtime.actor_for(Folder).info
+        corrupt = WriteBatch((Put(info.space, info.encode_key("f2"), b"\xc1 not msgpack"),))
+        await db._runtime.backend.apply([corrupt])
+        await db.permissions.grant("p", Folder, "f1", "read")
+        notes = db.as_principal("p").store(Note)
+        loaded = await notes.get("n1", load=["folder", "see_also"])
+        assert loaded is not None and loaded["see_also"] is None  # as if it were missing
+        assert loaded["folder"] == Folder("f1", "s1")
+        await db.permissions.grant("p", Folder, "f2", "read")
+        with pytest.raises(netabase.CorruptRecord):
+            await notes.get("n1", load=["see_also"])
