@@ -124,6 +124,9 @@ async def test_a_loaded_corrupt_record_is_none_unless_readable() -> None:
         loaded = await notes.get("n1", load=["folder", "see_also"])
         assert loaded is not None and loaded["see_also"] is None  # as if it were missing
         assert loaded["folder"] == Folder("f1", "s1")
+        folders = db.as_principal("p").store(Folder)
+        assert not await folders.contains("f2") and await folders.count() == 1
         await db.permissions.grant("p", Folder, "f2", "read")
         with pytest.raises(netabase.CorruptRecord):
             await notes.get("n1", load=["see_also"])
+        assert await folders.contains("f2") and await folders.count() == 2
