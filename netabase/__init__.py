@@ -8,7 +8,13 @@ Declare records as attrs classes with `model` (and `link` fields), then::
 From asyncio use `open_asyncio`, from synchronous code `connect_sync`: same typed API.
 """
 
-from ._asyncio import AsyncioDatabase, AsyncioPermissions, AsyncioStore, open_asyncio
+from ._asyncio import (
+    AsyncioDatabase,
+    AsyncioPermissions,
+    AsyncioPrincipalView,
+    AsyncioStore,
+    open_asyncio,
+)
 from ._database import Database, DatabaseStats
 from ._database import open_database as open
 from ._errors import (
@@ -37,7 +43,7 @@ from ._model import LinkInfo, ModelInfo, info_of, link, model
 from ._permissions import GuardedStore, Permissions, PrincipalView
 from ._roles import Explanation, Grant, Roles, Rule, allow, condition, register_condition, require
 from ._store import Loaded, Store
-from ._sync import SyncDatabase, SyncPermissions, SyncStore, connect_sync
+from ._sync import SyncDatabase, SyncPermissions, SyncPrincipalView, SyncStore, connect_sync
 from .actors._links import Referrer
 from .actors._stats import ActorStats
 from .backends import register_backend
@@ -47,6 +53,7 @@ __all__ = [
     "ActorStats",
     "AsyncioDatabase",
     "AsyncioPermissions",
+    "AsyncioPrincipalView",
     "AsyncioStore",
     "BackendUnavailable",
     "Closed",
@@ -79,6 +86,7 @@ __all__ = [
     "Store",
     "SyncDatabase",
     "SyncPermissions",
+    "SyncPrincipalView",
     "SyncStore",
     "UnknownAction",
     "UnknownModel",

@@ -27,7 +27,7 @@ import outcome
 import trio
 
 from ._errors import Closed, NetabaseError
-from ._portal import TrioPortal
+from ._portal import TrioPortal, described
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -128,7 +128,7 @@ class _TrioRunner:
 
     async def call(self, fn: Callable[..., Awaitable[R]], *args: Any) -> R:
         if self._token is None:
-            raise Closed(getattr(fn, "__qualname__", "this call"))
+            raise Closed(described(fn))
         assert self._loop is not None and self._jobs is not None
         future: asyncio.Future[R] = self._loop.create_future()
         scope = trio.CancelScope()

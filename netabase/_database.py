@@ -49,6 +49,9 @@ class DatabaseStats:
 class Database:
     """An open netabase database: stores per model, statistics, permissions."""
 
+    url: str
+    permissions: Permissions
+
     def __init__(self, runtime: Runtime, url: str) -> None:
         self._runtime = runtime
         self.url = url

@@ -7,9 +7,9 @@ decisions are made and cached.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, overload
 
 from . import _validate
 from ._errors import (
@@ -23,10 +23,11 @@ from ._errors import (
 from ._keys import encode_str
 from ._model import LinkInfo, ModelInfo
 from ._roles import Explanation
-from ._store import Store, _Scan
+from ._store import DEFAULT_PAGE_SIZE, Loaded, Store, _Scan
 from .actors._calls import call
 from .actors._cascade import RestrictRefusal
 from .actors._claims import ClaimRefusal
+from .actors._links import Referrer
 from .actors._permission_actor import Judgement, Obj, _parent_of
 from .actors._permission_spaces import GRANTS_REVISION, MAX_NAME_KEY, META
 from .actors._writes import Guard, PutItem, Rejudge, _missing
@@ -271,6 +272,8 @@ class Basis(NamedTuple):
 class PrincipalView:
     """The database as one principal sees it: every store access is checked first."""
 
+    principal: str
+
     def __init__(self, runtime: Runtime, principal: str, permissions: Permissions) -> None:
         self._runtime = runtime
         self.principal = _principal(principal)
@@ -309,9 +312,20 @@ class GuardedStore(Generic[T]):
         self._principal = principal
         self._permissions = permissions
 
-    async def get(self, key: Any) -> T | None:
+    @overload
+    async def get(self, key: Any, *, load: None = None) -> T | None: ...
+
+    @overload
+    async def get(self, key: Any, *, load: Sequence[str]) -> Loaded[T] | None: ...
+
+    async def get(self, key: Any, *, load: Sequence[str] | None = None) -> T | Loaded[T] | None:
+        """Needs ``read`` on the record (see `get_many`); each record ``load`` fetches is judged
+        as read too, and one the principal may not read is None, like a missing one."""
+        fields = None if load is None else self._store._load_fields(load)
         (record,) = await self.get_many([key])
-        return record
+        if fields is None or record is None:
+            return record
+        return await self._store._load(record, fields, self._readable_targets)
 
     async def get_many(self, keys: Iterable[Any]) -> list[T | None]:
         """Needs ``read`` on each record as it is read (judged on that record and its parent,
@@ -556,17 +570,38 @@ class GuardedStore(Generic[T]):
 
     # reads
 
-    async def scan(self, *, limit: int | None = None, **options: Any) -> AsyncIterator[T]:
+    def scan(
+        self,
+        *,
+        start: Any = None,
+        stop: Any = None,
+        prefix: Any = None,
+        limit: int | None = None,
+        reverse: bool = False,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        skip_corrupt: bool = False,
+    ) -> AsyncIterator[T]:
         """Like `Store.scan`, yielding only the records the principal may read; ``limit``
         counts those readable records, not the ones skipped. An unreadable corrupt record is
         skipped like any unreadable one; a readable one raises `CorruptRecord` (unless
         ``skip_corrupt``)."""
         limit = _validate.optional_integer(self._info.name, "limit", limit)
+        scan = self._store.scan(
+            start=start,
+            stop=stop,
+            prefix=prefix,
+            reverse=reverse,
+            page_size=page_size,
+            skip_corrupt=skip_corrupt,
+        )
+        assert isinstance(scan, _Scan)
+        return self._scan_readable(scan, limit, skip_corrupt)
+
+    async def _scan_readable(
+        self, scan: _Scan[T], limit: int | None, skip_corrupt: bool
+    ) -> AsyncIterator[T]:
         if limit == 0:
             return
-        skip_corrupt = bool(options.get("skip_corrupt", False))
-        scan = self._store.scan(**options)
-        assert isinstance(scan, _Scan)
         left = limit
         while (page := await self._readable_page(scan)) is not None:
             for record in page:
@@ -590,6 +625,91 @@ class GuardedStore(Generic[T]):
         keys = [key for key, _ in page]
         records, answers = await self._judged_reads(keys, [record for _, record in page])
         return [r for r, ok in zip(records, answers, strict=True) if ok and r is not None]
+
+    # the rest of `Store`'s surface, judged like the reads above
+
+    @property
+    def model(self) -> type[T]:
+        return self._store.model
+
+    def with_options(
+        self, *, timeout: float | None = None, block: bool | None = None
+    ) -> GuardedStore[T]:
+        """This view with another deadline or mailbox policy for its store requests (see
+        `Store.with_options`); permission requests keep the database's."""
+        store = self._store.with_options(timeout=timeout, block=block)
+        return GuardedStore(store, self._info, self._principal, self._permissions)
+
+    async def contains(self, key: Any) -> bool:
+        """Whether a record the principal may read is under ``key``, judged on it as read: an
+        unreadable one answers False, exactly like a missing one."""
+        info = self._info
+        encoded = info.encode_key(key)
+        try:
+            records: list[Any] = await self._store.get_many([key])
+        except CorruptRecord:  # judged on itself alone, as `get_many` judges it
+            records = await self._peek([encoded])
+        records, (ok,) = await self._judged_reads([encoded], records)
+        return ok and records[0] is not None
+
+    async def count(self) -> int:
+        """Number of records the principal may read (a readable corrupt one included). Unlike
+        `Store.count` it reads and judges every record of the model, a page at a time, so it
+        costs a full scan."""
+        scan = self._store.scan(page_size=DEFAULT_PAGE_SIZE)
+        assert isinstance(scan, _Scan)
+        total = 0
+        while (page := await self._readable_page(scan)) is not None:
+            total += len(page)
+        return total
+
+    async def referrers(
+        self, key: Any, model: type | None = None, field: str | None = None
+    ) -> list[Referrer]:
+        """Like `Store.referrers`, keeping only the referring records the principal may read,
+        each judged as stored when read (one gone meanwhile is left out)."""
+        entries = await self._store.referrers(key, model, field)
+        runtime = self._permissions._runtime
+        encoded = [runtime.models[entry.model].encode_key(entry.key) for entry in entries]
+        wanted: dict[str, list[bytes]] = {}
+        for entry, source_key in zip(entries, encoded, strict=True):
+            wanted.setdefault(entry.model, []).append(source_key)
+        raws: dict[Obj, bytes | None] = {}
+        for name, keys in wanted.items():
+            unique = list(dict.fromkeys(keys))
+            values = await self._permissions._read(runtime.models[name], unique)
+            raws.update(((name, k), raw) for k, raw in zip(unique, values, strict=True))
+        answers, _ = await self._permissions._judge(
+            [
+                _stored(self._principal, "read", runtime.models[e.model], k, raws[(e.model, k)])
+                for e, k in zip(entries, encoded, strict=True)
+            ]
+        )
+        return [
+            entry
+            for entry, k, ok in zip(entries, encoded, answers, strict=True)
+            if ok and raws[(entry.model, k)] is not None
+        ]
+
+    async def _readable_targets(self, info: ModelInfo[Any], keys: list[Any]) -> list[Any]:
+        """The records under ``keys`` as read, None for each the principal may not read (as for
+        a missing one); a readable corrupt one raises `CorruptRecord`."""
+        runtime = self._permissions._runtime
+        encoded = [info.encode_key(key) for key in keys]
+        store: Store[Any] = Store(
+            runtime.actors[info.name], info, timeout=runtime.config.request_timeout
+        )
+        try:
+            records: list[Any] = await store.get_many(keys)
+        except CorruptRecord:  # which of them, and whether it may be said: read them as they are
+            records = await runtime.ask(info.name, "peek", encoded)
+        view = GuardedStore(store, info, self._principal, self._permissions)
+        records, answers = await view._judged_reads(encoded, records)
+        readable = [r if ok else None for r, ok in zip(records, answers, strict=True)]
+        for record in readable:
+            if isinstance(record, CorruptRecord):
+                raise record
+        return readable
 
 
 def _same(info: ModelInfo[Any], before: Any, after: Any) -> bool:

@@ -27,6 +27,11 @@ def _in_trio_run() -> bool:
     return True
 
 
+def described(fn: Callable[..., object]) -> str:
+    """What a refused call was, for `Closed`: ``SyncStore.get``, not its inner lambda."""
+    return str(getattr(fn, "__qualname__", "this call")).split(".<locals>")[0]
+
+
 class Held(Generic[T]):
     """An async context manager entered on the portal; `close` exits it from this thread."""
 
@@ -104,7 +109,7 @@ class TrioPortal:
     def run(self, async_fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run ``async_fn(*args)`` on the portal's loop and return its result here."""
         if self._token is None:
-            raise Closed(getattr(async_fn, "__qualname__", "this call"))
+            raise Closed(described(async_fn))
         return trio.from_thread.run(async_fn, *args, trio_token=self._token)
 
     def enter(self, manager: AbstractAsyncContextManager[T]) -> Held[T]:

@@ -7,7 +7,7 @@ anything is queued. Every call then waits for the actor with a deadline (`Reques
 from __future__ import annotations
 
 import typing
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from . import _keys, _validate
@@ -74,7 +74,7 @@ class Store(Generic[T]):
     # reads
 
     @overload
-    async def get(self, key: Any) -> T | None: ...
+    async def get(self, key: Any, *, load: None = None) -> T | None: ...
 
     @overload
     async def get(self, key: Any, *, load: Sequence[str]) -> Loaded[T] | None: ...
@@ -109,7 +109,14 @@ class Store(Generic[T]):
             )
         return fields
 
-    async def _load(self, record: T, fields: list[str]) -> Loaded[T]:
+    async def _load(
+        self,
+        record: T,
+        fields: list[str],
+        fetch: Callable[[ModelInfo[Any], list[Any]], Awaitable[list[Any]]] | None = None,
+    ) -> Loaded[T]:
+        """``record`` with its linked records, each target read with one `get_many` (or with
+        ``fetch``: the enforced view's, which judges them)."""
         info = self._info
         by_field = {link.field: link for link in info.links}
         wanted: dict[str, list[Any]] = {}
@@ -121,8 +128,12 @@ class Store(Generic[T]):
         for target, keys in wanted.items():
             unique = list(dict.fromkeys(keys))
             actor = runtime.actors[target]
-            store = Store(actor, actor.info, timeout=self._timeout, block=self._block)
-            found[target] = dict(zip(unique, await store.get_many(unique), strict=True))
+            if fetch is None:
+                store = Store(actor, actor.info, timeout=self._timeout, block=self._block)
+                fetched: list[Any] = await store.get_many(unique)
+            else:
+                fetched = await fetch(actor.info, unique)
+            found[target] = dict(zip(unique, fetched, strict=True))
         linked: dict[str, Any] = {}
         for field in fields:
             link = by_field[field]

@@ -12,8 +12,10 @@ import pytest
 import trio
 
 import netabase
+from netabase.backends.memory import MemoryBackend
 
 from .link_models import LINK_MODELS, Client, Purchase
+from .test_enforced_view import MODELS, Folder, Note, Space
 
 BRIDGES = ["guest", "thread"]
 
@@ -170,7 +172,7 @@ def test_two_databases_on_one_loop_and_closed_ones_say_so(
                 assert await b.store(Client).get("in-b") == Client("in-b")
             assert await a.store(Client).count() == 1  # the first outlives the second
             closed = b.store(Client)
-        with pytest.raises(netabase.Closed):
+        with pytest.raises(netabase.Closed, match=r"cannot serve AsyncioStore\.get$"):
             await closed.get("in-b")
 
     asyncio.run(main())
@@ -180,7 +182,7 @@ def test_two_databases_on_one_loop_and_closed_ones_say_so(
 def test_sync_calls_after_close_and_inside_trio_are_clear_errors() -> None:
     with netabase.connect_sync("memory://", models=LINK_MODELS) as db:
         clients = db.store(Client)
-    with pytest.raises(netabase.Closed):
+    with pytest.raises(netabase.Closed, match=r"cannot serve SyncStore\.get$"):
         clients.get("c1")
 
     async def inside_trio() -> None:
@@ -216,6 +218,66 @@ def test_anyio_on_asyncio_uses_the_same_adapter() -> None:
     assert anyio.run(main, backend="asyncio") == ["a00", "a01", "a02"]
 
 
+# -- the enforced view and the rest of the surface, through both adapters -----------------------
+
+
+def test_sync_enforced_view_and_the_rest_of_the_surface() -> None:
+    with netabase.connect_sync("memory://", models=MODELS) as db:
+        assert isinstance(db.backend, MemoryBackend)
+        db.store(Space).insert(Space("s1"))
+        db.store(Folder).insert_many([Folder("f1", "s1"), Folder("f2", "s1")])
+        db.store(Note).insert_many([Note("n1", "f1", see_also="f2"), Note("n2", "f2")])
+        db.permissions.grant("ann", Folder, "f1", "write")
+        assert db.permissions.check_record("ann", "write", Note("n3", "f1"))
+        with db.as_principal("ann") as view:
+            assert view.principal == "ann"
+            notes = view.store(Note).with_options(timeout=10, block=False)
+            assert isinstance(notes, netabase.SyncStore) and notes.model is Note
+            assert notes.contains("n1") and not notes.contains("n2")  # n2 is unreadable
+            assert notes.count() == 1 and [n.id for n in notes.scan()] == ["n1"]
+            loaded = notes.get("n1", load=["folder", "see_also"])
+            assert loaded is not None and loaded["folder"] == Folder("f1", "s1")
+            assert loaded["see_also"] is None  # f2 exists, but ann may not read it
+            assert view.store(Folder).referrers("f1") == [netabase.Referrer("Note", "folder", "n1")]
+            notes.insert(Note("n3", "f1"))
+            with pytest.raises(netabase.PermissionDenied):
+                notes.get("n2")
+            with pytest.raises(netabase.PermissionDenied):
+                notes.insert(Note("n4", "f2"))
+        assert db.store(Note).with_options(timeout=1).count() == 3
+
+
+@pytest.mark.parametrize("bridge", BRIDGES)
+def test_asyncio_enforced_view_and_the_rest_of_the_surface(
+    bridge: netabase._asyncio.Bridge,
+) -> None:
+    async def main() -> None:
+        async with netabase.open_asyncio("memory://", models=MODELS, bridge=bridge) as db:
+            assert isinstance(db.backend, MemoryBackend)
+            await db.store(Space).insert(Space("s1"))
+            await db.store(Folder).insert_many([Folder("f1", "s1"), Folder("f2", "s1")])
+            await db.store(Note).insert_many([Note("n1", "f1", see_also="f2"), Note("n2", "f2")])
+            await db.permissions.grant("ann", Folder, "f1", "read")
+            assert not await db.permissions.check_record("ann", "write", Note("n3", "f1"))
+            async with db.as_principal("ann") as view:
+                notes = view.store(Note).with_options(timeout=10)
+                assert isinstance(notes, netabase.AsyncioStore) and notes.model is Note
+                assert await notes.contains("n1") and not await notes.contains("n2")
+                assert await notes.count() == 1
+                assert [n.id async for n in notes.scan(page_size=1)] == ["n1"]
+                loaded = await notes.get("n1", load=["see_also"])
+                assert loaded is not None and loaded["see_also"] is None
+                # f2 is linked by n1 (readable) and n2 (not): only n1's link is listed
+                referrers = await view.store(Folder).referrers("f2")
+                assert referrers == [netabase.Referrer("Note", "see_also", "n1")]
+                with pytest.raises(netabase.PermissionDenied):
+                    await notes.insert(Note("n3", "f1"))
+            assert len(await db.store(Folder).referrers("f2")) == 2
+
+    asyncio.run(main())
+    assert netabase_threads() == []
+
+
 # -- anyio on trio -----------------------------------------------------------------------------
 
 
@@ -224,3 +286,12 @@ def test_anyio_service_on_trio_uses_netabase_natively() -> None:
 
     summary = anyio.run(run_service, "memory://", 30, backend="trio")
     assert summary == {"orders": 30, "customers": 5, "first": 0}
+
+
+def test_the_typed_usage_example_runs() -> None:
+    """CI type-checks it with ``mypy --strict``; this runs it through all three entry points."""
+    from examples.typed_usage import asyncio_main, main, sync_main
+
+    trio.run(main)
+    sync_main()
+    asyncio.run(asyncio_main())

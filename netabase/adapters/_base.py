@@ -1,0 +1,115 @@
+"""The two crossings the generated adapters use: each runs a trio-side call and returns its
+result on the caller's side, and turns a trio async iterator into pages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import Any, Generic, TypeVar
+
+from .. import _validate
+from .._bridge import Runner
+from .._model import ModelInfo, info_of
+from .._portal import TrioPortal
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+async def take(iterator: AsyncIterator[T], count: int) -> list[T]:
+    """Up to ``count`` items from a trio-side async iterator (one crossing per page)."""
+    items: list[T] = []
+    for _ in range(count):
+        try:
+            items.append(await iterator.__anext__())
+        except StopAsyncIteration:
+            break
+    return items
+
+
+def listed(where: str, name: str, items: Iterable[Any]) -> list[Any]:
+    """``items`` as a list, taken in the caller before the call crosses (or `ValidationError`)."""
+    return list(_validate.collection(where, name, items))
+
+
+def model_name(model: type) -> str:
+    """The name validation errors give ``model``."""
+    info: ModelInfo[Any] | None = info_of(model)
+    return model.__name__ if info is None else info.name
+
+
+class SyncCrossing:
+    """Calls from any thread into the trio runtime on a `TrioPortal` thread, blocking."""
+
+    def __init__(self, crossing: TrioPortal) -> None:
+        self._crossing = crossing
+
+    def _run(self, call: Callable[[], Awaitable[R]]) -> R:
+        return self._crossing.run(call)
+
+    def _pages(self, source: AsyncIterator[R], page_size: int) -> Iterator[R]:
+        return _sync_pages(self._crossing, source, page_size)
+
+
+def _sync_pages(portal: TrioPortal, source: AsyncIterator[R], page_size: int) -> Iterator[R]:
+    while True:
+        page = portal.run(take, source, page_size)
+        yield from page
+        if len(page) < page_size:
+            return
+
+
+class AsyncioCrossing:
+    """Calls from the asyncio loop into the trio runtime through a bridge `Runner`, awaited."""
+
+    def __init__(self, crossing: Runner) -> None:
+        self._crossing = crossing
+
+    async def _run(self, call: Callable[[], Awaitable[R]]) -> R:
+        return await self._crossing.call(call)
+
+    def _pages(self, source: AsyncIterator[R], page_size: int) -> AsyncIterator[R]:
+        return Pages(self._crossing, source, page_size)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a page fetch's outcome as seen, so an abandoned scan logs no stray error."""
+    if not future.cancelled():
+        future.exception()
+
+
+class Pages(Generic[T]):
+    """An asyncio async iterator over a trio async iterator, a page per crossing."""
+
+    def __init__(self, runner: Runner, source: AsyncIterator[T], page_size: int) -> None:
+        self._runner = runner
+        self._source = source
+        self._page_size = page_size
+        self._page: list[T] = []
+        self._index = 0
+        self._done = False
+        self._fetching: asyncio.Future[list[T]] | None = None
+
+    def __aiter__(self) -> Pages[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        if self._index >= len(self._page):
+            if self._done:
+                raise StopAsyncIteration
+            if self._fetching is None:
+                self._fetching = asyncio.ensure_future(
+                    self._runner.call(take, self._source, self._page_size)
+                )
+                self._fetching.add_done_callback(_retrieve)
+            # Shielded: a caller cancelled mid-fetch (a timeout, say) leaves the page to the
+            # next call instead of dropping records already taken from the scan.
+            self._page = await asyncio.shield(self._fetching)
+            self._fetching = None
+            self._index = 0
+            self._done = len(self._page) < self._page_size
+            if not self._page:
+                raise StopAsyncIteration
+        item = self._page[self._index]
+        self._index += 1
+        return item
