@@ -99,10 +99,12 @@ class Door:
         self.left = times
         self.reached = trio.Event()
         self._opened = trio.Event()
-        try_put, put = mailbox.try_put, mailbox.put
+        put_nowait, put = mailbox.put_nowait, mailbox.put
 
-        def held_try_put(request: Request, now: float) -> bool:
-            return False if self._holds(request) else try_put(request, now)
+        def held_put_nowait(request: Request, now: float) -> None:
+            if self._holds(request):
+                raise trio.WouldBlock
+            put_nowait(request, now)
 
         async def held_put(request: Request) -> None:
             if self._holds(request):
@@ -112,7 +114,7 @@ class Door:
                 await opened.wait()
             await put(request)
 
-        mailbox.try_put = held_try_put  # type: ignore[method-assign]
+        mailbox.put_nowait = held_put_nowait  # type: ignore[method-assign]
         mailbox.put = held_put  # type: ignore[method-assign]
 
     def _holds(self, request: Request) -> bool:

@@ -131,7 +131,7 @@ async def test_one_bad_write_fails_alone(db: netabase.Database) -> None:
     batches = actor.stats.batches
     now = trio.current_time()
     for request in requests:
-        assert actor.mailbox.try_put(request, now)
+        actor.mailbox.put_nowait(request, now)  # raises trio.WouldBlock when full
     results = [await outcome.acapture(request.wait) for request in requests]
     assert actor.stats.batches == batches + 1, "all 41 requests were served in one batch"
     failed = [r for r in results if isinstance(r, outcome.Error)]

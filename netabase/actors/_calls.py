@@ -29,12 +29,14 @@ async def call(
     request = Request(kind, args, key)
     now = trio.current_time()
     deadline = now + seconds
-    if not mailbox.try_put(request, now):
+    try:
+        mailbox.put_nowait(request, now)
+    except trio.WouldBlock:
         if not block:
-            raise Overloaded(name, mailbox.capacity)
+            raise Overloaded(name, mailbox.capacity) from None
         with trio.move_on_at(deadline) as waited:
             await mailbox.put(request)
         if waited.cancelled_caught:
-            raise RequestTimeout(name, kind, seconds, key)
+            raise RequestTimeout(name, kind, seconds, key) from None
     deadlines.add(request, deadline, seconds, name)
     return await request.wait()

@@ -77,12 +77,12 @@ class Mailbox:
     def __len__(self) -> int:
         return len(self._items)
 
-    def try_put(self, request: Request, now: float) -> bool:
-        """Enqueue if there is room (the fast path); False when full."""
+    def put_nowait(self, request: Request, now: float) -> None:
+        """Enqueue if there is room (the fast path), else raise `trio.WouldBlock`; ``now`` is
+        the caller's `trio.current_time`, which it needs for the deadline anyway."""
         if len(self._items) >= self.capacity and self.closed_error is None:
-            return False
+            raise trio.WouldBlock
         self._enqueue(request, now)
-        return True
 
     async def put(self, request: Request) -> None:
         """Enqueue, waiting while the mailbox is full (backpressure)."""
