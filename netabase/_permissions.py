@@ -27,7 +27,19 @@ from ._roles import Explanation
 from ._store import Store, _Scan
 from .actors._calls import call
 from .actors._cascade import RestrictRefusal
-from .actors._permission_actor import Judgement, Obj, _parent_of
+from .actors._messages import (
+    AddMember,
+    Check,
+    Explain,
+    GrantRole,
+    Judge,
+    ListObjects,
+    Message,
+    Peek,
+    RemoveMember,
+    RevokeRole,
+)
+from .actors._permission_actor import Judgement, Obj, Query, _parent_of
 from .actors._permission_spaces import MAX_NAME_KEY, META, REVISION
 from .actors._writes import Guard, PutItem, Rejudge, _missing
 from .backends import Condition, Expect
@@ -73,14 +85,13 @@ class Permissions:
         self._actor = runtime.permissions
         self._roles = runtime.permissions.roles
 
-    async def _call(self, kind: str, args: Any) -> Any:
+    async def _call(self, message: Message) -> Any:
         runtime = self._runtime
         return await call(
             self._actor.mailbox,
             runtime.deadlines,
             "permissions",
-            kind,
-            args,
+            message,
             None,
             runtime.config.request_timeout,
             True,
@@ -90,7 +101,7 @@ class Permissions:
         info = self._runtime.actor_for(model).info
         return info, info.encode_key(key)
 
-    def _query(self, principal: str, action: str, model: type, key: Any) -> tuple[Any, ...]:
+    def _query(self, principal: str, action: str, model: type, key: Any) -> Query:
         info, encoded = self._object(model, key)
         self._roles.check_action(action, info.name)
         return (_principal(principal), action, info.name, encoded, None)
@@ -99,13 +110,12 @@ class Permissions:
         """Give ``principal`` (a user or a group) ``role`` on a record and everything below it."""
         info, encoded = self._object(model, key)
         await self._call(
-            "grant",
-            (
+            GrantRole(
                 _principal(principal),
                 info.name,
                 encoded,
                 _principal(self._roles.check_role(role), "role"),
-            ),
+            )
         )
 
     async def revoke(self, principal: str, model: type, key: Any, role: str | None = None) -> int:
@@ -113,22 +123,22 @@ class Permissions:
         info, encoded = self._object(model, key)
         if role is not None:
             self._roles.check_role(role)
-        revoked: int = await self._call("revoke", (_principal(principal), info.name, encoded, role))
+        revoked: int = await self._call(RevokeRole(_principal(principal), info.name, encoded, role))
         return revoked
 
     async def add_member(self, group: str, member: str) -> None:
         """Make ``member`` (a principal or another group) part of ``group``; cycles are refused."""
-        await self._call("add_member", (_principal(group, "group"), _principal(member, "member")))
+        await self._call(AddMember(_principal(group, "group"), _principal(member, "member")))
 
     async def remove_member(self, group: str, member: str) -> bool:
         removed: bool = await self._call(
-            "remove_member", (_principal(group, "group"), _principal(member, "member"))
+            RemoveMember(_principal(group, "group"), _principal(member, "member"))
         )
         return removed
 
     async def check(self, principal: str, action: str, model: type, key: Any) -> bool:
         """Whether ``principal`` may ``action`` the record; an unknown principal may do nothing."""
-        (allowed,) = await self._call("check", [self._query(principal, action, model, key)])
+        (allowed,) = await self._call(Check([self._query(principal, action, model, key)]))
         return bool(allowed)
 
     async def check_many(self, queries: Iterable[tuple[str, str, type, Any]]) -> list[bool]:
@@ -136,7 +146,7 @@ class Permissions:
         built = [self._query(*query) for query in queries]
         if not built:
             return []
-        answers: list[bool] = await self._call("check", built)
+        answers: list[bool] = await self._call(Check(built))
         return answers
 
     async def check_record(self, principal: str, action: str, record: Any) -> bool:
@@ -158,7 +168,7 @@ class Permissions:
         if not items:
             _, (token,) = await self._runtime.backend.read(META, [REVISION])
             return [], token
-        answers, token = await self._call("judge", items)
+        answers, token = await self._call(Judge(items))
         return answers, token
 
     async def _read(self, info: ModelInfo[Any], keys: list[bytes]) -> list[bytes | None]:
@@ -197,7 +207,7 @@ class Permissions:
     async def explain(self, principal: str, action: str, model: type, key: Any) -> Explanation:
         """The decision with its reason: the group path, the grant and the record path."""
         explanation: Explanation = await self._call(
-            "explain", self._query(principal, action, model, key)
+            Explain(self._query(principal, action, model, key))
         )
         return explanation
 
@@ -219,7 +229,7 @@ class Permissions:
         cursor: bytes | None = None
         while True:
             page: list[bytes] = await self._call(
-                "list", (principal, action, info.name, cursor, page_size)
+                ListObjects(principal, action, info.name, cursor, page_size)
             )
             for key in page:
                 yield info.decode_key(key)
@@ -282,7 +292,7 @@ class GuardedStore(Generic[T]):
         try:
             records: list[Any] = await self._store.get_many(wanted)
         except CorruptRecord:  # which of them, and whether it may be said: read them as they are
-            records = await self._permissions._runtime.ask(info.name, "peek", encoded)
+            records = await self._permissions._runtime.ask(info.name, Peek(encoded))
         answers, _ = await self._permissions._judge(
             [_as_read(self._principal, info, k, r) for k, r in zip(encoded, records, strict=True)]
         )

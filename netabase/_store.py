@@ -16,6 +16,17 @@ from ._model import ModelInfo
 from ._types import build_checker
 from .actors._calls import call
 from .actors._links import Referrer
+from .actors._messages import (
+    Contains,
+    Count,
+    Get,
+    GetMany,
+    Insert,
+    Message,
+    Referrers,
+    Remove,
+    Scan,
+)
 
 if TYPE_CHECKING:
     from .actors._store_actor import StoreActor
@@ -65,10 +76,10 @@ class Store(Generic[T]):
         before handing a call to the runtime)."""
         return list(_validate.collection(self._info.name, name, items))
 
-    async def _call(self, kind: str, args: Any, key: object = None) -> Any:
+    async def _call(self, message: Message, key: object = None) -> Any:
         actor = self._actor
         return await call(
-            actor.mailbox, self._deadlines, actor.name, kind, args, key, self._timeout, self._block
+            actor.mailbox, self._deadlines, actor.name, message, key, self._timeout, self._block
         )
 
     # reads
@@ -86,7 +97,7 @@ class Store(Generic[T]):
         records it links to, fetched with one request per target store.
         """
         fields = None if load is None else self._load_fields(load)
-        record: T | None = await self._call("get", self._info.encode_key(key), key)
+        record: T | None = await self._call(Get(self._info.encode_key(key)), key)
         if fields is None or record is None:
             return record
         return await self._load(record, fields)
@@ -166,7 +177,7 @@ class Store(Generic[T]):
                     f"links to it: {known}",
                     field=field,
                 )
-        entries: list[Referrer] = await self._call("referrers", self._info.encode_key(key), key)
+        entries: list[Referrer] = await self._call(Referrers(self._info.encode_key(key)), key)
         return [
             entry
             for entry in entries
@@ -177,16 +188,16 @@ class Store(Generic[T]):
         """Records for ``keys`` in the same order (None where absent), in one actor round."""
         encode = self._info.encode_key
         wanted = _validate.collection(self._info.name, "keys", keys)
-        records: list[T | None] = await self._call("get_many", [encode(key) for key in wanted])
+        records: list[T | None] = await self._call(GetMany([encode(key) for key in wanted]))
         return records
 
     async def contains(self, key: Any) -> bool:
-        present: bool = await self._call("contains", self._info.encode_key(key), key)
+        present: bool = await self._call(Contains(self._info.encode_key(key)), key)
         return present
 
     async def count(self) -> int:
         """Number of records (from the backend's index, without reading them)."""
-        total: int = await self._call("count", None)
+        total: int = await self._call(Count())
         return total
 
     def scan(
@@ -295,7 +306,7 @@ class Store(Generic[T]):
         self, items: list[PutItem], many: bool, guard: Guard | None, key: object = None
     ) -> None:
         """The write behind every insert; the enforced view passes a `Guard`."""
-        await self._call("put", (items, many, guard), key)
+        await self._call(Insert(items, many, guard), key)
 
     async def remove(self, key: Any) -> bool:
         """Remove the record under ``key``; True if there was one."""
@@ -315,7 +326,7 @@ class Store(Generic[T]):
         self, keys: list[bytes], many: bool, guard: Guard | None, key: object = None
     ) -> Any:
         """The write behind every removal: a bool (``many`` False) or a count."""
-        return await self._call("remove", (keys, many, guard), key)
+        return await self._call(Remove(keys, many, guard), key)
 
 
 class Loaded(Generic[T]):
@@ -396,7 +407,7 @@ class _Scan(Generic[T]):
     async def _fetch(self) -> None:
         want = self._page_size if self._left is None else min(self._page_size, self._left)
         page: list[tuple[bytes, Any]] = await self._store._call(
-            "scan", (self._lo, self._hi, want, self._reverse)
+            Scan(self._lo, self._hi, want, self._reverse)
         )
         self._page = page
         self._index = 0

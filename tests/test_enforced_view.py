@@ -118,7 +118,7 @@ class Door:
         mailbox.put = held_put  # type: ignore[method-assign]
 
     def _holds(self, request: Request) -> bool:
-        return self.left > 0 and request.kind in self.kinds
+        return self.left > 0 and request.message.operation in self.kinds
 
     def open(self) -> None:
         opened, self._opened, self.reached = self._opened, trio.Event(), trio.Event()
@@ -176,7 +176,7 @@ async def test_an_insert_is_judged_again_when_the_key_is_created_meanwhile(
     db: netabase.Database,
 ) -> None:
     mallory = db.as_principal("mallory").store(Note)
-    door = Door(db, Note, "put")
+    door = Door(db, Note, "insert")
     result = await race(
         door,
         lambda: mallory.insert(Note("x", "f1", "mallory")),
@@ -205,7 +205,7 @@ async def test_a_write_is_judged_again_when_the_grant_goes_meanwhile(
 ) -> None:
     mallory = db.as_principal("mallory").store(Note)
     result = await race(
-        Door(db, Note, "put"),
+        Door(db, Note, "insert"),
         lambda: mallory.insert(Note("y", "f1", "mallory")),
         lambda: db.permissions.revoke("mallory", Space, "s1"),
     )
@@ -218,7 +218,7 @@ async def test_a_write_is_judged_again_when_its_parent_moves_meanwhile(
 ) -> None:
     mallory = db.as_principal("mallory").store(Note)
     result = await race(
-        Door(db, Note, "put"),
+        Door(db, Note, "insert"),
         lambda: mallory.insert(Note("z", "f2", "mallory")),
         lambda: db.store(Folder).insert(Folder("f2", "s2")),  # f2 leaves her space
     )
@@ -267,7 +267,7 @@ async def test_a_read_is_judged_on_the_record_it_returns(db: netabase.Database) 
 
 async def test_a_write_whose_judgement_keeps_changing_gives_up(db: netabase.Database) -> None:
     mallory = db.as_principal("mallory").store(Note)
-    door = Door(db, Note, "put", times=8)
+    door = Door(db, Note, "insert", times=8)
     outcome: list[BaseException] = []
 
     async def guarded() -> None:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 import netabase
 from netabase._keys import encode_str
 from netabase.actors._mailbox import Request
+from netabase.actors._messages import AddMember, GrantRole
 from netabase.actors._permission_spaces import MAX_NAME_KEY
 from netabase.testing import RedisServer
 
@@ -125,8 +126,8 @@ async def test_one_bad_write_fails_alone(db: netabase.Database) -> None:
     without failing the 40 grants served in the same batch."""
     actor = db._runtime.permissions
     key = db._runtime.models["Organization"].encode_key("acme")
-    grants = [Request("grant", (f"user{i}", "Organization", key, "read")) for i in range(40)]
-    bad = Request("add_member", ("\x00" * 200, "\x00" * 199 + "a"))
+    grants = [Request(GrantRole(f"user{i}", "Organization", key, "read")) for i in range(40)]
+    bad = Request(AddMember("\x00" * 200, "\x00" * 199 + "a"))
     requests = [*grants[:20], bad, *grants[20:]]
     batches = actor.stats.batches
     now = trio.current_time()

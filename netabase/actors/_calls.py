@@ -9,24 +9,24 @@ import trio
 from .._errors import Overloaded, RequestTimeout
 from ._deadlines import Deadlines
 from ._mailbox import Mailbox, Request
+from ._messages import Message
 
 
 async def call(
     mailbox: Mailbox,
     deadlines: Deadlines,
     name: str,
-    kind: str,
-    args: Any,
+    message: Message,
     key: object,
     seconds: float,
     block: bool,
 ) -> Any:
-    """Queue ``kind(args)`` for the actor behind ``mailbox`` and return its answer.
+    """Queue ``message`` for the actor behind ``mailbox`` and return its answer.
 
     A full mailbox makes the caller wait (``block``) or raise `Overloaded`; past ``seconds``
     seconds the caller gets `RequestTimeout`, and a request no actor has started is skipped.
     """
-    request = Request(kind, args, key)
+    request = Request(message, key)
     now = trio.current_time()
     deadline = now + seconds
     try:
@@ -37,6 +37,6 @@ async def call(
         with trio.move_on_at(deadline) as waited:
             await mailbox.put(request)
         if waited.cancelled_caught:
-            raise RequestTimeout(name, kind, seconds, key) from None
+            raise RequestTimeout(name, message.operation, seconds, key) from None
     deadlines.add(request, deadline, seconds, name)
     return await request.wait()

@@ -14,16 +14,16 @@ import outcome
 import trio
 
 from .._errors import Closed
+from ._messages import Message
 
 
 class Request:
-    """One call to an actor: what to do, and where the answer goes."""
+    """One call to an actor: the message, the caller's key (for errors), and the reply slot."""
 
-    __slots__ = ("abandoned", "args", "enqueued_at", "key", "kind", "result", "task")
+    __slots__ = ("abandoned", "enqueued_at", "key", "message", "result", "task")
 
-    def __init__(self, kind: str, args: Any, key: object = None) -> None:
-        self.kind = kind
-        self.args = args
+    def __init__(self, message: Message, key: object = None) -> None:
+        self.message = message
         self.key = key
         self.task: trio.lowlevel.Task | None = None
         self.result: outcome.Outcome[Any] | None = None

@@ -45,6 +45,18 @@ from ._cascade import read_referrers
 from ._config import RuntimeConfig
 from ._links import ref_prefix
 from ._mailbox import Mailbox, Request
+from ._messages import (
+    PERMISSION_WRITES,
+    AddMember,
+    Check,
+    Explain,
+    GrantRole,
+    Judge,
+    ListObjects,
+    Peek,
+    RemoveMember,
+    RevokeRole,
+)
 from ._permission_spaces import (
     GRANTS,
     MEMBER_OF,
@@ -63,7 +75,6 @@ from ._stats import ActorStats, StatsRecorder
 if TYPE_CHECKING:
     from ._runtime import Runtime
 
-WRITE_KINDS = frozenset({"grant", "revoke", "add_member", "remove_member"})
 PAGE = 1000
 MAX_WRITE_ROUNDS = 16
 
@@ -194,11 +205,11 @@ class PermissionActor:
                 self._reset()
             live = [r for r in batch if not r.abandoned]
             self.stats.batch(len(live))
-            writes = [r for r in live if r.kind in WRITE_KINDS]
+            writes = [r for r in live if isinstance(r.message, PERMISSION_WRITES)]
             if writes:
                 with trio.CancelScope(shield=True):
                     await self._serve_writes(writes)
-            reads = [r for r in live if r.kind not in WRITE_KINDS]
+            reads = [r for r in live if not isinstance(r.message, PERMISSION_WRITES)]
             if reads:
                 try:
                     await self._serve_reads(reads)
@@ -216,20 +227,30 @@ class PermissionActor:
         if self._stale:  # changed while this batch's writes were applied
             self._reset()
         await self._sync_revision()
-        queries = [q for r in requests if r.kind == "check" for q in r.args]
+        checks = [r.message for r in requests if isinstance(r.message, Check)]
+        queries = [q for check in checks for q in check.queries]
         decided = await self._decide(queries) if queries else {}
         for request in requests:
-            if request.kind == "check":
-                request.reply([decided[q] for q in request.args])
+            message = request.message
+            if isinstance(message, Check):
+                request.reply([decided[q] for q in message.queries])
                 continue
             try:  # whatever one judgement, explain or listing raises fails it, not the actor
-                if request.kind == "judge":
+                if isinstance(message, Judge):
                     # The revision read at this batch's start: every answer holds while it stands.
-                    request.reply((await self._judge(request.args), self.revision))
-                elif request.kind == "explain":
-                    request.reply(await self._explain(request.args))
-                elif request.kind == "list":
-                    request.reply(await self._list(*request.args))
+                    request.reply((await self._judge(list(message.items)), self.revision))
+                elif isinstance(message, Explain):
+                    request.reply(await self._explain(message.query))
+                elif isinstance(message, ListObjects):
+                    request.reply(
+                        await self._list(
+                            message.principal,
+                            message.action,
+                            message.model,
+                            message.after,
+                            message.limit,
+                        )
+                    )
             except Exception as exc:
                 request.fail(exc)
 
@@ -289,7 +310,7 @@ class PermissionActor:
             by_model.setdefault(model, []).append(key)
         found: dict[Obj, Any] = {}
         for model, keys in by_model.items():
-            for key, record in zip(keys, await self.runtime.ask(model, "peek", keys), strict=True):
+            for key, record in zip(keys, await self.runtime.ask(model, Peek(keys)), strict=True):
                 if record is not None and not isinstance(record, CorruptRecord):
                     found[(model, key)] = record
         return found
@@ -455,7 +476,7 @@ class PermissionActor:
             by_model.setdefault(model, []).append(key)
         for model, keys in by_model.items():
             info = self.runtime.models[model]
-            records = await self.runtime.ask(model, "peek", keys)
+            records = await self.runtime.ask(model, Peek(keys))
             for key, record in zip(keys, records, strict=True):
                 if record is None:
                     missing.add((model, key))  # not cached: it may appear without a revision
@@ -649,9 +670,14 @@ class PermissionActor:
         return outcomes
 
     async def _plan(self, request: Request) -> tuple[WriteBatch, Any]:
-        kind, args = request.kind, request.args
-        if kind == "grant":
-            principal, model, key, role = args
+        message = request.message
+        if isinstance(message, GrantRole):
+            principal, model, key, role = (
+                message.principal,
+                message.model,
+                message.key,
+                message.role,
+            )
             oid = object_id(model, key)
             ops: list[Op] = [
                 Put(GRANTS, grant_key(principal, oid, role), msgpack.packb((model, key, role))),
@@ -659,20 +685,23 @@ class PermissionActor:
                 revision_op(),
             ]
             return WriteBatch(tuple(ops)), None
-        if kind == "revoke":
-            principal, model, key, role = args
+        if isinstance(message, RevokeRole):
+            principal, model, key = message.principal, message.model, message.key
             oid = object_id(model, key)
             rows = await _scan_prefix(self.runtime, GRANTS, encode_str(principal) + oid)
-            roles = [r for _, _, r in (msgpack.unpackb(v) for _, v in rows) if role in (None, r)]
+            roles = [
+                r for _, _, r in (msgpack.unpackb(v) for _, v in rows) if message.role in (None, r)
+            ]
             ops = []
             for each in roles:
                 ops.append(Delete(GRANTS, grant_key(principal, oid, each)))
                 ops.append(Delete(OBJECTS, object_key(oid, principal, each)))
             ops.append(revision_op())
             return WriteBatch(tuple(ops)), len(roles)
-        group, member = args
+        assert isinstance(message, (AddMember, RemoveMember))
+        group, member = message.group, message.member
         member_of = membership_key(member, group)
-        if kind == "remove_member":
+        if isinstance(message, RemoveMember):
             _, (present,) = await self.runtime.backend.read(MEMBER_OF, [member_of])
             ops = [
                 Delete(MEMBERS, membership_key(group, member)),

@@ -18,6 +18,7 @@ from ._claims import claim_spaces
 from ._config import RuntimeConfig
 from ._deadlines import Deadlines
 from ._mailbox import Request
+from ._messages import Exists, Peek
 from ._permission_actor import PermissionActor
 from ._permission_layout import upgrade_permission_layout
 from ._permission_spaces import SPACES as PERMISSION_SPACES
@@ -104,15 +105,15 @@ class Runtime:
             raise UnknownModel(label, self.actors)
         return actor
 
-    async def ask(self, model: str, kind: str, keys: list[bytes]) -> Any:
+    async def ask(self, model: str, message: Exists | Peek) -> Any:
         """Ask ``model``'s query lane (never its main lane: see `StoreActor`), with a deadline."""
-        request = Request(kind, keys)
+        request = Request(message)
         mailbox = self.actors[model].queries
         timeout = self.config.request_timeout
         with trio.move_on_after(timeout):
             await mailbox.put(request)
             return await request.wait()
-        raise RequestTimeout(model, kind, timeout)
+        raise RequestTimeout(model, message.operation, timeout)
 
     def forget_links(self, model: str, keys: list[bytes]) -> None:
         """Drop deleted keys of ``model`` from every actor's link-validation cache."""

@@ -29,14 +29,13 @@ from ._cascade import verified_referrers
 from ._config import RuntimeConfig
 from ._links import Referrer
 from ._mailbox import Mailbox, Request
+from ._messages import READS, WRITES, Contains, Count, Exists, Get, GetMany, Peek, Referrers, Scan
 from ._stats import ActorStats, StatsRecorder
 from ._writes import WritePlanner
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
 
-READ_KINDS = frozenset({"get", "get_many", "contains"})
-WRITE_KINDS = frozenset({"put", "remove"})
 MAX_WRITE_ROUNDS = 16
 
 FaultHook = Callable[[str, Sequence[Request]], None]
@@ -120,20 +119,21 @@ class StoreActor:
             if live:  # a batch whose callers all left is no batch served
                 self.stats.batch(len(live))
             self._fault("batch", live)
-            reads = [r for r in live if r.kind in READ_KINDS]
+            reads = [r for r in live if type(r.message) in READS]
             if reads:
                 await self._serve_reads(reads)
-            writes = [r for r in live if r.kind in WRITE_KINDS]
+            writes = [r for r in live if type(r.message) in WRITES]
             if writes:
                 # A write that started is finished even if the runtime is shutting down.
                 with trio.CancelScope(shield=True):
                     await self._serve_writes(writes)
             for request in live:
-                if request.kind == "scan":
-                    await self._serve_scan(request)
-                elif request.kind == "referrers":
-                    await self._serve_referrers(request)
-                elif request.kind == "count":
+                message = request.message
+                if isinstance(message, Scan):
+                    await self._serve_scan(request, message)
+                elif isinstance(message, Referrers):
+                    await self._serve_referrers(request, message)
+                elif isinstance(message, Count):
                     await self._serve_count(request)
             self._record_latencies(live)
             self._inflight = []
@@ -155,13 +155,14 @@ class StoreActor:
             return
         value = _value if not self.decode_cached else _Unshared()
         for request in requests:
+            message = request.message
             try:
-                if request.kind == "get":
-                    request.reply(value(found, request.args))
-                elif request.kind == "contains":
-                    request.reply(found.get(request.args) is not None)
-                else:
-                    request.reply([value(found, key) for key in request.args])
+                if isinstance(message, Get):
+                    request.reply(value(found, message.key))
+                elif isinstance(message, Contains):
+                    request.reply(found.get(message.key) is not None)
+                elif isinstance(message, GetMany):
+                    request.reply([value(found, key) for key in message.keys])
             except NetabaseError as exc:
                 request.fail(exc)
 
@@ -211,10 +212,11 @@ class StoreActor:
     def _from_cache(self, key: bytes, entry: Any) -> Any:
         return self._decode_or_error(key, entry) if self.decode_cached else entry
 
-    async def _serve_scan(self, request: Request) -> None:
-        lo, hi, limit, reverse = request.args
+    async def _serve_scan(self, request: Request, scan: Scan) -> None:
         try:
-            pairs = await self.backend.scan(self.info.space, lo, hi, limit=limit, reverse=reverse)
+            pairs = await self.backend.scan(
+                self.info.space, scan.lo, scan.hi, limit=scan.limit, reverse=scan.reverse
+            )
         except Exception as exc:  # whatever this one request caused fails it, not the actor
             request.fail(exc)
             return
@@ -226,9 +228,9 @@ class StoreActor:
         except Exception as exc:
             request.fail(exc)
 
-    async def _serve_referrers(self, request: Request) -> None:
+    async def _serve_referrers(self, request: Request, message: Referrers) -> None:
         try:
-            found = await verified_referrers(self.runtime, self.info, request.args)
+            found = await verified_referrers(self.runtime, self.info, message.key)
         except Exception as exc:
             request.fail(exc)
             return
@@ -294,19 +296,20 @@ class StoreActor:
                 return
             self._query_inflight = batch
             live = [request for request in batch if not request.abandoned]
-            keys = [key for request in live for key in request.args]
+            asked = [_asked(request) for request in live]
+            keys = [key for each in asked for key in each]
             try:
-                validate = any(request.kind != "exists" for request in live)
+                validate = any(type(request.message) is not Exists for request in live)
                 found = await self._peek(keys, validate=validate)
             except NetabaseError as exc:
                 for request in live:
                     request.fail(exc)
             else:
-                for request in live:
-                    if request.kind == "exists":
-                        request.reply([key in found for key in request.args])
+                for request, wanted in zip(live, asked, strict=True):
+                    if type(request.message) is Exists:
+                        request.reply([key in found for key in wanted])
                     else:
-                        request.reply([found.get(key) for key in request.args])
+                        request.reply([found.get(key) for key in wanted])
             self._query_inflight = []
 
     async def _peek(self, keys: list[bytes], *, validate: bool) -> dict[bytes, Any]:
@@ -337,8 +340,18 @@ class StoreActor:
         return found
 
 
-def _read_keys(request: Request) -> list[bytes]:
-    return [request.args] if request.kind != "get_many" else list(request.args)
+def _read_keys(request: Request) -> Sequence[bytes]:
+    message = request.message
+    if isinstance(message, GetMany):
+        return message.keys
+    assert isinstance(message, (Get, Contains))
+    return (message.key,)
+
+
+def _asked(request: Request) -> Sequence[bytes]:
+    message = request.message
+    assert isinstance(message, (Exists, Peek))
+    return message.keys
 
 
 def _value(found: dict[bytes, Any], key: bytes) -> Any:

@@ -84,7 +84,7 @@ class Supervisor:
 
     def _fail_inflight(self, actor: Supervised, cause: BaseException) -> None:
         for request in actor.take_inflight():
-            request.fail(ActorCrashed(actor.name, request.kind, cause))
+            request.fail(ActorCrashed(actor.name, request.message.operation, cause))
 
     def _count_crash(self, actor: Supervised, cause: BaseException) -> None:
         now = trio.current_time()

@@ -25,6 +25,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 import netabase
 from netabase._portal import TrioPortal
 from netabase.actors._calls import call as actor_call
+from netabase.actors._messages import ListObjects, Scan
 from netabase.backends import Put, WriteBatch, open_backend
 
 from ..link_models import LINK_MODELS, Client, Line, Purchase
@@ -519,12 +520,12 @@ async def test_a_request_that_raises_fails_alone() -> None:
         runtime = db._runtime
         await db.store(Client).insert(Client("a", "x"))
         actor, permissions = runtime.actor_for(Client), runtime.permissions
-        for mailbox, kind, args in [
-            (actor.mailbox, "scan", (b"", None, 1.5, False)),  # islice refuses a float
-            (permissions.mailbox, "list", ("ann", "read", "Client", None, 1.5)),
+        for mailbox, message in [
+            (actor.mailbox, Scan(b"", None, 1.5, False)),  # type: ignore[arg-type]  # islice refuses a float
+            (permissions.mailbox, ListObjects("ann", "read", "Client", None, 1.5)),  # type: ignore[arg-type]
         ]:
             with pytest.raises((TypeError, ValueError)):
-                await actor_call(mailbox, runtime.deadlines, "x", kind, args, None, 5.0, True)
+                await actor_call(mailbox, runtime.deadlines, "x", message, None, 5.0, True)
         assert await db.store(Client).get("a") == Client("a", "x")
         assert [k async for k in db.permissions.list_objects("ann", "read", Client)] == []
         assert all(stats.restarts == 0 for stats in db.stats().actors.values())
