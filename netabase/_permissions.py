@@ -25,7 +25,7 @@ from ._keys import encode_str
 from ._model import LinkInfo, ModelInfo
 from ._roles import Explanation
 from ._store import Store, _Scan
-from .actors._calls import call
+from .actors._calls import send
 from .actors._cascade import RestrictRefusal
 from .actors._messages import (
     AddMember,
@@ -87,14 +87,11 @@ class Permissions:
 
     async def _call(self, message: Message) -> Any:
         runtime = self._runtime
-        return await call(
+        return await send(
             self._actor.mailbox,
-            runtime.deadlines,
-            "permissions",
             message,
-            None,
-            runtime.config.request_timeout,
-            True,
+            deadlines=runtime.deadlines,
+            seconds=runtime.config.request_timeout,
         )
 
     def _object(self, model: type, key: Any) -> tuple[ModelInfo[Any], bytes]:

@@ -14,7 +14,7 @@ from . import _keys, _validate
 from ._errors import CorruptRecord, ValidationError
 from ._model import ModelInfo
 from ._types import build_checker
-from .actors._calls import call
+from .actors._calls import send
 from .actors._links import Referrer
 from .actors._messages import (
     Contains,
@@ -77,9 +77,13 @@ class Store(Generic[T]):
         return list(_validate.collection(self._info.name, name, items))
 
     async def _call(self, message: Message, key: object = None) -> Any:
-        actor = self._actor
-        return await call(
-            actor.mailbox, self._deadlines, actor.name, message, key, self._timeout, self._block
+        return await send(
+            self._actor.mailbox,
+            message,
+            deadlines=self._deadlines,
+            seconds=self._timeout,
+            block=self._block,
+            key=key,
         )
 
     # reads

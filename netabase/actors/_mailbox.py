@@ -64,10 +64,14 @@ class Request:
 
 
 class Mailbox:
-    """A bounded FIFO of requests: senders wait (or fail fast) when it is full."""
+    """A bounded FIFO of requests: senders wait (or fail fast) when it is full.
 
-    def __init__(self, owner: str, capacity: int) -> None:
+    ``name`` is what errors about its requests name (the model); ``owner`` what `Closed` names.
+    """
+
+    def __init__(self, owner: str, capacity: int, *, name: str | None = None) -> None:
         self.owner = owner
+        self.name = owner if name is None else name
         self.capacity = capacity
         self._items: collections.deque[Request] = collections.deque()
         self._not_empty = trio.lowlevel.ParkingLot()

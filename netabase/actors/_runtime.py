@@ -7,17 +7,17 @@ from typing import Any
 
 import trio
 
-from .._errors import ModelDefinitionError, RequestTimeout, UnknownModel
+from .._errors import ModelDefinitionError, UnknownModel
 from .._model import LinkInfo, ModelInfo, info_of
 from .._roles import Roles, lookup_condition
 from .._stored_schema import SPACE as SCHEMA_SPACE
 from .._stored_schema import reconcile
 from ..backends import Backend
+from ._calls import send
 from ._cascade import restrict_probes
 from ._claims import claim_spaces
 from ._config import RuntimeConfig
 from ._deadlines import Deadlines
-from ._mailbox import Request
 from ._messages import Exists, Peek
 from ._permission_actor import PermissionActor
 from ._permission_layout import upgrade_permission_layout
@@ -107,13 +107,10 @@ class Runtime:
 
     async def ask(self, model: str, message: Exists | Peek) -> Any:
         """Ask ``model``'s query lane (never its main lane: see `StoreActor`), with a deadline."""
-        request = Request(message)
         mailbox = self.actors[model].queries
-        timeout = self.config.request_timeout
-        with trio.move_on_after(timeout):
-            await mailbox.put(request)
-            return await request.wait()
-        raise RequestTimeout(model, message.operation, timeout)
+        return await send(
+            mailbox, message, deadlines=self.deadlines, seconds=self.config.request_timeout
+        )
 
     def forget_links(self, model: str, keys: list[bytes]) -> None:
         """Drop deleted keys of ``model`` from every actor's link-validation cache."""

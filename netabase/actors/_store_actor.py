@@ -51,7 +51,7 @@ class StoreActor:
         self.backend: Backend = runtime.backend
         self.config = config
         self.mailbox = Mailbox(info.name, config.mailbox_size)
-        self.queries = Mailbox(f"{info.name} (link queries)", config.mailbox_size)
+        self.queries = Mailbox(f"{info.name} (link queries)", config.mailbox_size, name=info.name)
         self.cache = RecordCache(config.cache_size)
         self.stats = StatsRecorder()
         self.planner = WritePlanner(self)

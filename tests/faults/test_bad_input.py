@@ -24,7 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 import netabase
 from netabase._portal import TrioPortal
-from netabase.actors._calls import call as actor_call
+from netabase.actors._calls import send
 from netabase.actors._messages import ListObjects, Scan
 from netabase.backends import Put, WriteBatch, open_backend
 
@@ -525,7 +525,7 @@ async def test_a_request_that_raises_fails_alone() -> None:
             (permissions.mailbox, ListObjects("ann", "read", "Client", None, 1.5)),  # type: ignore[arg-type]
         ]:
             with pytest.raises((TypeError, ValueError)):
-                await actor_call(mailbox, runtime.deadlines, "x", message, None, 5.0, True)
+                await send(mailbox, message, deadlines=runtime.deadlines, seconds=5.0)
         assert await db.store(Client).get("a") == Client("a", "x")
         assert [k async for k in db.permissions.list_objects("ann", "read", Client)] == []
         assert all(stats.restarts == 0 for stats in db.stats().actors.values())
