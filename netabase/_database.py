@@ -76,7 +76,7 @@ class Database:
 
     def stats(self) -> DatabaseStats:
         """A snapshot of every actor's counters; cheap enough to call at any time."""
-        return DatabaseStats(self.url, self._runtime.stats())
+        return DatabaseStats(self.url, self._runtime.statistics())
 
 
 @contextlib.asynccontextmanager

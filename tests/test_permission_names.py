@@ -129,12 +129,12 @@ async def test_one_bad_write_fails_alone(db: netabase.Database) -> None:
     grants = [Request(GrantRole(f"user{i}", "Organization", key, "read")) for i in range(40)]
     bad = Request(AddMember("\x00" * 200, "\x00" * 199 + "a"))
     requests = [*grants[:20], bad, *grants[20:]]
-    batches = actor.stats.batches
+    batches = actor.lane.counters.batches
     now = trio.current_time()
     for request in requests:
         actor.mailbox.put_nowait(request, now)  # raises trio.WouldBlock when full
     results = [await outcome.acapture(request.wait) for request in requests]
-    assert actor.stats.batches == batches + 1, "all 41 requests were served in one batch"
+    assert actor.lane.counters.batches == batches + 1, "all 41 requests were served in one batch"
     failed = [r for r in results if isinstance(r, outcome.Error)]
     assert len(failed) == 1
     assert isinstance(failed[0].error, netabase.KeyTooLarge)

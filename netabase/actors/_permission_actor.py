@@ -35,12 +35,12 @@ from .._errors import (
     HierarchyCycle,
     NetabaseError,
     ValidationError,
-    WriteConflict,
 )
 from .._keys import component_range, encode_str
 from .._model import ModelInfo
 from .._roles import Explanation, Grant, Roles, lookup_condition
 from ..backends import Delete, ExpectKeys, Op, Put, WriteBatch
+from ._actor import BatchingActor, in_rounds
 from ._cascade import read_referrers
 from ._config import RuntimeConfig
 from ._links import ref_prefix
@@ -70,13 +70,12 @@ from ._permission_spaces import (
     object_key,
     revision_op,
 )
-from ._stats import ActorStats, StatsRecorder
+from ._stats import ActorStats
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
 
 PAGE = 1000
-MAX_WRITE_ROUNDS = 16
 
 logger = logging.getLogger("netabase.permissions")
 
@@ -140,23 +139,24 @@ class PermissionActor:
         self.roles = roles
         self.config = config
         self.mailbox = Mailbox("permissions", config.mailbox_size)
-        self.stats = StatsRecorder()
+        self.lane = BatchingActor(self.name, self.mailbox, config.max_batch, self._serve_batch)
         self.hits = 0
         self.misses = 0
         self.condition_errors = 0
-        self._inflight: list[Request] = []
         self._reset()
 
     # -- supervision -------------------------------------------------------------------------
 
+    async def run(self) -> None:
+        await self.lane.run()
+        self.runtime.main_lane_finished(self)
+
     def take_inflight(self) -> list[Request]:
-        taken = [r for r in self._inflight if not r.done]
-        self._inflight = []
-        return taken
+        return self.lane.take_inflight()
 
     def reset(self) -> None:
         self._reset()
-        self.stats.restarts += 1
+        self.lane.restarted()
 
     def invalidate(self) -> None:
         """A change was made elsewhere in this process (called before it is acknowledged): every
@@ -174,52 +174,26 @@ class PermissionActor:
         self.object_grants: dict[bytes, list[tuple[str, str]]] = {}
         self.listings: dict[tuple[str, str, str], tuple[tuple[int, ...], list[bytes]]] = {}
 
-    def snapshot(self) -> ActorStats:
-        p50, p99 = self.stats.percentiles()
-        s = self.stats
-        return ActorStats(
-            self.name,
-            len(self.mailbox),
-            self.mailbox.capacity,
-            s.requests,
-            s.batches,
-            s.requests / s.batches if s.batches else 0.0,
-            s.max_batch,
-            len(self.decisions),
-            self.hits,
-            self.misses,
-            s.restarts,
-            p50,
-            p99,
+    def statistics(self) -> ActorStats:
+        """The lane's counters; the cache figures are the decision cache's."""
+        return self.lane.statistics(
+            cache_size=len(self.decisions), cache_hits=self.hits, cache_misses=self.misses
         )
 
-    async def run(self) -> None:
-        mailbox = self.mailbox
-        while True:
-            batch = await mailbox.take(self.config.max_batch)
-            if not batch:
-                self.runtime.main_lane_finished(self)
-                return
-            self._inflight = batch
-            if self._stale:
-                self._reset()
-            live = [r for r in batch if not r.abandoned]
-            self.stats.batch(len(live))
-            writes = [r for r in live if isinstance(r.message, PERMISSION_WRITES)]
-            if writes:
-                with trio.CancelScope(shield=True):
-                    await self._serve_writes(writes)
-            reads = [r for r in live if not isinstance(r.message, PERMISSION_WRITES)]
-            if reads:
-                try:
-                    await self._serve_reads(reads)
-                except NetabaseError as exc:
-                    for request in reads:
-                        request.fail(exc)
-            now = trio.current_time()
-            for request in live:
-                self.stats.latency(now - request.enqueued_at)
-            self._inflight = []
+    async def _serve_batch(self, live: list[Request]) -> None:
+        if self._stale:
+            self._reset()
+        writes = [r for r in live if isinstance(r.message, PERMISSION_WRITES)]
+        if writes:
+            with trio.CancelScope(shield=True):
+                await in_rounds(writes, self._write_round, "permissions")
+        reads = [r for r in live if not isinstance(r.message, PERMISSION_WRITES)]
+        if reads:
+            try:
+                await self._serve_reads(reads)
+            except NetabaseError as exc:
+                for request in reads:
+                    request.fail(exc)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -618,39 +592,35 @@ class PermissionActor:
 
     # -- writes ------------------------------------------------------------------------------
 
-    async def _serve_writes(self, requests: list[Request]) -> None:
-        pending = requests
-        for _ in range(MAX_WRITE_ROUNDS):
-            plans: list[tuple[Request, WriteBatch, Any]] = []
-            for request in pending:
-                try:
-                    batch, reply = await self._plan(request)
-                except NetabaseError as exc:
-                    request.fail(exc)
-                    continue
-                plans.append((request, batch, reply))
-            if not plans:
-                return
-            try:
-                outcomes = await self._apply([batch for _, batch, _ in plans])
-            except NetabaseError as exc:
-                for request, _, _ in plans:
-                    request.fail(exc)
-                return
-            finally:
-                self._reset()
-            pending = []
-            for (request, _, reply), unmet in zip(plans, outcomes, strict=True):
-                if isinstance(unmet, NetabaseError):
-                    request.fail(unmet)
-                elif unmet is None:
-                    request.reply(reply)
-                else:
-                    pending.append(request)
-            if not pending:
-                return
+    async def _write_round(self, pending: list[Request]) -> list[Request]:
+        """Plan, apply and answer ``pending``; return those to plan again."""
+        plans: list[tuple[Request, WriteBatch, Any]] = []
         for request in pending:
-            request.fail(WriteConflict("permissions", MAX_WRITE_ROUNDS))
+            try:
+                batch, reply = await self._plan(request)
+            except NetabaseError as exc:
+                request.fail(exc)
+                continue
+            plans.append((request, batch, reply))
+        if not plans:
+            return []
+        try:
+            outcomes = await self._apply([batch for _, batch, _ in plans])
+        except NetabaseError as exc:
+            for request, _, _ in plans:
+                request.fail(exc)
+            return []
+        finally:
+            self._reset()
+        retry = []
+        for (request, _, reply), unmet in zip(plans, outcomes, strict=True):
+            if isinstance(unmet, NetabaseError):
+                request.fail(unmet)
+            elif unmet is None:
+                request.reply(reply)
+            else:
+                retry.append(request)
+        return retry
 
     async def _apply(self, batches: list[WriteBatch]) -> list[int | NetabaseError | None]:
         """Each batch's outcome: None (applied), its first unmet condition, or the error its

@@ -117,9 +117,9 @@ class Runtime:
         for actor in self.actors.values():
             actor.planner.links_cache.forget(model, keys)
 
-    def stats(self) -> dict[str, ActorStats]:
-        stats = {name: actor.snapshot() for name, actor in self.actors.items()}
-        stats[self.permissions.name] = self.permissions.snapshot()
+    def statistics(self) -> dict[str, ActorStats]:
+        stats = {name: actor.statistics() for name, actor in self.actors.items()}
+        stats[self.permissions.name] = self.permissions.statistics()
         return stats
 
     # shutdown

@@ -21,22 +21,21 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .._errors import CorruptRecord, NetabaseError, WriteConflict
+from .._errors import CorruptRecord, NetabaseError
 from .._model import ModelInfo
 from ..backends import Backend
+from ._actor import BatchingActor, in_rounds
 from ._cache import RecordCache
 from ._cascade import verified_referrers
 from ._config import RuntimeConfig
 from ._links import Referrer
 from ._mailbox import Mailbox, Request
 from ._messages import READS, WRITES, Contains, Count, Exists, Get, GetMany, Peek, Referrers, Scan
-from ._stats import ActorStats, StatsRecorder
+from ._stats import ActorStats
 from ._writes import WritePlanner
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
-
-MAX_WRITE_ROUNDS = 16
 
 FaultHook = Callable[[str, Sequence[Request]], None]
 
@@ -52,12 +51,11 @@ class StoreActor:
         self.config = config
         self.mailbox = Mailbox(info.name, config.mailbox_size)
         self.queries = Mailbox(f"{info.name} (link queries)", config.mailbox_size, name=info.name)
+        self.main = BatchingActor(info.name, self.mailbox, config.max_batch, self._serve_batch)
+        self.lookups = BatchingActor(info.name, self.queries, config.max_batch, self._serve_queries)
         self.cache = RecordCache(config.cache_size)
-        self.stats = StatsRecorder()
         self.planner = WritePlanner(self)
         self.fault_hook: FaultHook | None = None
-        self._inflight: list[Request] = []
-        self._query_inflight: list[Request] = []
         self.decode_cached = not info.frozen
 
     # -- lifecycle (driven by the supervisor) ------------------------------------------------
@@ -65,40 +63,25 @@ class StoreActor:
     async def run(self) -> None:
         """Serve until both mailboxes are closed and drained; raise if the actor crashes."""
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._query_lane)
-            await self._main_lane()
+            nursery.start_soon(self.lookups.run)
+            await self.main.run()
             self.runtime.main_lane_finished(self)
 
     def take_inflight(self) -> list[Request]:
         """Requests the crashed incarnation had taken and not answered (for `ActorCrashed`)."""
-        taken = [r for r in (*self._inflight, *self._query_inflight) if not r.done]
-        self._inflight = []
-        self._query_inflight = []
-        return taken
+        return [*self.main.take_inflight(), *self.lookups.take_inflight()]
 
     def reset(self) -> None:
         """Start the next incarnation as new: empty cache, fresh link-validation cache."""
         self.cache = RecordCache(self.config.cache_size)
         self.planner = WritePlanner(self)
-        self.stats.restarts += 1
+        self.main.restarted()
 
-    def snapshot(self) -> ActorStats:
-        p50, p99 = self.stats.percentiles()
-        stats = self.stats
-        return ActorStats(
-            name=self.name,
-            mailbox_depth=len(self.mailbox),
-            mailbox_capacity=self.mailbox.capacity,
-            requests=stats.requests,
-            batches=stats.batches,
-            mean_batch=stats.requests / stats.batches if stats.batches else 0.0,
-            max_batch=stats.max_batch,
-            cache_size=len(self.cache),
-            cache_hits=self.cache.hits,
-            cache_misses=self.cache.misses,
-            restarts=stats.restarts,
-            p50_latency=p50,
-            p99_latency=p99,
+    def statistics(self) -> ActorStats:
+        """The main lane's counters and the record cache's (query lanes serve other actors)."""
+        cache = self.cache
+        return self.main.statistics(
+            cache_size=len(cache), cache_hits=cache.hits, cache_misses=cache.misses
         )
 
     def _fault(self, point: str, batch: Sequence[Request]) -> None:
@@ -107,42 +90,24 @@ class StoreActor:
 
     # -- main lane ---------------------------------------------------------------------------
 
-    async def _main_lane(self) -> None:
-        mailbox = self.mailbox
-        limit = self.config.max_batch
-        while True:
-            batch = await mailbox.take(limit)
-            if not batch:
-                return
-            self._inflight = batch
-            live = [request for request in batch if not request.abandoned]
-            if live:  # a batch whose callers all left is no batch served
-                self.stats.batch(len(live))
-            self._fault("batch", live)
-            reads = [r for r in live if type(r.message) in READS]
-            if reads:
-                await self._serve_reads(reads)
-            writes = [r for r in live if type(r.message) in WRITES]
-            if writes:
-                # A write that started is finished even if the runtime is shutting down.
-                with trio.CancelScope(shield=True):
-                    await self._serve_writes(writes)
-            for request in live:
-                message = request.message
-                if isinstance(message, Scan):
-                    await self._serve_scan(request, message)
-                elif isinstance(message, Referrers):
-                    await self._serve_referrers(request, message)
-                elif isinstance(message, Count):
-                    await self._serve_count(request)
-            self._record_latencies(live)
-            self._inflight = []
-
-    def _record_latencies(self, batch: list[Request]) -> None:
-        now = trio.current_time()
-        latency = self.stats.latency
-        for request in batch:
-            latency(now - request.enqueued_at)
+    async def _serve_batch(self, live: list[Request]) -> None:
+        self._fault("batch", live)
+        reads = [r for r in live if type(r.message) in READS]
+        if reads:
+            await self._serve_reads(reads)
+        writes = [r for r in live if type(r.message) in WRITES]
+        if writes:
+            # A write that started is finished even if the runtime is shutting down.
+            with trio.CancelScope(shield=True):
+                await in_rounds(writes, self._write_round, self.name)
+        for request in live:
+            message = request.message
+            if isinstance(message, Scan):
+                await self._serve_scan(request, message)
+            elif isinstance(message, Referrers):
+                await self._serve_referrers(request, message)
+            elif isinstance(message, Count):
+                await self._serve_count(request)
 
     # reads
 
@@ -244,73 +209,59 @@ class StoreActor:
 
     # writes
 
-    async def _serve_writes(self, requests: list[Request]) -> None:
-        pending = requests
-        for _ in range(MAX_WRITE_ROUNDS):
-            try:
-                plans = await self.planner.plan(pending)
-            except NetabaseError as exc:  # e.g. the backend went away while reading
-                for request in pending:
-                    request.fail(exc)
-                return
-            ready = [plan for plan in plans if plan.batch is not None]
-            self._fault("commit", requests)
-            try:
-                result = await self.backend.apply([plan.batch for plan in ready])  # type: ignore[misc]
-            except NetabaseError as exc:
-                for plan in plans:
-                    plan.request.fail(exc)
-                return
-            self._fault("committed", requests)
-            own = result.versions.get(self.info.space)
-            if own is not None:
-                self.cache.after_write(*own)
-            retry: list[Request] = []
-            for plan, unmet in zip(ready, result.failed, strict=True):
-                if unmet is None:
-                    self.planner.applied(plan, result.versions)
-                    plan.request.reply(plan.reply)
-                    continue
-                error = plan.error_for(unmet)
-                if error is None:
-                    retry.append(plan.request)
-                else:
-                    plan.request.fail(error)
+    async def _write_round(self, pending: list[Request]) -> list[Request]:
+        """Plan, apply and answer ``pending``; return those to plan again."""
+        try:
+            plans = await self.planner.plan(pending)
+        except NetabaseError as exc:  # e.g. the backend went away while reading
+            for request in pending:
+                request.fail(exc)
+            return []
+        ready = [plan for plan in plans if plan.batch is not None]
+        self._fault("commit", pending)
+        try:
+            result = await self.backend.apply([plan.batch for plan in ready])  # type: ignore[misc]
+        except NetabaseError as exc:
             for plan in plans:
-                if plan.batch is None:
-                    plan.finish_without_write()
-            if not retry:
-                return
-            pending = retry
-        for request in pending:
-            request.fail(WriteConflict(self.name, MAX_WRITE_ROUNDS))
+                plan.request.fail(exc)
+            return []
+        self._fault("committed", pending)
+        own = result.versions.get(self.info.space)
+        if own is not None:
+            self.cache.after_write(*own)
+        retry: list[Request] = []
+        for plan, unmet in zip(ready, result.failed, strict=True):
+            if unmet is None:
+                self.planner.applied(plan, result.versions)
+                plan.request.reply(plan.reply)
+                continue
+            error = plan.error_for(unmet)
+            if error is None:
+                retry.append(plan.request)
+            else:
+                plan.request.fail(error)
+        for plan in plans:
+            if plan.batch is None:
+                plan.finish_without_write()
+        return retry
 
     # -- query lane --------------------------------------------------------------------------
 
-    async def _query_lane(self) -> None:
-        mailbox = self.queries
-        limit = self.config.max_batch
-        while True:
-            batch = await mailbox.take(limit)
-            if not batch:
-                return
-            self._query_inflight = batch
-            live = [request for request in batch if not request.abandoned]
-            asked = [_asked(request) for request in live]
-            keys = [key for each in asked for key in each]
-            try:
-                validate = any(type(request.message) is not Exists for request in live)
-                found = await self._peek(keys, validate=validate)
-            except NetabaseError as exc:
-                for request in live:
-                    request.fail(exc)
-            else:
-                for request, wanted in zip(live, asked, strict=True):
-                    if type(request.message) is Exists:
-                        request.reply([key in found for key in wanted])
-                    else:
-                        request.reply([found.get(key) for key in wanted])
-            self._query_inflight = []
+    async def _serve_queries(self, live: list[Request]) -> None:
+        asked = [_asked(request) for request in live]
+        keys = [key for each in asked for key in each]
+        try:
+            validate = any(type(request.message) is not Exists for request in live)
+            found = await self._peek(keys, validate=validate)
+        except NetabaseError as exc:
+            for request in live:
+                request.fail(exc)
+        else:
+            for request, wanted in zip(live, asked, strict=True):
+                if type(request.message) is Exists:
+                    request.reply([key in found for key in wanted])
+                else:
+                    request.reply([found.get(key) for key in wanted])
 
     async def _peek(self, keys: list[bytes], *, validate: bool) -> dict[bytes, Any]:
         """Records for other actors; never fills the cache.
