@@ -184,7 +184,7 @@ async def _probe_restricted(
     refused. None means no such referrer was among those read: the full walk then decides;
     else the blocking referrers, and whether there may be more.
     """
-    reach = runtime.restrict_probes.get(info.name)
+    reach = runtime.schema.restrict_probes.get(info.name)
     if reach is None:
         return None
     probe = _Walk(runtime)
@@ -303,7 +303,7 @@ class _Walk:
 
     def finish(self) -> CacheEffects:
         models = self.runtime.models
-        hierarchy = self.runtime.hierarchy_parents
+        hierarchy = self.runtime.schema.hierarchy_parents
         for (name, key), old in self.deleted.items():
             if name in hierarchy or models[name].parent is not None:
                 self.effects.permissions = True

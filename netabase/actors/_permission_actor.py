@@ -23,8 +23,8 @@ import bisect
 import inspect
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, NamedTuple
 
 import msgpack
 import trio
@@ -39,10 +39,11 @@ from .._errors import (
 from .._keys import component_range, encode_str
 from .._model import ModelInfo
 from .._roles import Explanation, Grant, Roles, lookup_condition
-from ..backends import Delete, ExpectKeys, Op, Put, WriteBatch
+from ..backends import Backend, Delete, ExpectKeys, Op, Put, WriteBatch
 from ._actor import BatchingActor, in_rounds
 from ._cascade import read_referrers
 from ._config import RuntimeConfig
+from ._facts import SchemaFacts
 from ._links import ref_prefix
 from ._mailbox import Mailbox, Request
 from ._messages import (
@@ -72,8 +73,7 @@ from ._permission_spaces import (
 )
 from ._stats import ActorStats
 
-if TYPE_CHECKING:
-    from ._runtime import Runtime
+Ask = Callable[[str, Peek], Awaitable[Any]]
 
 PAGE = 1000
 
@@ -117,12 +117,12 @@ class Verdict(NamedTuple):
     error: str | None = None
 
 
-async def _scan_prefix(runtime: Runtime, space: str, prefix: bytes) -> list[tuple[bytes, bytes]]:
+async def _scan_prefix(backend: Backend, space: str, prefix: bytes) -> list[tuple[bytes, bytes]]:
     """Every row whose leading elements are ``prefix`` (complete elements: names, object ids)."""
     lo, upper = component_range(prefix)
     out: list[tuple[bytes, bytes]] = []
     while True:
-        page = await runtime.backend.scan(space, lo, upper, limit=PAGE)
+        page = await backend.scan(space, lo, upper, limit=PAGE)
         out.extend(page)
         if len(page) < PAGE:
             return out
@@ -134,8 +134,21 @@ class PermissionActor:
 
     name = "~permissions"
 
-    def __init__(self, runtime: Runtime, roles: Roles, config: RuntimeConfig) -> None:
-        self.runtime = runtime
+    def __init__(
+        self,
+        backend: Backend,
+        schema: SchemaFacts,
+        roles: Roles,
+        config: RuntimeConfig,
+        *,
+        ask: Ask,
+        on_drained: Callable[[str], None],
+    ) -> None:
+        self.backend = backend
+        self.schema = schema
+        self.ask = ask
+        """Sends a `Peek` to a store's query lane (which waits for nobody: no deadlock)."""
+        self.on_drained = on_drained
         self.roles = roles
         self.config = config
         self.mailbox = Mailbox("permissions", config.mailbox_size)
@@ -149,7 +162,7 @@ class PermissionActor:
 
     async def run(self) -> None:
         await self.lane.run()
-        self.runtime.main_lane_finished(self)
+        self.on_drained(self.name)
 
     def take_inflight(self) -> list[Request]:
         return self.lane.take_inflight()
@@ -229,7 +242,7 @@ class PermissionActor:
                 request.fail(exc)
 
     async def _sync_revision(self) -> None:
-        _, (token,) = await self.runtime.backend.read(META, [REVISION])
+        _, (token,) = await self.backend.read(META, [REVISION])
         if token != self.revision:
             self._reset()
             self.revision = token
@@ -249,7 +262,7 @@ class PermissionActor:
         if todo:
             self.misses += len(todo)
             verdicts = await self._prove(todo)
-            rules = self.runtime.rules
+            rules = self.schema.rules
             for query in todo:
                 verdict = verdicts[query]
                 out[query] = verdict.allowed
@@ -263,7 +276,7 @@ class PermissionActor:
         expansions = await self._expand({q[0] for q in queries})
         chains = await self._chains({((q[2], q[3]), q[4]) for q in queries})
         await self._load_grants({obj for chain, _ in chains.values() for obj in chain})
-        rules = self.runtime.rules
+        rules = self.schema.rules
         records = await self._records({(q[2], q[3]) for q in queries if (q[2], q[1]) in rules})
         out: dict[Query, Verdict] = {}
         for query in queries:
@@ -284,7 +297,7 @@ class PermissionActor:
             by_model.setdefault(model, []).append(key)
         found: dict[Obj, Any] = {}
         for model, keys in by_model.items():
-            for key, record in zip(keys, await self.runtime.ask(model, Peek(keys)), strict=True):
+            for key, record in zip(keys, await self.ask(model, Peek(keys)), strict=True):
                 if record is not None and not isinstance(record, CorruptRecord):
                     found[(model, key)] = record
         return found
@@ -301,7 +314,7 @@ class PermissionActor:
             for item in items
         ]
         await self._load_grants({obj for chain in full for obj in chain})
-        rules = self.runtime.rules
+        rules = self.schema.rules
         answers = []
         for item, chain in zip(items, full, strict=True):
             granted = item.mode == "require" or (
@@ -367,7 +380,7 @@ class PermissionActor:
                 raise TypeError(f"returned {answer!r}; a condition must return True or False")
             return answer, None
         except Exception as exc:
-            error = ConditionError(name, model, self.runtime.models[model].decode_key(key), exc)
+            error = ConditionError(name, model, self.schema.models[model].decode_key(key), exc)
             logger.warning("%s", error)
             self.condition_errors += 1
             return False, str(error)
@@ -408,7 +421,7 @@ class PermissionActor:
 
     async def _load_groups(self, members: set[str]) -> None:
         for member in members - self.groups.keys():
-            rows = await _scan_prefix(self.runtime, MEMBER_OF, encode_str(member))
+            rows = await _scan_prefix(self.backend, MEMBER_OF, encode_str(member))
             self.groups[member] = tuple(msgpack.unpackb(value) for _, value in rows)
 
     async def _chains(
@@ -449,8 +462,8 @@ class PermissionActor:
         for model, key in objects:
             by_model.setdefault(model, []).append(key)
         for model, keys in by_model.items():
-            info = self.runtime.models[model]
-            records = await self.runtime.ask(model, Peek(keys))
+            info = self.schema.models[model]
+            records = await self.ask(model, Peek(keys))
             for key, record in zip(keys, records, strict=True):
                 if record is None:
                     missing.add((model, key))  # not cached: it may appear without a revision
@@ -461,12 +474,12 @@ class PermissionActor:
         for obj in objects:
             oid = object_id(*obj)
             if oid not in self.object_grants:
-                rows = await _scan_prefix(self.runtime, OBJECTS, oid)
+                rows = await _scan_prefix(self.backend, OBJECTS, oid)
                 self.object_grants[oid] = [_pair(value) for _, value in rows]
 
     async def _explain(self, query: Query) -> Explanation:
         principal, action, model, key, _ = query
-        models = self.runtime.models
+        models = self.schema.models
         shown = models[model].decode_key(key)
         (verdict,) = (await self._prove([query])).values()
         if verdict.proof is None:
@@ -513,17 +526,17 @@ class PermissionActor:
             listing = cached[1]
         else:
             listing = await self._compute_listing(principal, action, model)
-            if (model, action) not in self.runtime.rules:  # conditions read changing records
+            if (model, action) not in self.schema.rules:  # conditions read changing records
                 self.listings[key] = (versions, listing)
         start = 0 if after is None else bisect.bisect_right(listing, after)
         return listing[start : start + limit]
 
     async def _hierarchy_versions(self, model: str) -> tuple[int, ...]:
-        models = self.runtime.models
-        names = sorted({model} | self.runtime.hierarchy_parents)
+        models = self.schema.models
+        names = sorted({model} | self.schema.hierarchy_parents)
         versions = []
         for name in names:
-            version, _ = await self.runtime.backend.read(models[name].space, [])
+            version, _ = await self.backend.read(models[name].space, [])
             versions.append(version)
         return tuple(versions)
 
@@ -531,15 +544,15 @@ class PermissionActor:
         expansion = (await self._expand({principal}))[principal]
         granted: set[Obj] = set()
         for holder in expansion:
-            rows = await _scan_prefix(self.runtime, GRANTS, encode_str(holder))
+            rows = await _scan_prefix(self.backend, GRANTS, encode_str(holder))
             for _, value in rows:
                 granted_model, granted_key, role = msgpack.unpackb(value)
-                if self.roles.allows(role, action) and granted_model in self.runtime.models:
+                if self.roles.allows(role, action) and granted_model in self.schema.models:
                     granted.add((granted_model, granted_key))
         found = {key for m, key in granted if m == model}
-        if (model, action) in self.runtime.rules:
+        if (model, action) in self.schema.rules:
             return await self._filter_by_rules(principal, action, model, found)
-        frontier = [obj for obj in granted if obj[0] in self.runtime.hierarchy_parents]
+        frontier = [obj for obj in granted if obj[0] in self.schema.hierarchy_parents]
         seen = set(frontier)
         while frontier:
             following = []
@@ -557,11 +570,11 @@ class PermissionActor:
         self, principal: str, action: str, model: str, granted: set[bytes]
     ) -> list[bytes]:
         """With conditions, decide record by record: every record may be allowed by a rule."""
-        info = self.runtime.models[model]
+        info = self.schema.models[model]
         candidates = set(granted)
         lo = b""
         while True:
-            page = await self.runtime.backend.scan(info.space, lo, None, limit=PAGE)
+            page = await self.backend.scan(info.space, lo, None, limit=PAGE)
             candidates.update(key for key, _ in page)
             if len(page) < PAGE:
                 break
@@ -572,14 +585,14 @@ class PermissionActor:
 
     async def _children(self, obj: Obj) -> list[Obj]:
         """Records whose parent link names ``obj``, from the reverse index (verified)."""
-        target = self.runtime.models[obj[0]]
-        entries = await read_referrers(self.runtime.backend, target.ref_space, ref_prefix(obj[1]))
+        target = self.schema.models[obj[0]]
+        entries = await read_referrers(self.backend, target.ref_space, ref_prefix(obj[1]))
         children = []
         for entry in entries:
-            source = self.runtime.models.get(entry.source)
+            source = self.schema.models.get(entry.source)
             if source is None or source.parent is None or source.parent.field != entry.field:
                 continue
-            _, (value,) = await self.runtime.backend.read(source.space, [entry.source_key])
+            _, (value,) = await self.backend.read(source.space, [entry.source_key])
             if value is None:
                 continue
             try:
@@ -625,7 +638,7 @@ class PermissionActor:
     async def _apply(self, batches: list[WriteBatch]) -> list[int | NetabaseError | None]:
         """Each batch's outcome: None (applied), its first unmet condition, or the error its
         own operations caused (a key the backend refuses), which fails no other batch."""
-        backend = self.runtime.backend
+        backend = self.backend
         try:
             return list((await backend.apply(batches)).failed)
         except ValidationError as exc:
@@ -658,7 +671,7 @@ class PermissionActor:
         if isinstance(message, RevokeRole):
             principal, model, key = message.principal, message.model, message.key
             oid = object_id(model, key)
-            rows = await _scan_prefix(self.runtime, GRANTS, encode_str(principal) + oid)
+            rows = await _scan_prefix(self.backend, GRANTS, encode_str(principal) + oid)
             roles = [
                 r for _, _, r in (msgpack.unpackb(v) for _, v in rows) if message.role in (None, r)
             ]
@@ -672,7 +685,7 @@ class PermissionActor:
         group, member = message.group, message.member
         member_of = membership_key(member, group)
         if isinstance(message, RemoveMember):
-            _, (present,) = await self.runtime.backend.read(MEMBER_OF, [member_of])
+            _, (present,) = await self.backend.read(MEMBER_OF, [member_of])
             ops = [
                 Delete(MEMBERS, membership_key(group, member)),
                 Delete(MEMBER_OF, member_of),
@@ -704,7 +717,7 @@ class PermissionActor:
             following = []
             for principal in frontier:
                 lo, hi = component_range(encode_str(principal))
-                rows = await _scan_prefix(self.runtime, MEMBER_OF, lo)
+                rows = await _scan_prefix(self.backend, MEMBER_OF, lo)
                 expects.append(ExpectKeys(MEMBER_OF, lo, frozenset(k for k, _ in rows), hi))
                 for _, value in rows:
                     parent = msgpack.unpackb(value)

@@ -18,6 +18,7 @@ from ._cascade import restrict_probes
 from ._claims import claim_spaces
 from ._config import RuntimeConfig
 from ._deadlines import Deadlines
+from ._facts import Rules, SchemaFacts
 from ._messages import Exists, Peek
 from ._permission_actor import PermissionActor
 from ._permission_layout import upgrade_permission_layout
@@ -47,15 +48,21 @@ class Runtime:
         self.link_index: dict[tuple[str, str], LinkInfo] = {
             (info.name, link.field): link for info in self.models.values() for link in info.links
         }
-        self.restrict_probes = restrict_probes(self.link_index)
-        """Models whose removal the first referrers may refuse, with their cascade reach."""
-        self.hierarchy_parents = {
-            info.parent.target.name for info in self.models.values() if info.parent is not None
-        }
-        """Models some model names as its parent: their removal can change permissions."""
-        self.permissions = PermissionActor(self, roles or Roles(), config)
-        self.rules = _rules(self.models, self.permissions.roles)
-        """(model, action) -> (conditions that allow it, conditions it requires)."""
+        roles = roles or Roles()
+        self.rules = _rules(self.models, roles)
+        self.schema = SchemaFacts(
+            models=self.models,
+            link_index=self.link_index,
+            restrict_probes=restrict_probes(self.link_index),
+            hierarchy_parents=frozenset(
+                info.parent.target.name for info in self.models.values() if info.parent is not None
+            ),
+            rules=self.rules,
+        )
+        """What the models say; the facades read ``models``, ``link_index`` and ``rules``."""
+        self.permissions = PermissionActor(
+            backend, self.schema, roles, config, ask=self.ask, on_drained=self.main_lane_finished
+        )
         self.extra_actors: list[Supervised] = [self.permissions]
         self.supervisor = Supervisor(self, config)
         self.deadlines = Deadlines()
@@ -124,10 +131,10 @@ class Runtime:
 
     # shutdown
 
-    def main_lane_finished(self, actor: Supervised) -> None:
-        """An actor drained its mailbox after `drain`; once all have, close the query lanes
-        (kept open until then because draining actors may still ask them)."""
-        self._finished.add(actor.name)
+    def main_lane_finished(self, name: str) -> None:
+        """Actor ``name`` drained its mailbox after `drain`; once all have, close the query
+        lanes (kept open until then because draining actors may still ask them)."""
+        self._finished.add(name)
         if self._finished >= {each.name for each in self.all_actors()}:
             self._main_lanes_done.set()
             for each in self.actors.values():
@@ -157,9 +164,7 @@ class Runtime:
         self._main_lanes_done.set()
 
 
-def _rules(
-    models: dict[str, ModelInfo[Any]], roles: Roles
-) -> dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]]:
+def _rules(models: dict[str, ModelInfo[Any]], roles: Roles) -> Rules:
     table: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
     for info in models.values():
         for rule in info.rules:

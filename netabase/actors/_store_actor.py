@@ -65,7 +65,7 @@ class StoreActor:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.lookups.run)
             await self.main.run()
-            self.runtime.main_lane_finished(self)
+            self.runtime.main_lane_finished(self.name)
 
     def take_inflight(self) -> list[Request]:
         """Requests the crashed incarnation had taken and not answered (for `ActorCrashed`)."""
