@@ -68,7 +68,8 @@ class Database:
     def store(self, model: type[T]) -> Store[T]:
         """The store of a registered model; `UnknownModel` otherwise."""
         actor = self._runtime.actor_for(model)
-        return Store(actor, actor.info, timeout=self._runtime.config.request_timeout)
+        runtime = self._runtime
+        return Store(runtime, actor, actor.info, timeout=runtime.config.request_timeout)
 
     def as_principal(self, principal: str) -> PrincipalView:
         """The database as ``principal`` sees it: reads need ``read``, writes ``write``."""

@@ -185,7 +185,7 @@ class Permissions:
         while frontier:
             target, key, origin = frontier.pop()
             store: Store[Any] = Store(
-                runtime.actors[target.name], target, timeout=runtime.config.request_timeout
+                runtime, runtime.actors[target.name], target, timeout=runtime.config.request_timeout
             )
             for referrer in await store.referrers(target.decode_key(key)):
                 link = runtime.link_index.get((referrer.model, referrer.field))
@@ -256,7 +256,9 @@ class PrincipalView:
 
     def store(self, model: type[T]) -> GuardedStore[T]:
         actor = self._runtime.actor_for(model)
-        store = Store(actor, actor.info, timeout=self._runtime.config.request_timeout)
+        store = Store(
+            self._runtime, actor, actor.info, timeout=self._runtime.config.request_timeout
+        )
         return GuardedStore(store, actor.info, self.principal, self._permissions)
 
 

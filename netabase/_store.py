@@ -29,6 +29,7 @@ from .actors._messages import (
 )
 
 if TYPE_CHECKING:
+    from .actors._runtime import Runtime
     from .actors._store_actor import StoreActor
     from .actors._writes import Guard, PutItem
 
@@ -40,16 +41,23 @@ DEFAULT_PAGE_SIZE = 256
 class Store(Generic[T]):
     """Typed access to the records of one model; get one with ``db.store(Model)``."""
 
-    __slots__ = ("_actor", "_block", "_deadlines", "_info", "_timeout")
+    __slots__ = ("_actor", "_block", "_deadlines", "_info", "_runtime", "_timeout")
 
     def __init__(
-        self, actor: StoreActor, info: ModelInfo[T], *, timeout: float, block: bool = True
+        self,
+        runtime: Runtime,
+        actor: StoreActor,
+        info: ModelInfo[T],
+        *,
+        timeout: float,
+        block: bool = True,
     ) -> None:
+        self._runtime = runtime
         self._actor = actor
         self._info = info
         self._timeout = timeout
         self._block = block
-        self._deadlines = actor.runtime.deadlines
+        self._deadlines = runtime.deadlines
 
     def __repr__(self) -> str:
         return f"<netabase.Store {self._info.name}>"
@@ -63,6 +71,7 @@ class Store(Generic[T]):
         for room in a full mailbox (``block=False``)."""
         name = self._info.name
         return Store(
+            self._runtime,
             self._actor,
             self._info,
             timeout=self._timeout
@@ -132,11 +141,11 @@ class Store(Generic[T]):
             link = by_field[field]
             wanted.setdefault(link.target.name, []).extend(link.keys_of(record))
         found: dict[str, dict[Any, Any]] = {}
-        runtime = self._actor.runtime
+        runtime = self._runtime
         for target, keys in wanted.items():
             unique = list(dict.fromkeys(keys))
             actor = runtime.actors[target]
-            store = Store(actor, actor.info, timeout=self._timeout, block=self._block)
+            store = Store(runtime, actor, actor.info, timeout=self._timeout, block=self._block)
             found[target] = dict(zip(unique, await store.get_many(unique), strict=True))
         linked: dict[str, Any] = {}
         for field in fields:
@@ -162,7 +171,7 @@ class Store(Generic[T]):
         """
         source = None
         if model is not None:
-            source = self._actor.runtime.actor_for(model).info.name
+            source = self._runtime.actor_for(model).info.name
         if field is not None and not isinstance(field, str):
             raise ValidationError(
                 self._info.name, f"referrers(field=...) takes a field name, got {field!r}"
@@ -170,7 +179,7 @@ class Store(Generic[T]):
         if field is not None:
             links = [
                 (name, link_field)
-                for (name, link_field), link in self._actor.runtime.link_index.items()
+                for (name, link_field), link in self._runtime.link_index.items()
                 if link.target is self._info and source in (None, name)
             ]
             if all(link_field != field for _, link_field in links):

@@ -13,6 +13,7 @@ from .._roles import Roles, lookup_condition
 from .._stored_schema import SPACE as SCHEMA_SPACE
 from .._stored_schema import reconcile
 from ..backends import Backend
+from ._caches import CacheCoordinator
 from ._calls import send
 from ._cascade import restrict_probes
 from ._claims import claim_spaces
@@ -41,10 +42,6 @@ class Runtime:
         self.backend = backend
         self.config = config
         self.models = _register(models)
-        self.actors: dict[str, StoreActor] = {
-            name: StoreActor(self, info, config) for name, info in self.models.items()
-        }
-        self._by_class = {info.cls: self.actors[name] for name, info in self.models.items()}
         self.link_index: dict[tuple[str, str], LinkInfo] = {
             (info.name, link.field): link for info in self.models.values() for link in info.links
         }
@@ -60,6 +57,19 @@ class Runtime:
             rules=self.rules,
         )
         """What the models say; the facades read ``models``, ``link_index`` and ``rules``."""
+        self.actors: dict[str, StoreActor] = {}
+        self.caches = CacheCoordinator(self.actors, self.permissions_changed)
+        for name, info in self.models.items():
+            self.actors[name] = StoreActor(
+                info,
+                backend,
+                self.schema,
+                config,
+                ask=self.ask,
+                caches=self.caches,
+                on_drained=self.main_lane_finished,
+            )
+        self._by_class = {info.cls: self.actors[name] for name, info in self.models.items()}
         self.permissions = PermissionActor(
             backend, self.schema, roles, config, ask=self.ask, on_drained=self.main_lane_finished
         )
@@ -118,11 +128,6 @@ class Runtime:
         return await send(
             mailbox, message, deadlines=self.deadlines, seconds=self.config.request_timeout
         )
-
-    def forget_links(self, model: str, keys: list[bytes]) -> None:
-        """Drop deleted keys of ``model`` from every actor's link-validation cache."""
-        for actor in self.actors.values():
-            actor.planner.links_cache.forget(model, keys)
 
     def statistics(self) -> dict[str, ActorStats]:
         stats = {name: actor.statistics() for name, actor in self.actors.items()}

@@ -16,8 +16,8 @@ wait for nobody. The wait-for graph therefore has no cycle, whatever links the m
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import trio
 
@@ -26,29 +26,43 @@ from .._model import ModelInfo
 from ..backends import Backend
 from ._actor import BatchingActor, in_rounds
 from ._cache import RecordCache
+from ._caches import CacheCoordinator
 from ._cascade import verified_referrers
 from ._config import RuntimeConfig
+from ._facts import SchemaFacts
 from ._links import Referrer
 from ._mailbox import Mailbox, Request
 from ._messages import READS, WRITES, Contains, Count, Exists, Get, GetMany, Peek, Referrers, Scan
 from ._stats import ActorStats
 from ._writes import WritePlanner
 
-if TYPE_CHECKING:
-    from ._runtime import Runtime
-
+Ask = Callable[[str, Exists | Peek], Awaitable[Any]]
 FaultHook = Callable[[str, Sequence[Request]], None]
 
 
 class StoreActor:
     """Serves one model's requests; see the module docstring for the lanes."""
 
-    def __init__(self, runtime: Runtime, info: ModelInfo[Any], config: RuntimeConfig) -> None:
-        self.runtime = runtime
+    def __init__(
+        self,
+        info: ModelInfo[Any],
+        backend: Backend,
+        schema: SchemaFacts,
+        config: RuntimeConfig,
+        *,
+        ask: Ask,
+        caches: CacheCoordinator,
+        on_drained: Callable[[str], None],
+    ) -> None:
         self.info = info
         self.name = info.name
-        self.backend: Backend = runtime.backend
+        self.backend = backend
+        self.schema = schema
         self.config = config
+        self.ask = ask
+        """Sends to another store's query lane (which waits for nobody: no deadlock)."""
+        self.caches = caches
+        self.on_drained = on_drained
         self.mailbox = Mailbox(info.name, config.mailbox_size)
         self.queries = Mailbox(f"{info.name} (link queries)", config.mailbox_size, name=info.name)
         self.main = BatchingActor(info.name, self.mailbox, config.max_batch, self._serve_batch)
@@ -65,7 +79,7 @@ class StoreActor:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.lookups.run)
             await self.main.run()
-            self.runtime.main_lane_finished(self.name)
+            self.on_drained(self.name)
 
     def take_inflight(self) -> list[Request]:
         """Requests the crashed incarnation had taken and not answered (for `ActorCrashed`)."""
@@ -195,7 +209,7 @@ class StoreActor:
 
     async def _serve_referrers(self, request: Request, message: Referrers) -> None:
         try:
-            found = await verified_referrers(self.runtime, self.info, message.key)
+            found = await verified_referrers(self.schema, self.backend, self.info, message.key)
         except Exception as exc:
             request.fail(exc)
             return

@@ -376,7 +376,7 @@ class WritePlanner:
         for name, keys in asked.items():
             ordered = list(keys)
             generation = cache.generation.get(name, 0)
-            answers = await self.actor.runtime.ask(name, Exists(ordered))
+            answers = await self.actor.ask(name, Exists(ordered))
             present = [key for key, exists in zip(ordered, answers, strict=True) if exists]
             cache.remember(name, present, generation)
             state.missing[name] = {
@@ -457,7 +457,8 @@ class WritePlanner:
         reply: Any = len(present) if many else bool(present)
         if not present:
             return WritePlan(request, None, reply)
-        removal = await plan_removal(self.actor.runtime, self.info, present, state.values)
+        actor = self.actor
+        removal = await plan_removal(actor.schema, actor.backend, self.info, present, state.values)
         if removal.violation is not None:
             refused = removal.refusal if guard is not None else None
             return WritePlan(request, None, error=refused or removal.violation)
@@ -476,7 +477,7 @@ class WritePlanner:
 
     def applied(self, plan: WritePlan, versions: Mapping[str, tuple[int, int]]) -> None:
         if plan.effects is not None:
-            plan.effects.apply(self.actor.runtime, versions)
+            plan.effects.apply(self.actor.caches, versions)
 
 
 def _links_of(info: ModelInfo[Any], record: Any) -> tuple[tuple[bytes, ...], ...] | None:
