@@ -74,7 +74,7 @@ class Runtime:
             backend, self.schema, roles, config, ask=self.ask, on_drained=self.main_lane_finished
         )
         self.extra_actors: list[Supervised] = [self.permissions]
-        self.supervisor = Supervisor(self, config)
+        self.supervisor = Supervisor(self.all_actors(), config, self.fail)
         self.deadlines = Deadlines()
         self.failure: BaseException | None = None
         self._finished: set[str] = set()
