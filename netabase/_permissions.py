@@ -82,8 +82,8 @@ class Permissions:
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
-        self._actor = runtime.permissions
-        self._roles = runtime.permissions.roles
+        self._actor = runtime.permission_actor
+        self._roles = runtime.permission_actor.roles
 
     async def _call(self, message: Message) -> Any:
         runtime = self._runtime

@@ -94,7 +94,9 @@ class Door:
         self, db: netabase.Database, model: type | None, kind: str | set[str], times: int = 1
     ) -> None:
         runtime = db._runtime
-        mailbox = runtime.permissions.mailbox if model is None else runtime.actor_for(model).mailbox
+        mailbox = (
+            runtime.permission_actor.mailbox if model is None else runtime.actor_for(model).mailbox
+        )
         self.kinds = {kind} if isinstance(kind, str) else kind
         self.left = times
         self.reached = trio.Event()

@@ -124,7 +124,7 @@ async def test_a_role_whose_keys_would_not_fit_is_refused(backend_url: str) -> N
 async def test_one_bad_write_fails_alone(db: netabase.Database) -> None:
     """A request whose keys the backend refuses, bypassing the caller's validation, fails
     without failing the 40 grants served in the same batch."""
-    actor = db._runtime.permissions
+    actor = db._runtime.permission_actor
     key = db._runtime.models["Organization"].encode_key("acme")
     grants = [Request(GrantRole(f"user{i}", "Organization", key, "read")) for i in range(40)]
     bad = Request(AddMember("\x00" * 200, "\x00" * 199 + "a"))

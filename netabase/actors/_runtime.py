@@ -70,10 +70,10 @@ class Runtime:
                 on_drained=self.main_lane_finished,
             )
         self._by_class = {info.cls: self.actors[name] for name, info in self.models.items()}
-        self.permissions = PermissionActor(
+        self.permission_actor = PermissionActor(
             backend, self.schema, roles, config, ask=self.ask, on_drained=self.main_lane_finished
         )
-        self.extra_actors: list[Supervised] = [self.permissions]
+        self.extra_actors: list[Supervised] = [self.permission_actor]
         self.supervisor = Supervisor(self.all_actors(), config, self.fail)
         self.deadlines = Deadlines()
         self.failure: BaseException | None = None
@@ -106,7 +106,7 @@ class Runtime:
 
     def permissions_changed(self) -> None:
         """A write of this process changed what permission checks may answer."""
-        self.permissions.invalidate()
+        self.permission_actor.invalidate()
 
     def all_actors(self) -> Sequence[Supervised]:
         return [*self.actors.values(), *self.extra_actors]
@@ -131,7 +131,7 @@ class Runtime:
 
     def statistics(self) -> dict[str, ActorStats]:
         stats = {name: actor.statistics() for name, actor in self.actors.items()}
-        stats[self.permissions.name] = self.permissions.statistics()
+        stats[self.permission_actor.name] = self.permission_actor.statistics()
         return stats
 
     # shutdown
@@ -149,7 +149,7 @@ class Runtime:
         """Refuse new requests, finish every queued one, then let the actors stop."""
         for actor in self.actors.values():
             actor.mailbox.close()
-        self.permissions.mailbox.close()
+        self.permission_actor.mailbox.close()
         with trio.CancelScope(shield=True):
             if self.failure is None:
                 await self._main_lanes_done.wait()
@@ -157,7 +157,7 @@ class Runtime:
     def fail(self, error: BaseException) -> None:
         """The supervisor gave up: answer everything still waiting with ``error``."""
         self.failure = error
-        mailboxes = [self.permissions.mailbox]
+        mailboxes = [self.permission_actor.mailbox]
         for actor in self.actors.values():
             mailboxes += [actor.mailbox, actor.queries]
         for mailbox in mailboxes:

@@ -519,7 +519,7 @@ async def test_a_request_that_raises_fails_alone() -> None:
     async with netabase.open("memory://", models=LINK_MODELS) as db:
         runtime = db._runtime
         await db.store(Client).insert(Client("a", "x"))
-        actor, permissions = runtime.actor_for(Client), runtime.permissions
+        actor, permissions = runtime.actor_for(Client), runtime.permission_actor
         for mailbox, message in [
             (actor.mailbox, Scan(b"", None, 1.5, False)),  # type: ignore[arg-type]  # islice refuses a float
             (permissions.mailbox, ListObjects("ann", "read", "Client", None, 1.5)),  # type: ignore[arg-type]
