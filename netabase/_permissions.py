@@ -154,7 +154,7 @@ class Permissions:
         self._roles.check_action(action, info.name)
         who = _principal(principal)
         key, value = info.encode_record(record)
-        item = (key, value, record, info.encode_links(record) if info.links else ())
+        item = PutItem(key, value, record, info.encode_links(record) if info.links else ())
         (raw,) = await self._read(info, [key])
         judgements = _put_judgements(who, action, info, {key: item}, {key: raw})
         answers, _ = await self._judge([judgement for judgement, _ in judgements])
@@ -329,7 +329,7 @@ class GuardedStore(Generic[T]):
 
     async def _judge_insert(self, items: list[PutItem]) -> Guard:
         info, principal, permissions = self._info, self._principal, self._permissions
-        latest = {item[0]: item for item in items}  # a key given twice: the last record wins
+        latest = {item.key: item for item in items}  # a key given twice: the last record wins
         keys = list(latest)
         stored = dict(zip(keys, await permissions._read(info, keys), strict=True))
         writes = _put_judgements(principal, "write", info, latest, stored)
@@ -592,7 +592,7 @@ def _destination(
     if index is None or info.parent is None:
         return tuple(path), None
     target = info.parent.target
-    parents = latest[key][3][index]
+    parents = latest[key].links[index]
     while parents:
         parent = parents[0]
         if target is not info or parent not in latest:
@@ -600,7 +600,7 @@ def _destination(
         if (info.name, parent) in path:
             return tuple(path), None  # a cycle: the write is refused as one
         path.append((info.name, parent))
-        parents = latest[parent][3][index]
+        parents = latest[parent].links[index]
     return tuple(path), None
 
 

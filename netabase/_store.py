@@ -27,11 +27,12 @@ from .actors._messages import (
     Remove,
     Scan,
 )
+from .actors._writes import PutItem
 
 if TYPE_CHECKING:
     from .actors._runtime import Runtime
     from .actors._store_actor import StoreActor
-    from .actors._writes import Guard, PutItem
+    from .actors._writes import Guard
 
 T = TypeVar("T")
 
@@ -312,7 +313,8 @@ class Store(Generic[T]):
         items = []
         for record in _validate.collection(info.name, "records", records):
             key, value = info.encode_record(record)
-            items.append((key, value, record, info.encode_links(record) if info.links else ()))
+            links = info.encode_links(record) if info.links else ()
+            items.append(PutItem(key, value, record, links))
         return items
 
     async def _put(

@@ -30,7 +30,15 @@ from ._permission_spaces import revision_op
 if TYPE_CHECKING:
     from ._store_actor import StoreActor
 
-PutItem = tuple[bytes, bytes, Any, tuple[tuple[bytes, ...], ...]]
+
+class PutItem(NamedTuple):
+    """One record of an insert, checked and encoded in the caller's task."""
+
+    key: bytes
+    value: bytes
+    record: Any
+    links: tuple[tuple[bytes, ...], ...]
+    """The encoded target keys each link field names, in `ModelInfo.links` order."""
 
 
 class Guard(NamedTuple):
@@ -142,7 +150,9 @@ class WritePlanner:
             for r in requests
             if isinstance(r.message, Remove) or self.tracks_old
             for key in (
-                r.message.keys if isinstance(r.message, Remove) else [item[0] for item in _items(r)]
+                r.message.keys
+                if isinstance(r.message, Remove)
+                else [item.key for item in _items(r)]
             )
         ]
         if needs_old:
@@ -178,8 +188,8 @@ class WritePlanner:
         """Plan one put request; ``claims_before`` are the claim holders its conditions will
         meet (as stored, after the batch's earlier requests)."""
         # A key given twice in one call: the last record wins, as if written one after another.
-        items: list[PutItem] = list({item[0]: item for item in _items(request)}.values())
-        written_together = {item[0] for item in items}
+        items: list[PutItem] = list({item.key: item for item in _items(request)}.values())
+        written_together = {item.key for item in items}
         released = self._released_by(items, state) if self.claim_kinds else {}
         info = self.info
         cycle = state.cycles.get(id(request))
@@ -338,7 +348,10 @@ class WritePlanner:
         for kind in self.claim_kinds:
             wanted = list(
                 dict.fromkeys(
-                    value for r in puts for item in _items(r) for value in kind.values_of(item[2])
+                    value
+                    for r in puts
+                    for item in _items(r)
+                    for value in kind.values_of(item.record)
                 )
             )
             if not wanted:
@@ -362,12 +375,12 @@ class WritePlanner:
         """Ask each target store's query lane which named targets exist (one request each)."""
         asked: dict[str, set[bytes]] = {}
         cache = self.links_cache
-        created = {item[0] for request in puts for item in _items(request)}
+        created = {item.key for request in puts for item in _items(request)}
         for index, link in enumerate(self.info.links):
             name = link.target.name
             for request in puts:
                 for item in _items(request):
-                    for target_key in item[3][index]:
+                    for target_key in item.links[index]:
                         own = link.target is self.info
                         if own and (target_key in created or target_key in state.values):
                             continue
@@ -394,7 +407,7 @@ class WritePlanner:
         info = self.info
         assert info.parent is not None
         index = info.links.index(info.parent)
-        staged = {item[0]: item[2] for r in puts for item in _items(r)}
+        staged = {item.key: item.record for r in puts for item in _items(r)}
         for request in puts:
             for key, _, record, links in _items(request):
                 parents = links[index]
