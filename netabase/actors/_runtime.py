@@ -30,7 +30,9 @@ from ._supervisor import Supervised, Supervisor
 
 
 class Runtime:
-    """Owns the actors of one open database."""
+    """Builds and owns the actors of one open database: it hands each what it uses
+    (`SchemaFacts`, the backend, `ask`, the `CacheCoordinator`), routes callers to them
+    (`actor_for`, `ask`) and shuts them down (`drain`, `fail`)."""
 
     def __init__(
         self,
@@ -41,6 +43,7 @@ class Runtime:
     ) -> None:
         self.backend = backend
         self.config = config
+        self.deadlines = Deadlines()
         self.models = _register(models)
         self.link_index: dict[tuple[str, str], LinkInfo] = {
             (info.name, link.field): link for info in self.models.values() for link in info.links
@@ -75,7 +78,6 @@ class Runtime:
         )
         self.extra_actors: list[Supervised] = [self.permission_actor]
         self.supervisor = Supervisor(self.all_actors(), config, self.fail)
-        self.deadlines = Deadlines()
         self.failure: BaseException | None = None
         self._finished: set[str] = set()
         self._main_lanes_done = trio.Event()
