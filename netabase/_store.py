@@ -7,7 +7,7 @@ anything is queued. Every call then waits for the actor with a deadline (`Reques
 from __future__ import annotations
 
 import typing
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from . import _keys, _validate
@@ -86,8 +86,9 @@ class Store(Generic[T]):
         before handing a call to the runtime)."""
         return list(_validate.collection(self._info.name, name, items))
 
-    async def _call(self, message: Message, key: object = None) -> Any:
-        return await send(
+    def _call(self, message: Message, key: object = None) -> Coroutine[Any, Any, Any]:
+        """`send` ``message`` to this store's actor (the coroutine itself: one frame less)."""
+        return send(
             self._actor.mailbox,
             message,
             deadlines=self._deadlines,

@@ -106,15 +106,19 @@ class StoreActor:
 
     async def _serve_batch(self, live: list[Request]) -> None:
         self._fault("batch", live)
-        reads = [r for r in live if type(r.message) in READS]
+        reads: list[Request] = []
+        writes: list[Request] = []
+        others: list[Request] = []
+        for request in live:
+            kind = type(request.message)
+            (reads if kind in READS else writes if kind in WRITES else others).append(request)
         if reads:
             await self._serve_reads(reads)
-        writes = [r for r in live if type(r.message) in WRITES]
         if writes:
             # A write that started is finished even if the runtime is shutting down.
             with trio.CancelScope(shield=True):
                 await in_rounds(writes, self._write_round, self.name)
-        for request in live:
+        for request in others:
             message = request.message
             if isinstance(message, Scan):
                 await self._serve_scan(request, message)
@@ -126,8 +130,15 @@ class StoreActor:
     # reads
 
     async def _serve_reads(self, requests: list[Request]) -> None:
+        keys: list[bytes] = []
+        for request in requests:
+            message = request.message
+            if isinstance(message, GetMany):
+                keys.extend(message.keys)
+            elif isinstance(message, (Get, Contains)):
+                keys.append(message.key)
         try:
-            found = await self.load([key for r in requests for key in _read_keys(r)])
+            found = await self.load(keys)
         except NetabaseError as exc:  # e.g. BackendUnavailable: these callers, not the actor
             for request in requests:
                 request.fail(exc)
@@ -303,14 +314,6 @@ class StoreActor:
                 if raw is not None:
                     found[key] = self._decode_or_error(key, raw)
         return found
-
-
-def _read_keys(request: Request) -> Sequence[bytes]:
-    message = request.message
-    if isinstance(message, GetMany):
-        return message.keys
-    assert isinstance(message, (Get, Contains))
-    return (message.key,)
 
 
 def _asked(request: Request) -> Sequence[bytes]:
