@@ -72,7 +72,8 @@ class Database:
     def store(self, model: type[T]) -> Store[T]:
         """The store of a registered model; `UnknownModel` otherwise."""
         actor = self._runtime.actor_for(model)
-        return Store(actor, actor.info, timeout=self._runtime.config.request_timeout)
+        runtime = self._runtime
+        return Store(runtime, actor, actor.info, timeout=runtime.config.request_timeout)
 
     def as_principal(self, principal: str) -> PrincipalView:
         """The database as ``principal`` sees it: reads need ``read``, writes ``write``."""
@@ -80,7 +81,7 @@ class Database:
 
     def stats(self) -> DatabaseStats:
         """A snapshot of every actor's counters; cheap enough to call at any time."""
-        return DatabaseStats(self.url, self._runtime.stats())
+        return DatabaseStats(self.url, self._runtime.statistics())
 
 
 @contextlib.asynccontextmanager

@@ -188,15 +188,10 @@ class BackendUnavailable(NetabaseError):
         super().__init__(f"backend {backend}{where} unavailable: {problem}")
 
 
-_PUBLIC_NAMES = {"put": "insert"}
-"""Internal request kinds shown as the method a caller used."""
-
-
 class RequestTimeout(NetabaseError, TimeoutError):
     """A request missed its deadline; a write is either fully applied or not at all."""
 
     def __init__(self, model: str, operation: str, timeout: float, key: object = None) -> None:
-        operation = _PUBLIC_NAMES.get(operation, operation)
         self.model = model
         self.operation = operation
         self.timeout = timeout
@@ -212,7 +207,6 @@ class ActorCrashed(NetabaseError):
     """The store actor serving this request crashed; it is being restarted."""
 
     def __init__(self, model: str, operation: str, cause: BaseException | None = None) -> None:
-        operation = _PUBLIC_NAMES.get(operation, operation)
         self.model = model
         self.operation = operation
         self.cause = cause

@@ -24,11 +24,23 @@ from ._keys import encode_str
 from ._model import LinkInfo, ModelInfo
 from ._roles import Explanation
 from ._store import DEFAULT_PAGE_SIZE, Loaded, Store, _Scan
-from .actors._calls import call
+from .actors._calls import send
 from .actors._cascade import RestrictRefusal
 from .actors._claims import ClaimRefusal
 from .actors._links import Referrer
-from .actors._permission_actor import Judgement, Obj, _parent_of
+from .actors._messages import (
+    AddMember,
+    Check,
+    Explain,
+    GrantRole,
+    Judge,
+    ListObjects,
+    Message,
+    Peek,
+    RemoveMember,
+    RevokeRole,
+)
+from .actors._permission_actor import Judgement, Obj, Query, _parent_of
 from .actors._permission_spaces import GRANTS_REVISION, MAX_NAME_KEY, META
 from .actors._writes import Guard, PutItem, Rejudge, _missing
 from .backends import Condition, Expect
@@ -70,27 +82,23 @@ class Permissions:
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
-        self._actor = runtime.permissions
-        self._roles = runtime.permissions.roles
+        self._actor = runtime.permission_actor
+        self._roles = runtime.permission_actor.roles
 
-    async def _call(self, kind: str, args: Any) -> Any:
+    async def _call(self, message: Message) -> Any:
         runtime = self._runtime
-        return await call(
+        return await send(
             self._actor.mailbox,
-            runtime.deadlines,
-            "permissions",
-            kind,
-            args,
-            None,
-            runtime.config.request_timeout,
-            True,
+            message,
+            deadlines=runtime.deadlines,
+            seconds=runtime.config.request_timeout,
         )
 
     def _object(self, model: type, key: Any) -> tuple[ModelInfo[Any], bytes]:
         info = self._runtime.actor_for(model).info
         return info, info.encode_key(key)
 
-    def _query(self, principal: str, action: str, model: type, key: Any) -> tuple[Any, ...]:
+    def _query(self, principal: str, action: str, model: type, key: Any) -> Query:
         info, encoded = self._object(model, key)
         self._roles.check_action(action, info.name)
         return (_principal(principal), action, info.name, encoded, None)
@@ -99,13 +107,12 @@ class Permissions:
         """Give ``principal`` (a user or a group) ``role`` on a record and everything below it."""
         info, encoded = self._object(model, key)
         await self._call(
-            "grant",
-            (
+            GrantRole(
                 _principal(principal),
                 info.name,
                 encoded,
                 _principal(self._roles.check_role(role), "role"),
-            ),
+            )
         )
 
     async def revoke(self, principal: str, model: type, key: Any, role: str | None = None) -> int:
@@ -113,22 +120,22 @@ class Permissions:
         info, encoded = self._object(model, key)
         if role is not None:
             self._roles.check_role(role)
-        revoked: int = await self._call("revoke", (_principal(principal), info.name, encoded, role))
+        revoked: int = await self._call(RevokeRole(_principal(principal), info.name, encoded, role))
         return revoked
 
     async def add_member(self, group: str, member: str) -> None:
         """Make ``member`` (a principal or another group) part of ``group``; cycles are refused."""
-        await self._call("add_member", (_principal(group, "group"), _principal(member, "member")))
+        await self._call(AddMember(_principal(group, "group"), _principal(member, "member")))
 
     async def remove_member(self, group: str, member: str) -> bool:
         removed: bool = await self._call(
-            "remove_member", (_principal(group, "group"), _principal(member, "member"))
+            RemoveMember(_principal(group, "group"), _principal(member, "member"))
         )
         return removed
 
     async def check(self, principal: str, action: str, model: type, key: Any) -> bool:
         """Whether ``principal`` may ``action`` the record; an unknown principal may do nothing."""
-        (allowed,) = await self._call("check", [self._query(principal, action, model, key)])
+        (allowed,) = await self._call(Check([self._query(principal, action, model, key)]))
         return bool(allowed)
 
     async def check_many(self, queries: Iterable[tuple[str, str, type, Any]]) -> list[bool]:
@@ -145,7 +152,7 @@ class Permissions:
             built.append(self._query(*query))
         if not built:
             return []
-        answers: list[bool] = await self._call("check", built)
+        answers: list[bool] = await self._call(Check(built))
         return answers
 
     async def check_record(self, principal: str, action: str, record: Any) -> bool:
@@ -156,9 +163,9 @@ class Permissions:
         self._roles.check_action(action, info.name)
         who = _principal(principal)
         key, value = info.encode_record(record)
-        item = (key, value, record, info.encode_links(record) if info.links else ())
+        item = PutItem(key, value, record, info.encode_links(record) if info.links else ())
         (raw,) = await self._read(info, [key])
-        parents = self._runtime.hierarchy_parents
+        parents = self._runtime.schema.hierarchy_parents
         judgements = _put_judgements(who, action, info, {key: item}, {key: raw}, parents)
         answers, _ = await self._judge([judgement for judgement, _ in judgements])
         return all(answers)
@@ -168,7 +175,7 @@ class Permissions:
         if not items:
             _, (grants,) = await self._runtime.backend.read(META, [GRANTS_REVISION])
             return [], Basis(grants, [])
-        answers, grants, chains = await self._call("judge", items)
+        answers, grants, chains = await self._call(Judge(items))
         return answers, Basis(grants, chains)
 
     async def _pins(self, basis: Basis) -> list[Condition] | None:
@@ -212,7 +219,7 @@ class Permissions:
         while frontier:
             target, key, origin = frontier.pop()
             store: Store[Any] = Store(
-                runtime.actors[target.name], target, timeout=runtime.config.request_timeout
+                runtime, runtime.actors[target.name], target, timeout=runtime.config.request_timeout
             )
             for referrer in await store.referrers(target.decode_key(key)):
                 link = runtime.link_index.get((referrer.model, referrer.field))
@@ -231,7 +238,7 @@ class Permissions:
     async def explain(self, principal: str, action: str, model: type, key: Any) -> Explanation:
         """The decision with its reason: the group path, the grant and the record path."""
         explanation: Explanation = await self._call(
-            "explain", self._query(principal, action, model, key)
+            Explain(self._query(principal, action, model, key))
         )
         return explanation
 
@@ -253,7 +260,7 @@ class Permissions:
         cursor: bytes | None = None
         while True:
             page: list[bytes] = await self._call(
-                "list", (principal, action, info.name, cursor, page_size)
+                ListObjects(principal, action, info.name, cursor, page_size)
             )
             for key in page:
                 yield info.decode_key(key)
@@ -292,7 +299,9 @@ class PrincipalView:
 
     def store(self, model: type[T]) -> GuardedStore[T]:
         actor = self._runtime.actor_for(model)
-        store = Store(actor, actor.info, timeout=self._runtime.config.request_timeout)
+        store = Store(
+            self._runtime, actor, actor.info, timeout=self._runtime.config.request_timeout
+        )
         return GuardedStore(store, actor.info, self.principal, self._permissions)
 
 
@@ -349,7 +358,7 @@ class GuardedStore(Generic[T]):
 
     async def _peek(self, keys: list[bytes]) -> list[Any]:
         """The records under ``keys`` (None if absent, `CorruptRecord` if undecodable)."""
-        found: list[Any] = await self._permissions._runtime.ask(self._info.name, "peek", keys)
+        found: list[Any] = await self._permissions._runtime.ask(self._info.name, Peek(keys))
         return found
 
     async def _judged_reads(
@@ -415,10 +424,10 @@ class GuardedStore(Generic[T]):
     async def _judge_insert(self, items: list[PutItem]) -> Guard | None:
         """The conditions the insert was allowed on (None: they changed while judged)."""
         info, principal, permissions = self._info, self._principal, self._permissions
-        latest = {item[0]: item for item in items}  # a key given twice: the last record wins
+        latest = {item.key: item for item in items}  # a key given twice: the last record wins
         keys = list(latest)
         stored = dict(zip(keys, await permissions._read(info, keys), strict=True))
-        parents = permissions._runtime.hierarchy_parents
+        parents = permissions._runtime.schema.hierarchy_parents
         writes = _put_judgements(principal, "write", info, latest, stored, parents)
         targets = _new_targets(info, latest, stored)
         reads, pins = await self._target_judgements(targets)
@@ -697,12 +706,12 @@ class GuardedStore(Generic[T]):
         runtime = self._permissions._runtime
         encoded = [info.encode_key(key) for key in keys]
         store: Store[Any] = Store(
-            runtime.actors[info.name], info, timeout=runtime.config.request_timeout
+            runtime, runtime.actors[info.name], info, timeout=runtime.config.request_timeout
         )
         try:
             records: list[Any] = await store.get_many(keys)
         except CorruptRecord:  # which of them, and whether it may be said: read them as they are
-            records = await runtime.ask(info.name, "peek", encoded)
+            records = await runtime.ask(info.name, Peek(encoded))
         view = GuardedStore(store, info, self._principal, self._permissions)
         records, answers = await view._judged_reads(encoded, records)
         readable = [r if ok else None for r, ok in zip(records, answers, strict=True)]
@@ -820,7 +829,7 @@ def _destination(
     if index is None or info.parent is None:
         return tuple(path), None
     target = info.parent.target
-    parents = latest[key][3][index]
+    parents = latest[key].links[index]
     while parents:
         parent = parents[0]
         if target is not info or parent not in latest:
@@ -828,7 +837,7 @@ def _destination(
         if (info.name, parent) in path:
             return tuple(path), None  # a cycle: the write is refused as one
         path.append((info.name, parent))
-        parents = latest[parent][3][index]
+        parents = latest[parent].links[index]
     return tuple(path), None
 
 

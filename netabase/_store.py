@@ -7,19 +7,39 @@ anything is queued. Every call then waits for the actor with a deadline (`Reques
 from __future__ import annotations
 
 import typing
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Sequence,
+)
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from . import _keys, _validate
 from ._errors import CorruptRecord, ValidationError
 from ._model import ModelInfo
 from ._types import build_checker
-from .actors._calls import call
+from .actors._calls import send
 from .actors._links import Referrer
+from .actors._messages import (
+    Contains,
+    Count,
+    Get,
+    GetMany,
+    Insert,
+    Message,
+    Referrers,
+    Remove,
+    Scan,
+)
+from .actors._writes import PutItem
 
 if TYPE_CHECKING:
+    from .actors._runtime import Runtime
     from .actors._store_actor import StoreActor
-    from .actors._writes import Guard, PutItem
+    from .actors._writes import Guard
 
 T = TypeVar("T")
 
@@ -29,16 +49,23 @@ DEFAULT_PAGE_SIZE = 256
 class Store(Generic[T]):
     """Typed access to the records of one model; get one with ``db.store(Model)``."""
 
-    __slots__ = ("_actor", "_block", "_deadlines", "_info", "_timeout")
+    __slots__ = ("_actor", "_block", "_deadlines", "_info", "_runtime", "_timeout")
 
     def __init__(
-        self, actor: StoreActor, info: ModelInfo[T], *, timeout: float, block: bool = True
+        self,
+        runtime: Runtime,
+        actor: StoreActor,
+        info: ModelInfo[T],
+        *,
+        timeout: float,
+        block: bool = True,
     ) -> None:
+        self._runtime = runtime
         self._actor = actor
         self._info = info
         self._timeout = timeout
         self._block = block
-        self._deadlines = actor.runtime.deadlines
+        self._deadlines = runtime.deadlines
 
     def __repr__(self) -> str:
         return f"<netabase.Store {self._info.name}>"
@@ -52,6 +79,7 @@ class Store(Generic[T]):
         for room in a full mailbox (``block=False``)."""
         name = self._info.name
         return Store(
+            self._runtime,
             self._actor,
             self._info,
             timeout=self._timeout
@@ -65,10 +93,15 @@ class Store(Generic[T]):
         before handing a call to the runtime)."""
         return list(_validate.collection(self._info.name, name, items))
 
-    async def _call(self, kind: str, args: Any, key: object = None) -> Any:
-        actor = self._actor
-        return await call(
-            actor.mailbox, self._deadlines, actor.name, kind, args, key, self._timeout, self._block
+    def _call(self, message: Message, key: object = None) -> Coroutine[Any, Any, Any]:
+        """`send` ``message`` to this store's actor (the coroutine itself: one frame less)."""
+        return send(
+            self._actor.mailbox,
+            message,
+            deadlines=self._deadlines,
+            seconds=self._timeout,
+            block=self._block,
+            key=key,
         )
 
     # reads
@@ -86,7 +119,7 @@ class Store(Generic[T]):
         records it links to, fetched with one request per target store.
         """
         fields = None if load is None else self._load_fields(load)
-        record: T | None = await self._call("get", self._info.encode_key(key), key)
+        record: T | None = await self._call(Get(self._info.encode_key(key)), key)
         if fields is None or record is None:
             return record
         return await self._load(record, fields)
@@ -124,12 +157,12 @@ class Store(Generic[T]):
             link = by_field[field]
             wanted.setdefault(link.target.name, []).extend(link.keys_of(record))
         found: dict[str, dict[Any, Any]] = {}
-        runtime = self._actor.runtime
+        runtime = self._runtime
         for target, keys in wanted.items():
             unique = list(dict.fromkeys(keys))
             actor = runtime.actors[target]
             if fetch is None:
-                store = Store(actor, actor.info, timeout=self._timeout, block=self._block)
+                store = Store(runtime, actor, actor.info, timeout=self._timeout, block=self._block)
                 fetched: list[Any] = await store.get_many(unique)
             else:
                 fetched = await fetch(actor.info, unique)
@@ -158,7 +191,7 @@ class Store(Generic[T]):
         """
         source = None
         if model is not None:
-            source = self._actor.runtime.actor_for(model).info.name
+            source = self._runtime.actor_for(model).info.name
         if field is not None and not isinstance(field, str):
             raise ValidationError(
                 self._info.name, f"referrers(field=...) takes a field name, got {field!r}"
@@ -166,7 +199,7 @@ class Store(Generic[T]):
         if field is not None:
             links = [
                 (name, link_field)
-                for (name, link_field), link in self._actor.runtime.link_index.items()
+                for (name, link_field), link in self._runtime.link_index.items()
                 if link.target is self._info and source in (None, name)
             ]
             if all(link_field != field for _, link_field in links):
@@ -177,7 +210,7 @@ class Store(Generic[T]):
                     f"links to it: {known}",
                     field=field,
                 )
-        entries: list[Referrer] = await self._call("referrers", self._info.encode_key(key), key)
+        entries: list[Referrer] = await self._call(Referrers(self._info.encode_key(key)), key)
         return [
             entry
             for entry in entries
@@ -188,16 +221,16 @@ class Store(Generic[T]):
         """Records for ``keys`` in the same order (None where absent), in one actor round."""
         encode = self._info.encode_key
         wanted = _validate.collection(self._info.name, "keys", keys)
-        records: list[T | None] = await self._call("get_many", [encode(key) for key in wanted])
+        records: list[T | None] = await self._call(GetMany([encode(key) for key in wanted]))
         return records
 
     async def contains(self, key: Any) -> bool:
-        present: bool = await self._call("contains", self._info.encode_key(key), key)
+        present: bool = await self._call(Contains(self._info.encode_key(key)), key)
         return present
 
     async def count(self) -> int:
         """Number of records (from the backend's index, without reading them)."""
-        total: int = await self._call("count", None)
+        total: int = await self._call(Count())
         return total
 
     def scan(
@@ -299,14 +332,15 @@ class Store(Generic[T]):
         items = []
         for record in _validate.collection(info.name, "records", records):
             key, value = info.encode_record(record)
-            items.append((key, value, record, info.encode_links(record) if info.links else ()))
+            links = info.encode_links(record) if info.links else ()
+            items.append(PutItem(key, value, record, links))
         return items
 
     async def _put(
         self, items: list[PutItem], many: bool, guard: Guard | None, key: object = None
     ) -> None:
         """The write behind every insert; the enforced view passes a `Guard`."""
-        await self._call("put", (items, many, guard), key)
+        await self._call(Insert(items, many, guard), key)
 
     async def remove(self, key: Any) -> bool:
         """Remove the record under ``key``; True if there was one."""
@@ -326,7 +360,7 @@ class Store(Generic[T]):
         self, keys: list[bytes], many: bool, guard: Guard | None, key: object = None
     ) -> Any:
         """The write behind every removal: a bool (``many`` False) or a count."""
-        return await self._call("remove", (keys, many, guard), key)
+        return await self._call(Remove(keys, many, guard), key)
 
 
 class Loaded(Generic[T]):
@@ -393,7 +427,7 @@ class _Scan(Generic[T]):
     async def _fetch(self) -> None:
         want = self._page_size if self._left is None else min(self._page_size, self._left)
         page: list[tuple[bytes, Any]] = await self._store._call(
-            "scan", (self._lo, self._hi, want, self._reverse)
+            Scan(self._lo, self._hi, want, self._reverse)
         )
         self._page = page
         self._index = 0

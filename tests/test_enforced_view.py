@@ -94,15 +94,19 @@ class Door:
         self, db: netabase.Database, model: type | None, kind: str | set[str], times: int = 1
     ) -> None:
         runtime = db._runtime
-        mailbox = runtime.permissions.mailbox if model is None else runtime.actor_for(model).mailbox
+        mailbox = (
+            runtime.permission_actor.mailbox if model is None else runtime.actor_for(model).mailbox
+        )
         self.kinds = {kind} if isinstance(kind, str) else kind
         self.left = times
         self.reached = trio.Event()
         self._opened = trio.Event()
-        try_put, put = mailbox.try_put, mailbox.put
+        put_nowait, put = mailbox.put_nowait, mailbox.put
 
-        def held_try_put(request: Request, now: float) -> bool:
-            return False if self._holds(request) else try_put(request, now)
+        def held_put_nowait(request: Request, now: float) -> None:
+            if self._holds(request):
+                raise trio.WouldBlock
+            put_nowait(request, now)
 
         async def held_put(request: Request) -> None:
             if self._holds(request):
@@ -112,11 +116,11 @@ class Door:
                 await opened.wait()
             await put(request)
 
-        mailbox.try_put = held_try_put  # type: ignore[method-assign]
+        mailbox.put_nowait = held_put_nowait  # type: ignore[method-assign]
         mailbox.put = held_put  # type: ignore[method-assign]
 
     def _holds(self, request: Request) -> bool:
-        return self.left > 0 and request.kind in self.kinds
+        return self.left > 0 and request.message.operation in self.kinds
 
     def open(self) -> None:
         opened, self._opened, self.reached = self._opened, trio.Event(), trio.Event()
@@ -174,7 +178,7 @@ async def test_an_insert_is_judged_again_when_the_key_is_created_meanwhile(
     db: netabase.Database,
 ) -> None:
     mallory = db.as_principal("mallory").store(Note)
-    door = Door(db, Note, "put")
+    door = Door(db, Note, "insert")
     result = await race(
         door,
         lambda: mallory.insert(Note("x", "f1", "mallory")),
@@ -203,7 +207,7 @@ async def test_a_write_is_judged_again_when_the_grant_goes_meanwhile(
 ) -> None:
     mallory = db.as_principal("mallory").store(Note)
     result = await race(
-        Door(db, Note, "put"),
+        Door(db, Note, "insert"),
         lambda: mallory.insert(Note("y", "f1", "mallory")),
         lambda: db.permissions.revoke("mallory", Space, "s1"),
     )
@@ -216,7 +220,7 @@ async def test_a_write_is_judged_again_when_its_parent_moves_meanwhile(
 ) -> None:
     mallory = db.as_principal("mallory").store(Note)
     result = await race(
-        Door(db, Note, "put"),
+        Door(db, Note, "insert"),
         lambda: mallory.insert(Note("z", "f2", "mallory")),
         lambda: db.store(Folder).insert(Folder("f2", "s2")),  # f2 leaves her space
     )
@@ -265,7 +269,7 @@ async def test_a_read_is_judged_on_the_record_it_returns(db: netabase.Database) 
 
 async def test_a_write_whose_judgement_keeps_changing_gives_up(db: netabase.Database) -> None:
     mallory = db.as_principal("mallory").store(Note)
-    door = Door(db, Note, "put", times=8)
+    door = Door(db, Note, "insert", times=8)
     outcome: list[BaseException] = []
 
     async def guarded() -> None:

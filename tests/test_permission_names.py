@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 import netabase
 from netabase._keys import encode_str
 from netabase.actors._mailbox import Request
+from netabase.actors._messages import AddMember, GrantRole
 from netabase.actors._permission_spaces import MAX_NAME_KEY
 from netabase.testing import RedisServer
 
@@ -123,17 +124,17 @@ async def test_a_role_whose_keys_would_not_fit_is_refused(backend_url: str) -> N
 async def test_one_bad_write_fails_alone(db: netabase.Database) -> None:
     """A request whose keys the backend refuses, bypassing the caller's validation, fails
     without failing the 40 grants served in the same batch."""
-    actor = db._runtime.permissions
+    actor = db._runtime.permission_actor
     key = db._runtime.models["Organization"].encode_key("acme")
-    grants = [Request("grant", (f"user{i}", "Organization", key, "read")) for i in range(40)]
-    bad = Request("add_member", ("\x00" * 200, "\x00" * 199 + "a"))
+    grants = [Request(GrantRole(f"user{i}", "Organization", key, "read")) for i in range(40)]
+    bad = Request(AddMember("\x00" * 200, "\x00" * 199 + "a"))
     requests = [*grants[:20], bad, *grants[20:]]
-    batches = actor.stats.batches
+    batches = actor.lane.counters.batches
     now = trio.current_time()
     for request in requests:
-        assert actor.mailbox.try_put(request, now)
+        actor.mailbox.put_nowait(request, now)  # raises trio.WouldBlock when full
     results = [await outcome.acapture(request.wait) for request in requests]
-    assert actor.stats.batches == batches + 1, "all 41 requests were served in one batch"
+    assert actor.lane.counters.batches == batches + 1, "all 41 requests were served in one batch"
     failed = [r for r in results if isinstance(r, outcome.Error)]
     assert len(failed) == 1
     assert isinstance(failed[0].error, netabase.KeyTooLarge)

@@ -280,7 +280,7 @@ async def test_a_principal_moving_her_own_records_starves_no_other_enforced_writ
     await db.permissions.grant("bob", Realm, "r2", "write")
     mallory = db.as_principal("mallory").store(Box)
     bob = db.as_principal("bob").store(Item)
-    door = Door(db, Item, "put", times=8)
+    door = Door(db, Item, "insert", times=8)
     outcome: list[Any] = []
     finished = trio.Event()
 
@@ -323,13 +323,13 @@ RACES: dict[str, tuple[type, str, Any, Any]] = {
     # name: (model whose write is held, kind held, eve's write, the admin's change meanwhile)
     "eve leaves her group": (
         Item,
-        "put",
+        "insert",
         lambda v: v.store(Item).insert(Item("n", "b1")),
         lambda db: db.permissions.remove_member("g2", "eve"),
     ),
     "her group leaves the granted group": (
         Item,
-        "put",
+        "insert",
         lambda v: v.store(Item).insert(Item("n", "b1")),
         lambda db: db.permissions.remove_member("g1", "g2"),
     ),
@@ -341,13 +341,13 @@ RACES: dict[str, tuple[type, str, Any, Any]] = {
     ),
     "the record is locked (a require rule stops holding)": (
         Item,
-        "put",
+        "insert",
         lambda v: v.store(Item).insert(Item("e", "b1", "changed")),
         lambda db: db.store(Item).insert(Item("e", "b1", "kept", locked=True)),
     ),
     "the parent moves away": (
         Item,
-        "put",
+        "insert",
         lambda v: v.store(Item).insert(Item("n", "b1")),
         lambda db: db.store(Box).insert(Box("b1", "r2", "mine")),
     ),
@@ -505,7 +505,7 @@ async def test_a_write_is_judged_again_when_an_ancestor_far_above_moves_meanwhil
         lambda: mallory.remove("leaf"),
     ):
         result = await race(
-            Door(db, Cell, {"put", "remove"}),
+            Door(db, Cell, {"insert", "remove"}),
             write,
             lambda: cells.insert(Cell("mid")),  # mid (and all below it) leaves her cell
         )

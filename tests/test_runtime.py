@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,44 @@ async def test_request_timeout_then_serves_again(autojump_clock: trio.testing.Mo
         assert info.value.model == "Customer" and info.value.key == "b"
         backend.open_gate()
         assert await customers.get("a") == Customer("a", "A")
+
+
+async def test_a_timeout_names_the_public_operation(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The operation a `RequestTimeout` names is the method the caller used (it comes from the
+    message class), never an internal request name."""
+    url, backend = gated("operations")
+    async with netabase.open(url, models=MODELS, request_timeout=1.0) as db:
+        customers = db.store(Customer)
+        listing = db.permissions.list_objects("ann", "read", Customer)
+        calls: dict[str, Callable[[], Awaitable[object]]] = {
+            "get": lambda: customers.get("a"),
+            "get_many": lambda: customers.get_many(["a"]),
+            "insert": lambda: customers.insert(Customer("a", "A")),
+            "insert_many": lambda: customers.insert_many([Customer("a", "A")]),
+            "remove": lambda: customers.remove("a"),
+            "count": customers.count,
+            "list_objects": lambda: anext(aiter(listing)),
+            "check": lambda: db.permissions.check("ann", "read", Customer, "a"),
+        }
+        backend.close_gate(reads=True, writes=True)
+        named = {}
+        for method, call in calls.items():
+            with pytest.raises(netabase.RequestTimeout) as info:
+                await call()
+            named[method] = info.value.operation
+        backend.open_gate()
+    assert named == {
+        "get": "get",
+        "get_many": "get_many",
+        "insert": "insert",
+        "insert_many": "insert",
+        "remove": "remove",
+        "count": "count",
+        "list_objects": "list_objects",
+        "check": "check",
+    }
 
 
 async def test_cancelled_queued_write_is_not_applied() -> None:

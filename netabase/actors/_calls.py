@@ -1,4 +1,4 @@
-"""Sending a request to an actor and waiting for its answer, within a deadline."""
+"""`send`: the one way to hand an actor a message and wait for its answer, within a deadline."""
 
 from __future__ import annotations
 
@@ -9,32 +9,35 @@ import trio
 from .._errors import Overloaded, RequestTimeout
 from ._deadlines import Deadlines
 from ._mailbox import Mailbox, Request
+from ._messages import Message
 
 
-async def call(
+async def send(
     mailbox: Mailbox,
+    message: Message,
+    *,
     deadlines: Deadlines,
-    name: str,
-    kind: str,
-    args: Any,
-    key: object,
     seconds: float,
-    block: bool,
+    block: bool = True,
+    key: object = None,
 ) -> Any:
-    """Queue ``kind(args)`` for the actor behind ``mailbox`` and return its answer.
+    """Queue ``message`` for the actor behind ``mailbox`` and return its answer.
 
     A full mailbox makes the caller wait (``block``) or raise `Overloaded`; past ``seconds``
-    seconds the caller gets `RequestTimeout`, and a request no actor has started is skipped.
+    seconds the caller gets `RequestTimeout` (naming ``key``, the caller's own key, if given),
+    and a request no actor has started is skipped.
     """
-    request = Request(kind, args, key)
+    request = Request(message, key)
     now = trio.current_time()
     deadline = now + seconds
-    if not mailbox.try_put(request, now):
+    try:
+        mailbox.put_nowait(request, now)
+    except trio.WouldBlock:
         if not block:
-            raise Overloaded(name, mailbox.capacity)
+            raise Overloaded(mailbox.name, mailbox.capacity) from None
         with trio.move_on_at(deadline) as waited:
             await mailbox.put(request)
         if waited.cancelled_caught:
-            raise RequestTimeout(name, kind, seconds, key)
-    deadlines.add(request, deadline, seconds, name)
+            raise RequestTimeout(mailbox.name, message.operation, seconds, key) from None
+    deadlines.add(request, deadline, seconds, mailbox.name)
     return await request.wait()

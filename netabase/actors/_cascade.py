@@ -25,7 +25,8 @@ from ._permission_spaces import revision_op
 
 if TYPE_CHECKING:
     from ..backends import Backend
-    from ._runtime import Runtime
+    from ._caches import CacheCoordinator
+    from ._facts import SchemaFacts
 
 PAGE = 1024
 MAX_LISTED = 10
@@ -55,23 +56,20 @@ class CacheEffects:
         self.discards.append((model, key))
         self.deleted.setdefault(model, []).append(key)
 
-    def apply(self, runtime: Runtime, versions: Mapping[str, tuple[int, int]]) -> None:
+    def apply(self, caches: CacheCoordinator, versions: Mapping[str, tuple[int, int]]) -> None:
         touched = set()
         for model, key in self.discards:
-            runtime.actors[model].cache.discard(key)
+            caches.discard(model, key)
             touched.add(model)
         for model, key, value, record in self.stores:
-            actor = runtime.actors[model]
-            actor.cache.store(key, value if actor.decode_cached else record)
+            caches.store(model, key, value, record)
             touched.add(model)
         for model, keys in self.deleted.items():
-            runtime.forget_links(model, keys)
+            caches.forget_links(model, keys)
         for model in touched:
-            info = runtime.models[model]
-            if info.space in versions:
-                runtime.actors[model].cache.after_write(*versions[info.space])
+            caches.after_write(model, versions)
         if self.permissions:
-            runtime.permissions_changed()
+            caches.permissions_changed()
 
 
 class Removal:
@@ -122,18 +120,19 @@ class RestrictRefusal(Exception):
 
 
 async def plan_removal(
-    runtime: Runtime,
+    schema: SchemaFacts,
+    backend: Backend,
     info: ModelInfo[Any],
     keys: list[bytes],
     known: Mapping[bytes, bytes | None],
 ) -> Removal:
     """Plan removing ``keys`` (present, with stored values in ``known``) of ``info``'s model."""
-    walk = _Walk(runtime)
+    walk = _Walk(schema, backend)
     for key in keys:
         value = known[key]
         assert value is not None
         walk.deleted[(info.name, key)] = value
-    probed = await _probe_restricted(runtime, info, keys)
+    probed = await _probe_restricted(schema, backend, info, keys)
     if probed is not None:
         blocking, partial = probed
         refusal = RestrictRefusal(blocking, partial)
@@ -173,7 +172,8 @@ def restrict_probes(links: Mapping[tuple[str, str], LinkInfo]) -> dict[str, froz
 
 
 async def _probe_restricted(
-    runtime: Runtime,
+    schema: SchemaFacts,
+    backend: Backend,
     info: ModelInfo[Any],
     keys: list[bytes],
 ) -> tuple[list[_Blocker], bool] | None:
@@ -184,17 +184,15 @@ async def _probe_restricted(
     refused. None means no such referrer was among those read: the full walk then decides;
     else the blocking referrers, and whether there may be more.
     """
-    reach = runtime.restrict_probes.get(info.name)
+    reach = schema.restrict_probes.get(info.name)
     if reach is None:
         return None
-    probe = _Walk(runtime)
+    probe = _Walk(schema, backend)
     found: list[tuple[ModelInfo[Any], bytes, RefEntry]] = []
     partial = False
     for key in keys:
         prefix = ref_prefix(key)
-        page = await runtime.backend.scan(
-            info.ref_space, prefix, prefix_successor(prefix), limit=PROBE
-        )
+        page = await backend.scan(info.ref_space, prefix, prefix_successor(prefix), limit=PROBE)
         found.extend((info, key, parse_ref(index_key, value)) for index_key, value in page)
         partial |= len(page) == PROBE
     if not found:
@@ -219,9 +217,9 @@ class _Blocker(NamedTuple):
 
 
 class _Walk:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.backend = runtime.backend
+    def __init__(self, schema: SchemaFacts, backend: Backend) -> None:
+        self.schema = schema
+        self.backend = backend
         self.ops: list[Op] = []
         self.expects: list[Condition] = []
         self.deleted: dict[tuple[str, bytes], bytes] = {}
@@ -256,7 +254,7 @@ class _Walk:
                 wanted.setdefault(entry.source, []).append(entry.source_key)
                 self.values[(entry.source, entry.source_key)] = None
         for source, keys in wanted.items():
-            model = self.runtime.models.get(source)
+            model = self.schema.models.get(source)
             if model is None:
                 continue
             ordered = list(dict.fromkeys(keys))
@@ -267,9 +265,9 @@ class _Walk:
     def _follow(
         self, target: ModelInfo[Any], target_key: bytes, entry: RefEntry
     ) -> tuple[ModelInfo[Any], bytes] | None:
-        runtime = self.runtime
-        source = runtime.models.get(entry.source)
-        link = runtime.link_index.get((entry.source, entry.field))
+        schema = self.schema
+        source = schema.models.get(entry.source)
+        link = schema.link_index.get((entry.source, entry.field))
         if source is None or link is None or link.target is not target:
             self.restricted.append(
                 _Blocker(
@@ -302,8 +300,8 @@ class _Walk:
         return None
 
     def finish(self) -> CacheEffects:
-        models = self.runtime.models
-        hierarchy = self.runtime.hierarchy_parents
+        models = self.schema.models
+        hierarchy = self.schema.hierarchy_parents
         for (name, key), old in self.deleted.items():
             if name in hierarchy or models[name].parent is not None:
                 self.effects.permissions = True
@@ -360,20 +358,22 @@ async def read_referrers(backend: Backend, space: str, prefix: bytes) -> list[Re
         lo = page[-1][0] + b"\x00"
 
 
-async def verified_referrers(runtime: Runtime, target: ModelInfo[Any], key: bytes) -> list[Any]:
+async def verified_referrers(
+    schema: SchemaFacts, backend: Backend, target: ModelInfo[Any], key: bytes
+) -> list[Any]:
     """(model, field, key) of the records that really link to ``key`` of ``target``."""
-    entries = await read_referrers(runtime.backend, target.ref_space, ref_prefix(key))
+    entries = await read_referrers(backend, target.ref_space, ref_prefix(key))
     out = []
     for entry in entries:
-        source = runtime.models.get(entry.source)
-        link = runtime.link_index.get((entry.source, entry.field))
+        source = schema.models.get(entry.source)
+        link = schema.link_index.get((entry.source, entry.field))
         if source is None or link is None:
             continue
-        _, (value,) = await runtime.backend.read(source.space, [entry.source_key])
+        _, (value,) = await backend.read(source.space, [entry.source_key])
         if value is not None and _still_links(source, link, entry.source_key, value, key):
             out.append((source.name, entry.field, entry.source_key))
     out.sort()
-    return [(name, field, runtime.models[name].decode_key(k)) for name, field, k in out]
+    return [(name, field, schema.models[name].decode_key(k)) for name, field, k in out]
 
 
 def _decode(model: ModelInfo[Any], key: bytes, value: bytes) -> Any:

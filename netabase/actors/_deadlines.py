@@ -58,7 +58,8 @@ class Deadlines:
                 _, request, model = queue.popleft()
                 if request.result is None:
                     request.abandoned = True
-                    request.fail(RequestTimeout(model, request.kind, timeout, request.key))
+                    error = RequestTimeout(model, request.message.operation, timeout, request.key)
+                    request.fail(error)
 
 
 def _settled(request: Request) -> bool:

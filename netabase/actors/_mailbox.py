@@ -14,16 +14,16 @@ import outcome
 import trio
 
 from .._errors import Closed
+from ._messages import Message
 
 
 class Request:
-    """One call to an actor: what to do, and where the answer goes."""
+    """One call to an actor: the message, the caller's key (for errors), and the reply slot."""
 
-    __slots__ = ("abandoned", "args", "enqueued_at", "key", "kind", "result", "task")
+    __slots__ = ("abandoned", "enqueued_at", "key", "message", "result", "task")
 
-    def __init__(self, kind: str, args: Any, key: object = None) -> None:
-        self.kind = kind
-        self.args = args
+    def __init__(self, message: Message, key: object = None) -> None:
+        self.message = message
         self.key = key
         self.task: trio.lowlevel.Task | None = None
         self.result: outcome.Outcome[Any] | None = None
@@ -64,10 +64,14 @@ class Request:
 
 
 class Mailbox:
-    """A bounded FIFO of requests: senders wait (or fail fast) when it is full."""
+    """A bounded FIFO of requests: senders wait (or fail fast) when it is full.
 
-    def __init__(self, owner: str, capacity: int) -> None:
+    ``name`` is what errors about its requests name (the model); ``owner`` what `Closed` names.
+    """
+
+    def __init__(self, owner: str, capacity: int, *, name: str | None = None) -> None:
         self.owner = owner
+        self.name = owner if name is None else name
         self.capacity = capacity
         self._items: collections.deque[Request] = collections.deque()
         self._not_empty = trio.lowlevel.ParkingLot()
@@ -77,12 +81,12 @@ class Mailbox:
     def __len__(self) -> int:
         return len(self._items)
 
-    def try_put(self, request: Request, now: float) -> bool:
-        """Enqueue if there is room (the fast path); False when full."""
+    def put_nowait(self, request: Request, now: float) -> None:
+        """Enqueue if there is room (the fast path), else raise `trio.WouldBlock`; ``now`` is
+        the caller's `trio.current_time`, which it needs for the deadline anyway."""
         if len(self._items) >= self.capacity and self.closed_error is None:
-            return False
+            raise trio.WouldBlock
         self._enqueue(request, now)
-        return True
 
     async def put(self, request: Request) -> None:
         """Enqueue, waiting while the mailbox is full (backpressure)."""

@@ -24,8 +24,8 @@ import bisect
 import inspect
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, NamedTuple
 
 import msgpack
 import trio
@@ -36,16 +36,29 @@ from .._errors import (
     HierarchyCycle,
     NetabaseError,
     ValidationError,
-    WriteConflict,
 )
 from .._keys import component_range, encode_str
 from .._model import ModelInfo
 from .._roles import Explanation, Grant, Roles, lookup_condition
-from ..backends import Delete, Expect, ExpectKeys, Op, Put, WriteBatch
+from ..backends import Backend, Delete, Expect, ExpectKeys, Op, Put, WriteBatch
+from ._actor import BatchingActor, in_rounds
 from ._cascade import read_referrers
 from ._config import RuntimeConfig
+from ._facts import SchemaFacts
 from ._links import ref_prefix
 from ._mailbox import Mailbox, Request
+from ._messages import (
+    PERMISSION_WRITES,
+    AddMember,
+    Check,
+    Explain,
+    GrantRole,
+    Judge,
+    ListObjects,
+    Peek,
+    RemoveMember,
+    RevokeRole,
+)
 from ._permission_spaces import (
     GRANTS,
     GRANTS_REVISION,
@@ -61,14 +74,11 @@ from ._permission_spaces import (
     object_key,
     revision_op,
 )
-from ._stats import ActorStats, StatsRecorder
+from ._stats import ActorStats
 
-if TYPE_CHECKING:
-    from ._runtime import Runtime
+Ask = Callable[[str, Peek], Awaitable[Any]]
 
-WRITE_KINDS = frozenset({"grant", "revoke", "add_member", "remove_member"})
 PAGE = 1000
-MAX_WRITE_ROUNDS = 16
 
 logger = logging.getLogger("netabase.permissions")
 
@@ -111,12 +121,12 @@ class Verdict(NamedTuple):
     error: str | None = None
 
 
-async def _scan_prefix(runtime: Runtime, space: str, prefix: bytes) -> list[tuple[bytes, bytes]]:
+async def _scan_prefix(backend: Backend, space: str, prefix: bytes) -> list[tuple[bytes, bytes]]:
     """Every row whose leading elements are ``prefix`` (complete elements: names, object ids)."""
     lo, upper = component_range(prefix)
     out: list[tuple[bytes, bytes]] = []
     while True:
-        page = await runtime.backend.scan(space, lo, upper, limit=PAGE)
+        page = await backend.scan(space, lo, upper, limit=PAGE)
         out.extend(page)
         if len(page) < PAGE:
             return out
@@ -128,28 +138,42 @@ class PermissionActor:
 
     name = "~permissions"
 
-    def __init__(self, runtime: Runtime, roles: Roles, config: RuntimeConfig) -> None:
-        self.runtime = runtime
+    def __init__(
+        self,
+        backend: Backend,
+        schema: SchemaFacts,
+        roles: Roles,
+        config: RuntimeConfig,
+        *,
+        ask: Ask,
+        on_drained: Callable[[str], None],
+    ) -> None:
+        self.backend = backend
+        self.schema = schema
+        self.ask = ask
+        """Sends a `Peek` to a store's query lane (which waits for nobody: no deadlock)."""
+        self.on_drained = on_drained
         self.roles = roles
         self.config = config
         self.mailbox = Mailbox("permissions", config.mailbox_size)
-        self.stats = StatsRecorder()
+        self.lane = BatchingActor(self.name, self.mailbox, config.max_batch, self._serve_batch)
         self.hits = 0
         self.misses = 0
         self.condition_errors = 0
-        self._inflight: list[Request] = []
         self._reset()
 
     # -- supervision -------------------------------------------------------------------------
 
+    async def run(self) -> None:
+        await self.lane.run()
+        self.on_drained(self.name)
+
     def take_inflight(self) -> list[Request]:
-        taken = [r for r in self._inflight if not r.done]
-        self._inflight = []
-        return taken
+        return self.lane.take_inflight()
 
     def reset(self) -> None:
         self._reset()
-        self.stats.restarts += 1
+        self.lane.restarted()
 
     def invalidate(self) -> None:
         """A change was made elsewhere in this process (called before it is acknowledged): every
@@ -168,52 +192,26 @@ class PermissionActor:
         self.object_grants: dict[bytes, list[tuple[str, str]]] = {}
         self.listings: dict[tuple[str, str, str], tuple[tuple[int, ...], list[bytes]]] = {}
 
-    def snapshot(self) -> ActorStats:
-        p50, p99 = self.stats.percentiles()
-        s = self.stats
-        return ActorStats(
-            self.name,
-            len(self.mailbox),
-            self.mailbox.capacity,
-            s.requests,
-            s.batches,
-            s.requests / s.batches if s.batches else 0.0,
-            s.max_batch,
-            len(self.decisions),
-            self.hits,
-            self.misses,
-            s.restarts,
-            p50,
-            p99,
+    def statistics(self) -> ActorStats:
+        """The lane's counters; the cache figures are the decision cache's."""
+        return self.lane.statistics(
+            cache_size=len(self.decisions), cache_hits=self.hits, cache_misses=self.misses
         )
 
-    async def run(self) -> None:
-        mailbox = self.mailbox
-        while True:
-            batch = await mailbox.take(self.config.max_batch)
-            if not batch:
-                self.runtime.main_lane_finished(self)
-                return
-            self._inflight = batch
-            if self._stale:
-                self._reset()
-            live = [r for r in batch if not r.abandoned]
-            self.stats.batch(len(live))
-            writes = [r for r in live if r.kind in WRITE_KINDS]
-            if writes:
-                with trio.CancelScope(shield=True):
-                    await self._serve_writes(writes)
-            reads = [r for r in live if r.kind not in WRITE_KINDS]
-            if reads:
-                try:
-                    await self._serve_reads(reads)
-                except NetabaseError as exc:
-                    for request in reads:
-                        request.fail(exc)
-            now = trio.current_time()
-            for request in live:
-                self.stats.latency(now - request.enqueued_at)
-            self._inflight = []
+    async def _serve_batch(self, live: list[Request]) -> None:
+        if self._stale:
+            self._reset()
+        writes = [r for r in live if isinstance(r.message, PERMISSION_WRITES)]
+        if writes:
+            with trio.CancelScope(shield=True):
+                await in_rounds(writes, self._write_round, "permissions")
+        reads = [r for r in live if not isinstance(r.message, PERMISSION_WRITES)]
+        if reads:
+            try:
+                await self._serve_reads(reads)
+            except NetabaseError as exc:
+                for request in reads:
+                    request.fail(exc)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -221,27 +219,37 @@ class PermissionActor:
         if self._stale:  # changed while this batch's writes were applied
             self._reset()
         await self._sync_revision()
-        queries = [q for r in requests if r.kind == "check" for q in r.args]
+        checks = [r.message for r in requests if isinstance(r.message, Check)]
+        queries = [q for check in checks for q in check.queries]
         decided = await self._decide(queries) if queries else {}
         for request in requests:
-            if request.kind == "check":
-                request.reply([decided[q] for q in request.args])
+            message = request.message
+            if isinstance(message, Check):
+                request.reply([decided[q] for q in message.queries])
                 continue
             try:  # whatever one judgement, explain or listing raises fails it, not the actor
-                if request.kind == "judge":
+                if isinstance(message, Judge):
                     # The grants token read at this batch's start, and the stored chains judged
                     # on: every answer holds while they stand.
-                    answers, chains = await self._judge(request.args)
+                    answers, chains = await self._judge(list(message.items))
                     request.reply((answers, self.grants, chains))
-                elif request.kind == "explain":
-                    request.reply(await self._explain(request.args))
-                elif request.kind == "list":
-                    request.reply(await self._list(*request.args))
+                elif isinstance(message, Explain):
+                    request.reply(await self._explain(message.query))
+                elif isinstance(message, ListObjects):
+                    request.reply(
+                        await self._list(
+                            message.principal,
+                            message.action,
+                            message.model,
+                            message.after,
+                            message.limit,
+                        )
+                    )
             except Exception as exc:
                 request.fail(exc)
 
     async def _sync_revision(self) -> None:
-        _, (token, grants) = await self.runtime.backend.read(META, [REVISION, GRANTS_REVISION])
+        _, (token, grants) = await self.backend.read(META, [REVISION, GRANTS_REVISION])
         if token != self.revision:
             self._reset()
             self.revision = token
@@ -262,7 +270,7 @@ class PermissionActor:
         if todo:
             self.misses += len(todo)
             verdicts = await self._prove(todo)
-            rules = self.runtime.rules
+            rules = self.schema.rules
             for query in todo:
                 verdict = verdicts[query]
                 out[query] = verdict.allowed
@@ -276,7 +284,7 @@ class PermissionActor:
         expansions = await self._expand({q[0] for q in queries})
         chains = await self._chains({((q[2], q[3]), q[4]) for q in queries})
         await self._load_grants({obj for chain, _ in chains.values() for obj in chain})
-        rules = self.runtime.rules
+        rules = self.schema.rules
         records = await self._records({(q[2], q[3]) for q in queries if (q[2], q[1]) in rules})
         out: dict[Query, Verdict] = {}
         for query in queries:
@@ -297,7 +305,7 @@ class PermissionActor:
             by_model.setdefault(model, []).append(key)
         found: dict[Obj, Any] = {}
         for model, keys in by_model.items():
-            for key, record in zip(keys, await self.runtime.ask(model, "peek", keys), strict=True):
+            for key, record in zip(keys, await self.ask(model, Peek(keys)), strict=True):
                 if record is not None and not isinstance(record, CorruptRecord):
                     found[(model, key)] = record
         return found
@@ -315,7 +323,7 @@ class PermissionActor:
             for item in items
         ]
         await self._load_grants({obj for chain in full for obj in chain})
-        rules = self.runtime.rules
+        rules = self.schema.rules
         answers = []
         for item, chain in zip(items, full, strict=True):
             granted = item.mode == "require" or (
@@ -381,7 +389,7 @@ class PermissionActor:
                 raise TypeError(f"returned {answer!r}; a condition must return True or False")
             return answer, None
         except Exception as exc:
-            error = ConditionError(name, model, self.runtime.models[model].decode_key(key), exc)
+            error = ConditionError(name, model, self.schema.models[model].decode_key(key), exc)
             logger.warning("%s", error)
             self.condition_errors += 1
             return False, str(error)
@@ -422,7 +430,7 @@ class PermissionActor:
 
     async def _load_groups(self, members: set[str]) -> None:
         for member in members - self.groups.keys():
-            rows = await _scan_prefix(self.runtime, MEMBER_OF, encode_str(member))
+            rows = await _scan_prefix(self.backend, MEMBER_OF, encode_str(member))
             self.groups[member] = tuple(msgpack.unpackb(value) for _, value in rows)
 
     async def _chains(
@@ -463,8 +471,8 @@ class PermissionActor:
         for model, key in objects:
             by_model.setdefault(model, []).append(key)
         for model, keys in by_model.items():
-            info = self.runtime.models[model]
-            records = await self.runtime.ask(model, "peek", keys)
+            info = self.schema.models[model]
+            records = await self.ask(model, Peek(keys))
             for key, record in zip(keys, records, strict=True):
                 if record is None:
                     missing.add((model, key))  # not cached: it may appear without a revision
@@ -475,12 +483,12 @@ class PermissionActor:
         for obj in objects:
             oid = object_id(*obj)
             if oid not in self.object_grants:
-                rows = await _scan_prefix(self.runtime, OBJECTS, oid)
+                rows = await _scan_prefix(self.backend, OBJECTS, oid)
                 self.object_grants[oid] = [_pair(value) for _, value in rows]
 
     async def _explain(self, query: Query) -> Explanation:
         principal, action, model, key, _ = query
-        models = self.runtime.models
+        models = self.schema.models
         shown = models[model].decode_key(key)
         (verdict,) = (await self._prove([query])).values()
         if verdict.proof is None:
@@ -527,17 +535,17 @@ class PermissionActor:
             listing = cached[1]
         else:
             listing = await self._compute_listing(principal, action, model)
-            if (model, action) not in self.runtime.rules:  # conditions read changing records
+            if (model, action) not in self.schema.rules:  # conditions read changing records
                 self.listings[key] = (versions, listing)
         start = 0 if after is None else bisect.bisect_right(listing, after)
         return listing[start : start + limit]
 
     async def _hierarchy_versions(self, model: str) -> tuple[int, ...]:
-        models = self.runtime.models
-        names = sorted({model} | self.runtime.hierarchy_parents)
+        models = self.schema.models
+        names = sorted({model} | self.schema.hierarchy_parents)
         versions = []
         for name in names:
-            version, _ = await self.runtime.backend.read(models[name].space, [])
+            version, _ = await self.backend.read(models[name].space, [])
             versions.append(version)
         return tuple(versions)
 
@@ -545,15 +553,15 @@ class PermissionActor:
         expansion = (await self._expand({principal}))[principal]
         granted: set[Obj] = set()
         for holder in expansion:
-            rows = await _scan_prefix(self.runtime, GRANTS, encode_str(holder))
+            rows = await _scan_prefix(self.backend, GRANTS, encode_str(holder))
             for _, value in rows:
                 granted_model, granted_key, role = msgpack.unpackb(value)
-                if self.roles.allows(role, action) and granted_model in self.runtime.models:
+                if self.roles.allows(role, action) and granted_model in self.schema.models:
                     granted.add((granted_model, granted_key))
         found = {key for m, key in granted if m == model}
-        if (model, action) in self.runtime.rules:
+        if (model, action) in self.schema.rules:
             return await self._filter_by_rules(principal, action, model, found)
-        frontier = [obj for obj in granted if obj[0] in self.runtime.hierarchy_parents]
+        frontier = [obj for obj in granted if obj[0] in self.schema.hierarchy_parents]
         seen = set(frontier)
         while frontier:
             following = []
@@ -571,11 +579,11 @@ class PermissionActor:
         self, principal: str, action: str, model: str, granted: set[bytes]
     ) -> list[bytes]:
         """With conditions, decide record by record: every record may be allowed by a rule."""
-        info = self.runtime.models[model]
+        info = self.schema.models[model]
         candidates = set(granted)
         lo = b""
         while True:
-            page = await self.runtime.backend.scan(info.space, lo, None, limit=PAGE)
+            page = await self.backend.scan(info.space, lo, None, limit=PAGE)
             candidates.update(key for key, _ in page)
             if len(page) < PAGE:
                 break
@@ -586,14 +594,14 @@ class PermissionActor:
 
     async def _children(self, obj: Obj) -> list[Obj]:
         """Records whose parent link names ``obj``, from the reverse index (verified)."""
-        target = self.runtime.models[obj[0]]
-        entries = await read_referrers(self.runtime.backend, target.ref_space, ref_prefix(obj[1]))
+        target = self.schema.models[obj[0]]
+        entries = await read_referrers(self.backend, target.ref_space, ref_prefix(obj[1]))
         children = []
         for entry in entries:
-            source = self.runtime.models.get(entry.source)
+            source = self.schema.models.get(entry.source)
             if source is None or source.parent is None or source.parent.field != entry.field:
                 continue
-            _, (value,) = await self.runtime.backend.read(source.space, [entry.source_key])
+            _, (value,) = await self.backend.read(source.space, [entry.source_key])
             if value is None:
                 continue
             try:
@@ -606,44 +614,40 @@ class PermissionActor:
 
     # -- writes ------------------------------------------------------------------------------
 
-    async def _serve_writes(self, requests: list[Request]) -> None:
-        pending = requests
-        for _ in range(MAX_WRITE_ROUNDS):
-            plans: list[tuple[Request, WriteBatch, Any]] = []
-            for request in pending:
-                try:
-                    batch, reply = await self._plan(request)
-                except NetabaseError as exc:
-                    request.fail(exc)
-                    continue
-                plans.append((request, batch, reply))
-            if not plans:
-                return
-            try:
-                outcomes = await self._apply([batch for _, batch, _ in plans])
-            except NetabaseError as exc:
-                for request, _, _ in plans:
-                    request.fail(exc)
-                return
-            finally:
-                self._reset()
-            pending = []
-            for (request, _, reply), unmet in zip(plans, outcomes, strict=True):
-                if isinstance(unmet, NetabaseError):
-                    request.fail(unmet)
-                elif unmet is None:
-                    request.reply(reply)
-                else:
-                    pending.append(request)
-            if not pending:
-                return
+    async def _write_round(self, pending: list[Request]) -> list[Request]:
+        """Plan, apply and answer ``pending``; return those to plan again."""
+        plans: list[tuple[Request, WriteBatch, Any]] = []
         for request in pending:
-            request.fail(WriteConflict("permissions", MAX_WRITE_ROUNDS))
+            try:
+                batch, reply = await self._plan(request)
+            except NetabaseError as exc:
+                request.fail(exc)
+                continue
+            plans.append((request, batch, reply))
+        if not plans:
+            return []
+        try:
+            outcomes = await self._apply([batch for _, batch, _ in plans])
+        except NetabaseError as exc:
+            for request, _, _ in plans:
+                request.fail(exc)
+            return []
+        finally:
+            self._reset()
+        retry = []
+        for (request, _, reply), unmet in zip(plans, outcomes, strict=True):
+            if isinstance(unmet, NetabaseError):
+                request.fail(unmet)
+            elif unmet is None:
+                request.reply(reply)
+            else:
+                retry.append(request)
+        return retry
 
     async def _apply(self, batches: list[WriteBatch]) -> list[int | NetabaseError | None]:
         """Each batch's outcome: None (applied), its first unmet condition, or the error its
         own operations caused (a key the backend refuses), which fails no other batch."""
-        backend = self.runtime.backend
+        backend = self.backend
         try:
             return list((await backend.apply(batches)).failed)
         except ValidationError as exc:
@@ -661,9 +665,14 @@ class PermissionActor:
         return outcomes
 
     async def _plan(self, request: Request) -> tuple[WriteBatch, Any]:
-        kind, args = request.kind, request.args
-        if kind == "grant":
-            principal, model, key, role = args
+        message = request.message
+        if isinstance(message, GrantRole):
+            principal, model, key, role = (
+                message.principal,
+                message.model,
+                message.key,
+                message.role,
+            )
             oid = object_id(model, key)
             ops: list[Op] = [
                 Put(GRANTS, grant_key(principal, oid, role), msgpack.packb((model, key, role))),
@@ -672,12 +681,14 @@ class PermissionActor:
                 grants_op(),
             ]
             return WriteBatch(tuple(ops)), None
-        if kind == "revoke":
-            principal, model, key, role = args
+        if isinstance(message, RevokeRole):
+            principal, model, key = message.principal, message.model, message.key
             oid = object_id(model, key)
             lo, hi = component_range(encode_str(principal) + oid)
-            rows = await _scan_prefix(self.runtime, GRANTS, lo)
-            roles = [r for _, _, r in (msgpack.unpackb(v) for _, v in rows) if role in (None, r)]
+            rows = await _scan_prefix(self.backend, GRANTS, encode_str(principal) + oid)
+            roles = [
+                r for _, _, r in (msgpack.unpackb(v) for _, v in rows) if message.role in (None, r)
+            ]
             ops = []
             for each in roles:
                 ops.append(Delete(GRANTS, grant_key(principal, oid, each)))
@@ -687,10 +698,11 @@ class PermissionActor:
             # The count rests on these reads: a write in between (this round, elsewhere) re-plans.
             held = ExpectKeys(GRANTS, lo, frozenset(k for k, _ in rows), hi)
             return WriteBatch(tuple(ops), (held,)), len(roles)
-        group, member = args
+        assert isinstance(message, (AddMember, RemoveMember))
+        group, member = message.group, message.member
         member_of = membership_key(member, group)
-        if kind == "remove_member":
-            _, (present,) = await self.runtime.backend.read(MEMBER_OF, [member_of])
+        if isinstance(message, RemoveMember):
+            _, (present,) = await self.backend.read(MEMBER_OF, [member_of])
             ops = [
                 Delete(MEMBERS, membership_key(group, member)),
                 Delete(MEMBER_OF, member_of),
@@ -726,7 +738,7 @@ class PermissionActor:
             following = []
             for principal in frontier:
                 lo, hi = component_range(encode_str(principal))
-                rows = await _scan_prefix(self.runtime, MEMBER_OF, lo)
+                rows = await _scan_prefix(self.backend, MEMBER_OF, lo)
                 expects.append(ExpectKeys(MEMBER_OF, lo, frozenset(k for k, _ in rows), hi))
                 for _, value in rows:
                     parent = msgpack.unpackb(value)

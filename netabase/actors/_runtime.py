@@ -7,17 +7,20 @@ from typing import Any
 
 import trio
 
-from .._errors import ModelDefinitionError, RequestTimeout, UnknownModel
+from .._errors import ModelDefinitionError, UnknownModel
 from .._model import LinkInfo, ModelInfo, info_of
 from .._roles import Roles, lookup_condition
 from .._stored_schema import SPACE as SCHEMA_SPACE
 from .._stored_schema import reconcile
 from ..backends import Backend
+from ._caches import CacheCoordinator
+from ._calls import send
 from ._cascade import restrict_probes
 from ._claims import claim_spaces
 from ._config import RuntimeConfig
 from ._deadlines import Deadlines
-from ._mailbox import Request
+from ._facts import Rules, SchemaFacts
+from ._messages import Exists, Peek
 from ._permission_actor import PermissionActor
 from ._permission_layout import upgrade_permission_layout
 from ._permission_spaces import SPACES as PERMISSION_SPACES
@@ -27,7 +30,9 @@ from ._supervisor import Supervised, Supervisor
 
 
 class Runtime:
-    """Owns the actors of one open database."""
+    """Builds and owns the actors of one open database: it hands each what it uses
+    (`SchemaFacts`, the backend, `ask`, the `CacheCoordinator`), routes callers to them
+    (`actor_for`, `ask`) and shuts them down (`drain`, `fail`)."""
 
     def __init__(
         self,
@@ -38,26 +43,41 @@ class Runtime:
     ) -> None:
         self.backend = backend
         self.config = config
+        self.deadlines = Deadlines()
         self.models = _register(models)
-        self.actors: dict[str, StoreActor] = {
-            name: StoreActor(self, info, config) for name, info in self.models.items()
-        }
-        self._by_class = {info.cls: self.actors[name] for name, info in self.models.items()}
         self.link_index: dict[tuple[str, str], LinkInfo] = {
             (info.name, link.field): link for info in self.models.values() for link in info.links
         }
-        self.restrict_probes = restrict_probes(self.link_index)
-        """Models whose removal the first referrers may refuse, with their cascade reach."""
-        self.hierarchy_parents = {
-            info.parent.target.name for info in self.models.values() if info.parent is not None
-        }
-        """Models some model names as its parent: their removal can change permissions."""
-        self.permissions = PermissionActor(self, roles or Roles(), config)
-        self.rules = _rules(self.models, self.permissions.roles)
-        """(model, action) -> (conditions that allow it, conditions it requires)."""
-        self.extra_actors: list[Supervised] = [self.permissions]
-        self.supervisor = Supervisor(self, config)
-        self.deadlines = Deadlines()
+        roles = roles or Roles()
+        self.rules = _rules(self.models, roles)
+        self.schema = SchemaFacts(
+            models=self.models,
+            link_index=self.link_index,
+            restrict_probes=restrict_probes(self.link_index),
+            hierarchy_parents=frozenset(
+                info.parent.target.name for info in self.models.values() if info.parent is not None
+            ),
+            rules=self.rules,
+        )
+        """What the models say; the facades read ``models``, ``link_index`` and ``rules``."""
+        self.actors: dict[str, StoreActor] = {}
+        self.caches = CacheCoordinator(self.actors, self.permissions_changed)
+        for name, info in self.models.items():
+            self.actors[name] = StoreActor(
+                info,
+                backend,
+                self.schema,
+                config,
+                ask=self.ask,
+                caches=self.caches,
+                on_drained=self.main_lane_finished,
+            )
+        self._by_class = {info.cls: self.actors[name] for name, info in self.models.items()}
+        self.permission_actor = PermissionActor(
+            backend, self.schema, roles, config, ask=self.ask, on_drained=self.main_lane_finished
+        )
+        self.extra_actors: list[Supervised] = [self.permission_actor]
+        self.supervisor = Supervisor(self.all_actors(), config, self.fail)
         self.failure: BaseException | None = None
         self._finished: set[str] = set()
         self._main_lanes_done = trio.Event()
@@ -99,7 +119,7 @@ class Runtime:
 
     def permissions_changed(self) -> None:
         """A write of this process changed what permission checks may answer."""
-        self.permissions.invalidate()
+        self.permission_actor.invalidate()
 
     def all_actors(self) -> Sequence[Supervised]:
         return [*self.actors.values(), *self.extra_actors]
@@ -115,32 +135,24 @@ class Runtime:
             raise UnknownModel(label, self.actors)
         return actor
 
-    async def ask(self, model: str, kind: str, keys: list[bytes]) -> Any:
+    async def ask(self, model: str, message: Exists | Peek) -> Any:
         """Ask ``model``'s query lane (never its main lane: see `StoreActor`), with a deadline."""
-        request = Request(kind, keys)
         mailbox = self.actors[model].queries
-        timeout = self.config.request_timeout
-        with trio.move_on_after(timeout):
-            await mailbox.put(request)
-            return await request.wait()
-        raise RequestTimeout(model, kind, timeout)
+        return await send(
+            mailbox, message, deadlines=self.deadlines, seconds=self.config.request_timeout
+        )
 
-    def forget_links(self, model: str, keys: list[bytes]) -> None:
-        """Drop deleted keys of ``model`` from every actor's link-validation cache."""
-        for actor in self.actors.values():
-            actor.planner.links_cache.forget(model, keys)
-
-    def stats(self) -> dict[str, ActorStats]:
-        stats = {name: actor.snapshot() for name, actor in self.actors.items()}
-        stats[self.permissions.name] = self.permissions.snapshot()
+    def statistics(self) -> dict[str, ActorStats]:
+        stats = {name: actor.statistics() for name, actor in self.actors.items()}
+        stats[self.permission_actor.name] = self.permission_actor.statistics()
         return stats
 
     # shutdown
 
-    def main_lane_finished(self, actor: Supervised) -> None:
-        """An actor drained its mailbox after `drain`; once all have, close the query lanes
-        (kept open until then because draining actors may still ask them)."""
-        self._finished.add(actor.name)
+    def main_lane_finished(self, name: str) -> None:
+        """Actor ``name`` drained its mailbox after `drain`; once all have, close the query
+        lanes (kept open until then because draining actors may still ask them)."""
+        self._finished.add(name)
         if self._finished >= {each.name for each in self.all_actors()}:
             self._main_lanes_done.set()
             for each in self.actors.values():
@@ -150,7 +162,7 @@ class Runtime:
         """Refuse new requests, finish every queued one, then let the actors stop."""
         for actor in self.actors.values():
             actor.mailbox.close()
-        self.permissions.mailbox.close()
+        self.permission_actor.mailbox.close()
         with trio.CancelScope(shield=True):
             if self.failure is None:
                 await self._main_lanes_done.wait()
@@ -158,7 +170,7 @@ class Runtime:
     def fail(self, error: BaseException) -> None:
         """The supervisor gave up: answer everything still waiting with ``error``."""
         self.failure = error
-        mailboxes = [self.permissions.mailbox]
+        mailboxes = [self.permission_actor.mailbox]
         for actor in self.actors.values():
             mailboxes += [actor.mailbox, actor.queries]
         for mailbox in mailboxes:
@@ -170,9 +182,7 @@ class Runtime:
         self._main_lanes_done.set()
 
 
-def _rules(
-    models: dict[str, ModelInfo[Any]], roles: Roles
-) -> dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]]:
+def _rules(models: dict[str, ModelInfo[Any]], roles: Roles) -> Rules:
     table: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
     for info in models.values():
         for rule in info.rules:

@@ -16,49 +16,60 @@ wait for nobody. The wait-for graph therefore has no cycle, whatever links the m
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import trio
 
-from .._errors import CorruptRecord, NetabaseError, WriteConflict
+from .._errors import CorruptRecord, NetabaseError
 from .._model import ModelInfo
 from ..backends import Backend
+from ._actor import BatchingActor, in_rounds
 from ._cache import RecordCache
+from ._caches import CacheCoordinator
 from ._cascade import verified_referrers
 from ._config import RuntimeConfig
+from ._facts import SchemaFacts
 from ._links import Referrer
 from ._mailbox import Mailbox, Request
-from ._stats import ActorStats, StatsRecorder
+from ._messages import READS, WRITES, Contains, Count, Exists, Get, GetMany, Peek, Referrers, Scan
+from ._stats import ActorStats
 from ._writes import WritePlanner
 
-if TYPE_CHECKING:
-    from ._runtime import Runtime
-
-READ_KINDS = frozenset({"get", "get_many", "contains"})
-WRITE_KINDS = frozenset({"put", "remove"})
-MAX_WRITE_ROUNDS = 16
-
+Ask = Callable[[str, Exists | Peek], Awaitable[Any]]
 FaultHook = Callable[[str, Sequence[Request]], None]
 
 
 class StoreActor:
     """Serves one model's requests; see the module docstring for the lanes."""
 
-    def __init__(self, runtime: Runtime, info: ModelInfo[Any], config: RuntimeConfig) -> None:
-        self.runtime = runtime
+    def __init__(
+        self,
+        info: ModelInfo[Any],
+        backend: Backend,
+        schema: SchemaFacts,
+        config: RuntimeConfig,
+        *,
+        ask: Ask,
+        caches: CacheCoordinator,
+        on_drained: Callable[[str], None],
+    ) -> None:
         self.info = info
         self.name = info.name
-        self.backend: Backend = runtime.backend
+        self.backend = backend
+        self.schema = schema
         self.config = config
+        self.ask = ask
+        """Sends to another store's query lane (which waits for nobody: no deadlock)."""
+        self.caches = caches
+        self.on_drained = on_drained
         self.mailbox = Mailbox(info.name, config.mailbox_size)
-        self.queries = Mailbox(f"{info.name} (link queries)", config.mailbox_size)
+        self.queries = Mailbox(f"{info.name} (link queries)", config.mailbox_size, name=info.name)
+        self.main = BatchingActor(info.name, self.mailbox, config.max_batch, self._serve_batch)
+        self.lookups = BatchingActor(info.name, self.queries, config.max_batch, self._serve_queries)
         self.cache = RecordCache(config.cache_size)
-        self.stats = StatsRecorder()
         self.planner = WritePlanner(self)
         self.fault_hook: FaultHook | None = None
-        self._inflight: list[Request] = []
-        self._query_inflight: list[Request] = []
         self.decode_cached = not info.frozen
 
     # -- lifecycle (driven by the supervisor) ------------------------------------------------
@@ -66,40 +77,25 @@ class StoreActor:
     async def run(self) -> None:
         """Serve until both mailboxes are closed and drained; raise if the actor crashes."""
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._query_lane)
-            await self._main_lane()
-            self.runtime.main_lane_finished(self)
+            nursery.start_soon(self.lookups.run)
+            await self.main.run()
+            self.on_drained(self.name)
 
     def take_inflight(self) -> list[Request]:
         """Requests the crashed incarnation had taken and not answered (for `ActorCrashed`)."""
-        taken = [r for r in (*self._inflight, *self._query_inflight) if not r.done]
-        self._inflight = []
-        self._query_inflight = []
-        return taken
+        return [*self.main.take_inflight(), *self.lookups.take_inflight()]
 
     def reset(self) -> None:
         """Start the next incarnation as new: empty cache, fresh link-validation cache."""
         self.cache = RecordCache(self.config.cache_size)
         self.planner = WritePlanner(self)
-        self.stats.restarts += 1
+        self.main.restarted()
 
-    def snapshot(self) -> ActorStats:
-        p50, p99 = self.stats.percentiles()
-        stats = self.stats
-        return ActorStats(
-            name=self.name,
-            mailbox_depth=len(self.mailbox),
-            mailbox_capacity=self.mailbox.capacity,
-            requests=stats.requests,
-            batches=stats.batches,
-            mean_batch=stats.requests / stats.batches if stats.batches else 0.0,
-            max_batch=stats.max_batch,
-            cache_size=len(self.cache),
-            cache_hits=self.cache.hits,
-            cache_misses=self.cache.misses,
-            restarts=stats.restarts,
-            p50_latency=p50,
-            p99_latency=p99,
+    def statistics(self) -> ActorStats:
+        """The main lane's counters and the record cache's (query lanes serve other actors)."""
+        cache = self.cache
+        return self.main.statistics(
+            cache_size=len(cache), cache_hits=cache.hits, cache_misses=cache.misses
         )
 
     def _fault(self, point: str, batch: Sequence[Request]) -> None:
@@ -108,60 +104,55 @@ class StoreActor:
 
     # -- main lane ---------------------------------------------------------------------------
 
-    async def _main_lane(self) -> None:
-        mailbox = self.mailbox
-        limit = self.config.max_batch
-        while True:
-            batch = await mailbox.take(limit)
-            if not batch:
-                return
-            self._inflight = batch
-            live = [request for request in batch if not request.abandoned]
-            if live:  # a batch whose callers all left is no batch served
-                self.stats.batch(len(live))
-            self._fault("batch", live)
-            reads = [r for r in live if r.kind in READ_KINDS]
-            if reads:
-                await self._serve_reads(reads)
-            writes = [r for r in live if r.kind in WRITE_KINDS]
-            if writes:
-                # A write that started is finished even if the runtime is shutting down.
-                with trio.CancelScope(shield=True):
-                    await self._serve_writes(writes)
-            for request in live:
-                if request.kind == "scan":
-                    await self._serve_scan(request)
-                elif request.kind == "referrers":
-                    await self._serve_referrers(request)
-                elif request.kind == "count":
-                    await self._serve_count(request)
-            self._record_latencies(live)
-            self._inflight = []
-
-    def _record_latencies(self, batch: list[Request]) -> None:
-        now = trio.current_time()
-        latency = self.stats.latency
-        for request in batch:
-            latency(now - request.enqueued_at)
+    async def _serve_batch(self, live: list[Request]) -> None:
+        self._fault("batch", live)
+        reads: list[Request] = []
+        writes: list[Request] = []
+        others: list[Request] = []
+        for request in live:
+            kind = type(request.message)
+            (reads if kind in READS else writes if kind in WRITES else others).append(request)
+        if reads:
+            await self._serve_reads(reads)
+        if writes:
+            # A write that started is finished even if the runtime is shutting down.
+            with trio.CancelScope(shield=True):
+                await in_rounds(writes, self._write_round, self.name)
+        for request in others:
+            message = request.message
+            if isinstance(message, Scan):
+                await self._serve_scan(request, message)
+            elif isinstance(message, Referrers):
+                await self._serve_referrers(request, message)
+            elif isinstance(message, Count):
+                await self._serve_count(request)
 
     # reads
 
     async def _serve_reads(self, requests: list[Request]) -> None:
+        keys: list[bytes] = []
+        for request in requests:
+            message = request.message
+            if isinstance(message, GetMany):
+                keys.extend(message.keys)
+            elif isinstance(message, (Get, Contains)):
+                keys.append(message.key)
         try:
-            found = await self.load([key for r in requests for key in _read_keys(r)])
+            found = await self.load(keys)
         except NetabaseError as exc:  # e.g. BackendUnavailable: these callers, not the actor
             for request in requests:
                 request.fail(exc)
             return
         value = _value if not self.decode_cached else _Unshared()
         for request in requests:
+            message = request.message
             try:
-                if request.kind == "get":
-                    request.reply(value(found, request.args))
-                elif request.kind == "contains":
-                    request.reply(found.get(request.args) is not None)
-                else:
-                    request.reply([value(found, key) for key in request.args])
+                if isinstance(message, Get):
+                    request.reply(value(found, message.key))
+                elif isinstance(message, Contains):
+                    request.reply(found.get(message.key) is not None)
+                elif isinstance(message, GetMany):
+                    request.reply([value(found, key) for key in message.keys])
             except NetabaseError as exc:
                 request.fail(exc)
 
@@ -211,10 +202,11 @@ class StoreActor:
     def _from_cache(self, key: bytes, entry: Any) -> Any:
         return self._decode_or_error(key, entry) if self.decode_cached else entry
 
-    async def _serve_scan(self, request: Request) -> None:
-        lo, hi, limit, reverse = request.args
+    async def _serve_scan(self, request: Request, scan: Scan) -> None:
         try:
-            pairs = await self.backend.scan(self.info.space, lo, hi, limit=limit, reverse=reverse)
+            pairs = await self.backend.scan(
+                self.info.space, scan.lo, scan.hi, limit=scan.limit, reverse=scan.reverse
+            )
         except Exception as exc:  # whatever this one request caused fails it, not the actor
             request.fail(exc)
             return
@@ -226,9 +218,9 @@ class StoreActor:
         except Exception as exc:
             request.fail(exc)
 
-    async def _serve_referrers(self, request: Request) -> None:
+    async def _serve_referrers(self, request: Request, message: Referrers) -> None:
         try:
-            found = await verified_referrers(self.runtime, self.info, request.args)
+            found = await verified_referrers(self.schema, self.backend, self.info, message.key)
         except Exception as exc:
             request.fail(exc)
             return
@@ -242,72 +234,59 @@ class StoreActor:
 
     # writes
 
-    async def _serve_writes(self, requests: list[Request]) -> None:
-        pending = requests
-        for _ in range(MAX_WRITE_ROUNDS):
-            try:
-                plans = await self.planner.plan(pending)
-            except NetabaseError as exc:  # e.g. the backend went away while reading
-                for request in pending:
-                    request.fail(exc)
-                return
-            ready = [plan for plan in plans if plan.batch is not None]
-            self._fault("commit", requests)
-            try:
-                result = await self.backend.apply([plan.batch for plan in ready])  # type: ignore[misc]
-            except NetabaseError as exc:
-                for plan in plans:
-                    plan.request.fail(exc)
-                return
-            self._fault("committed", requests)
-            own = result.versions.get(self.info.space)
-            if own is not None:
-                self.cache.after_write(*own)
-            retry: list[Request] = []
-            for plan, unmet in zip(ready, result.failed, strict=True):
-                if unmet is None:
-                    self.planner.applied(plan, result.versions)
-                    plan.request.reply(plan.reply)
-                    continue
-                error = plan.error_for(unmet)
-                if error is None:
-                    retry.append(plan.request)
-                else:
-                    plan.request.fail(error)
+    async def _write_round(self, pending: list[Request]) -> list[Request]:
+        """Plan, apply and answer ``pending``; return those to plan again."""
+        try:
+            plans = await self.planner.plan(pending)
+        except NetabaseError as exc:  # e.g. the backend went away while reading
+            for request in pending:
+                request.fail(exc)
+            return []
+        ready = [plan for plan in plans if plan.batch is not None]
+        self._fault("commit", pending)
+        try:
+            result = await self.backend.apply([plan.batch for plan in ready])  # type: ignore[misc]
+        except NetabaseError as exc:
             for plan in plans:
-                if plan.batch is None:
-                    plan.finish_without_write()
-            if not retry:
-                return
-            pending = retry
-        for request in pending:
-            request.fail(WriteConflict(self.name, MAX_WRITE_ROUNDS))
+                plan.request.fail(exc)
+            return []
+        self._fault("committed", pending)
+        own = result.versions.get(self.info.space)
+        if own is not None:
+            self.cache.after_write(*own)
+        retry: list[Request] = []
+        for plan, unmet in zip(ready, result.failed, strict=True):
+            if unmet is None:
+                self.planner.applied(plan, result.versions)
+                plan.request.reply(plan.reply)
+                continue
+            error = plan.error_for(unmet)
+            if error is None:
+                retry.append(plan.request)
+            else:
+                plan.request.fail(error)
+        for plan in plans:
+            if plan.batch is None:
+                plan.finish_without_write()
+        return retry
 
     # -- query lane --------------------------------------------------------------------------
 
-    async def _query_lane(self) -> None:
-        mailbox = self.queries
-        limit = self.config.max_batch
-        while True:
-            batch = await mailbox.take(limit)
-            if not batch:
-                return
-            self._query_inflight = batch
-            live = [request for request in batch if not request.abandoned]
-            keys = [key for request in live for key in request.args]
-            try:
-                validate = any(request.kind != "exists" for request in live)
-                found = await self._peek(keys, validate=validate)
-            except NetabaseError as exc:
-                for request in live:
-                    request.fail(exc)
-            else:
-                for request in live:
-                    if request.kind == "exists":
-                        request.reply([key in found for key in request.args])
-                    else:
-                        request.reply([found.get(key) for key in request.args])
-            self._query_inflight = []
+    async def _serve_queries(self, live: list[Request]) -> None:
+        asked = [_asked(request) for request in live]
+        keys = [key for each in asked for key in each]
+        try:
+            validate = any(type(request.message) is not Exists for request in live)
+            found = await self._peek(keys, validate=validate)
+        except NetabaseError as exc:
+            for request in live:
+                request.fail(exc)
+        else:
+            for request, wanted in zip(live, asked, strict=True):
+                if type(request.message) is Exists:
+                    request.reply([key in found for key in wanted])
+                else:
+                    request.reply([found.get(key) for key in wanted])
 
     async def _peek(self, keys: list[bytes], *, validate: bool) -> dict[bytes, Any]:
         """Records for other actors; never fills the cache.
@@ -337,8 +316,10 @@ class StoreActor:
         return found
 
 
-def _read_keys(request: Request) -> list[bytes]:
-    return [request.args] if request.kind != "get_many" else list(request.args)
+def _asked(request: Request) -> Sequence[bytes]:
+    message = request.message
+    assert isinstance(message, (Exists, Peek))
+    return message.keys
 
 
 def _value(found: dict[bytes, Any], key: bytes) -> Any:

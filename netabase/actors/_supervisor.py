@@ -10,16 +10,14 @@ queued in its mailbox are served by the restarted actor.
 from __future__ import annotations
 
 import collections
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import trio
 
 from .._errors import ActorCrashed, RuntimeFailed
 from ._config import RuntimeConfig
 from ._mailbox import Request
-
-if TYPE_CHECKING:
-    from ._runtime import Runtime
 
 
 class Supervised(Protocol):
@@ -47,16 +45,23 @@ def root_cause(error: BaseException) -> BaseException:
 class Supervisor:
     """Starts, watches and restarts the runtime's actors."""
 
-    def __init__(self, runtime: Runtime, config: RuntimeConfig) -> None:
-        self.runtime = runtime
+    def __init__(
+        self,
+        actors: Sequence[Supervised],
+        config: RuntimeConfig,
+        give_up: Callable[[BaseException], None],
+    ) -> None:
+        self.actors = actors
         self.config = config
+        self.give_up = give_up
+        """Called with `RuntimeFailed` past the restart intensity (the runtime fails)."""
         self._crashes: collections.deque[float] = collections.deque()
         self._scopes: dict[str, trio.CancelScope] = {}
         self._sibling_restart: dict[str, BaseException] = {}
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            for actor in self.runtime.all_actors():
+            for actor in self.actors:
                 nursery.start_soon(self._supervise, actor, name=f"netabase actor {actor.name}")
             task_status.started()
 
@@ -84,7 +89,7 @@ class Supervisor:
 
     def _fail_inflight(self, actor: Supervised, cause: BaseException) -> None:
         for request in actor.take_inflight():
-            request.fail(ActorCrashed(actor.name, request.kind, cause))
+            request.fail(ActorCrashed(actor.name, request.message.operation, cause))
 
     def _count_crash(self, actor: Supervised, cause: BaseException) -> None:
         now = trio.current_time()
@@ -96,11 +101,11 @@ class Supervisor:
             error = RuntimeFailed(
                 actor.name, self.config.max_restarts, self.config.restart_period, cause
             )
-            self.runtime.fail(error)
+            self.give_up(error)
             raise error from cause
 
     def _restart_siblings(self, crashed: Supervised, cause: BaseException) -> None:
-        for actor in self.runtime.all_actors():
+        for actor in self.actors:
             if actor is crashed:
                 continue
             self._sibling_restart[actor.name] = RuntimeError(

@@ -14,7 +14,7 @@ the backend refuse the batch instead of leaving a dangling link.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._errors import CorruptRecord, HierarchyCycle, LinkViolation, NetabaseError
@@ -24,12 +24,21 @@ from ._cascade import CacheEffects, plan_removal
 from ._claims import ClaimRefusal, claim_kinds
 from ._links import LinkCache, ref_key, ref_value
 from ._mailbox import Request
+from ._messages import Exists, Insert, Remove
 from ._permission_spaces import revision_op
 
 if TYPE_CHECKING:
     from ._store_actor import StoreActor
 
-PutItem = tuple[bytes, bytes, Any, tuple[tuple[bytes, ...], ...]]
+
+class PutItem(NamedTuple):
+    """One record of an insert, checked and encoded in the caller's task."""
+
+    key: bytes
+    value: bytes
+    record: Any
+    links: tuple[tuple[bytes, ...], ...]
+    """The encoded target keys each link field names, in `ModelInfo.links` order."""
 
 
 class Guard(NamedTuple):
@@ -47,8 +56,15 @@ class Rejudge(Exception):
 
 
 def _guard_of(request: Request) -> Guard | None:
-    guard: Guard | None = request.args[2] if len(request.args) > 2 else None
-    return guard
+    message = request.message
+    assert isinstance(message, (Insert, Remove))
+    return message.guard
+
+
+def _items(request: Request) -> Sequence[PutItem]:
+    message = request.message
+    assert isinstance(message, Insert)
+    return message.items
 
 
 def _guarded(
@@ -132,14 +148,18 @@ class WritePlanner:
         needs_old = [
             key
             for r in requests
-            if r.kind == "remove" or self.tracks_old
-            for key in (r.args[0] if r.kind == "remove" else [item[0] for item in r.args[0]])
+            if isinstance(r.message, Remove) or self.tracks_old
+            for key in (
+                r.message.keys
+                if isinstance(r.message, Remove)
+                else [item.key for item in _items(r)]
+            )
         ]
         if needs_old:
             keys = list(dict.fromkeys(needs_old))
             _, values = await self.actor.backend.read(self.space, keys)
             state.values.update(zip(keys, values, strict=True))
-        puts = [r for r in requests if r.kind == "put"]
+        puts = [r for r in requests if isinstance(r.message, Insert)]
         if self.claim_kinds and puts:
             await self._read_claims(puts, state)
         if info.links and puts:
@@ -150,7 +170,7 @@ class WritePlanner:
         for request in requests:
             claims = dict(state.claims)
             try:
-                if request.kind == "put":
+                if isinstance(request.message, Insert):
                     plans.append(self._plan_put(request, state, claims))
                 else:
                     plans.append(await self._plan_remove(request, state))
@@ -168,8 +188,8 @@ class WritePlanner:
         """Plan one put request; ``claims_before`` are the claim holders its conditions will
         meet (as stored, after the batch's earlier requests)."""
         # A key given twice in one call: the last record wins, as if written one after another.
-        items: list[PutItem] = list({item[0]: item for item in request.args[0]}.values())
-        written_together = {item[0] for item in items}
+        items: list[PutItem] = list({item.key: item for item in _items(request)}.values())
+        written_together = {item.key for item in items}
         released = self._released_by(items, state) if self.claim_kinds else {}
         info = self.info
         cycle = state.cycles.get(id(request))
@@ -334,7 +354,10 @@ class WritePlanner:
         for kind in self.claim_kinds:
             wanted = list(
                 dict.fromkeys(
-                    value for r in puts for item in r.args[0] for value in kind.values_of(item[2])
+                    value
+                    for r in puts
+                    for item in _items(r)
+                    for value in kind.values_of(item.record)
                 )
             )
             if not wanted:
@@ -358,12 +381,12 @@ class WritePlanner:
         """Ask each target store's query lane which named targets exist (one request each)."""
         asked: dict[str, set[bytes]] = {}
         cache = self.links_cache
-        created = {item[0] for request in puts for item in request.args[0]}
+        created = {item.key for request in puts for item in _items(request)}
         for index, link in enumerate(self.info.links):
             name = link.target.name
             for request in puts:
-                for item in request.args[0]:
-                    for target_key in item[3][index]:
+                for item in _items(request):
+                    for target_key in item.links[index]:
                         own = link.target is self.info
                         if own and (target_key in created or target_key in state.values):
                             continue
@@ -372,7 +395,7 @@ class WritePlanner:
         for name, keys in asked.items():
             ordered = list(keys)
             generation = cache.generation.get(name, 0)
-            answers = await self.actor.runtime.ask(name, "exists", ordered)
+            answers = await self.actor.ask(name, Exists(ordered))
             present = [key for key, exists in zip(ordered, answers, strict=True) if exists]
             cache.remember(name, present, generation)
             state.missing[name] = {
@@ -390,9 +413,9 @@ class WritePlanner:
         info = self.info
         assert info.parent is not None
         index = info.links.index(info.parent)
-        staged = {item[0]: item[2] for r in puts for item in r.args[0]}
+        staged = {item.key: item.record for r in puts for item in _items(r)}
         for request in puts:
-            for key, _, record, links in request.args[0]:
+            for key, _, record, links in _items(request):
                 parents = links[index]
                 if not parents:
                     continue
@@ -446,13 +469,15 @@ class WritePlanner:
         return None
 
     async def _plan_remove(self, request: Request, state: _BatchState) -> WritePlan:
-        keys, many = request.args[:2]
-        guard = _guard_of(request)
+        message = request.message
+        assert isinstance(message, Remove)
+        keys, many, guard = message.keys, message.many, message.guard
         present = [key for key in dict.fromkeys(keys) if state.values.get(key) is not None]
         reply: Any = len(present) if many else bool(present)
         if not present:
             return WritePlan(request, None, reply)
-        removal = await plan_removal(self.actor.runtime, self.info, present, state.values)
+        actor = self.actor
+        removal = await plan_removal(actor.schema, actor.backend, self.info, present, state.values)
         if removal.violation is not None:
             refused = removal.refusal if guard is not None else None
             return WritePlan(request, None, error=refused or removal.violation)
@@ -471,7 +496,7 @@ class WritePlanner:
 
     def applied(self, plan: WritePlan, versions: Mapping[str, tuple[int, int]]) -> None:
         if plan.effects is not None:
-            plan.effects.apply(self.actor.runtime, versions)
+            plan.effects.apply(self.actor.caches, versions)
 
 
 def _links_of(info: ModelInfo[Any], record: Any) -> tuple[tuple[bytes, ...], ...] | None:

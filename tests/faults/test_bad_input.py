@@ -24,7 +24,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 import netabase
 from netabase._portal import TrioPortal
-from netabase.actors._calls import call as actor_call
+from netabase.actors._calls import send
+from netabase.actors._messages import ListObjects, Scan
 from netabase.backends import Put, WriteBatch, open_backend
 
 from ..link_models import LINK_MODELS, Client, Line, Purchase
@@ -518,13 +519,13 @@ async def test_a_request_that_raises_fails_alone() -> None:
     async with netabase.open("memory://", models=LINK_MODELS) as db:
         runtime = db._runtime
         await db.store(Client).insert(Client("a", "x"))
-        actor, permissions = runtime.actor_for(Client), runtime.permissions
-        for mailbox, kind, args in [
-            (actor.mailbox, "scan", (b"", None, 1.5, False)),  # islice refuses a float
-            (permissions.mailbox, "list", ("ann", "read", "Client", None, 1.5)),
+        actor, permissions = runtime.actor_for(Client), runtime.permission_actor
+        for mailbox, message in [
+            (actor.mailbox, Scan(b"", None, 1.5, False)),  # type: ignore[arg-type]  # islice refuses a float
+            (permissions.mailbox, ListObjects("ann", "read", "Client", None, 1.5)),  # type: ignore[arg-type]
         ]:
             with pytest.raises((TypeError, ValueError)):
-                await actor_call(mailbox, runtime.deadlines, "x", kind, args, None, 5.0, True)
+                await send(mailbox, message, deadlines=runtime.deadlines, seconds=5.0)
         assert await db.store(Client).get("a") == Client("a", "x")
         assert [k async for k in db.permissions.list_objects("ann", "read", Client)] == []
         assert all(stats.restarts == 0 for stats in db.stats().actors.values())
