@@ -264,6 +264,35 @@ def test_misuses_fail_with_what_to_do(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*needs pytest-trio*pip install 'netabase?pytest?'"])
 
 
+def test_asyncio_auto_mode_refuses_netabase_db_with_what_to_do(pytester: pytest.Pytester) -> None:
+    """Auto mode takes netabase_db for asyncio even in a trio-marked test: the error says so."""
+    user_project(
+        pytester,
+        test_auto=textwrap.dedent(
+            """
+            import pytest
+            from conftest import Note
+
+            async def test_unmarked(netabase_db):
+                pass
+
+            @pytest.mark.trio
+            async def test_marked_trio(netabase_db):
+                pass
+
+            async def test_asyncio(netabase_asyncio_db):
+                assert await netabase_asyncio_db.store(Note).count() == 0
+            """
+        ),
+    )
+    result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider", "-o", "asyncio_mode=auto")
+    result.assert_outcomes(passed=1, errors=2)
+    result.stdout.fnmatch_lines(
+        ["*test_marked_trio: pytest-asyncio's auto mode runs every async fixture on asyncio*"]
+    )
+    assert "runs on trio, not asyncio" not in result.stdout.str()
+
+
 def test_a_failing_fixture_beside_netabase_db_fails_the_test(pytester: pytest.Pytester) -> None:
     """pytest-trio cancels the other fixtures mid-setup: opening the runtime must not hang."""
     user_project(

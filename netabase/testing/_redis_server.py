@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from types import TracebackType
 
@@ -20,6 +21,18 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _dies_with_this_process(args: list[str]) -> list[str]:
+    """Have the kernel kill the server when this process dies, even by SIGKILL (Linux).
+
+    The parent-death signal fires when the starting *thread* ends, so it is asked for only from
+    the main thread (a worker thread may end long before the process does).
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or threading.current_thread() is not threading.main_thread():
+        return args
+    return [setpriv, "--pdeathsig", "KILL", *args]
 
 
 class RedisServer:
@@ -77,7 +90,9 @@ class RedisServer:
         ]
         if self.password:
             args += ["--requirepass", self.password]
-        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            _dies_with_this_process(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
         assert process.stdout is not None
         seen: list[bytes] = []
         for line in process.stdout:

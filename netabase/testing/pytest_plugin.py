@@ -82,6 +82,14 @@ def _runners(item: pytest.Function) -> set[str]:
     return {name for name in _OTHER_RUNNERS if item.get_closest_marker(name)}
 
 
+def _asyncio_auto_mode(config: pytest.Config) -> bool:
+    """Whether pytest-asyncio is active in auto mode (read as pytest-asyncio itself reads it)."""
+    if not config.pluginmanager.hasplugin("asyncio"):
+        return False
+    mode = config.getoption("asyncio_mode", None) or config.getini("asyncio_mode")
+    return str(mode) == "auto"
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Fail a misuse of the async fixtures with what to do instead of an obscure error."""
     if not isinstance(item, pytest.Function):
@@ -94,6 +102,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             pytrace=False,
         )
     runners = _runners(item)
+    if _TRIO_FIXTURE in wanted and _asyncio_auto_mode(item.config):
+        pytest.fail(
+            f"{item.name}: pytest-asyncio's auto mode runs every async fixture on asyncio, "
+            f"netabase_db included; use {_ASYNCIO_FIXTURE} in an asyncio test, or "
+            "asyncio_mode = strict for trio tests",
+            pytrace=False,
+        )
     if _TRIO_FIXTURE in wanted and runners == {"asyncio"}:
         pytest.fail(
             f"{item.name} runs on asyncio: netabase_db is for trio tests; use "
