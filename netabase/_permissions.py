@@ -347,25 +347,27 @@ class GuardedStore(Generic[T]):
                 raise record
         return records
 
-    async def _peek(self, keys: list[bytes]) -> list[Any]:
-        """The records under ``keys`` (None if absent, `CorruptRecord` if undecodable)."""
-        found: list[Any] = await self._permissions._runtime.ask(self._info.name, "peek", keys)
+    async def _peek(self, keys: list[bytes], info: ModelInfo[Any] | None = None) -> list[Any]:
+        """The records under ``keys`` of this model (or ``info``'s): None if absent,
+        `CorruptRecord` if undecodable."""
+        name = (info or self._info).name
+        found: list[Any] = await self._permissions._runtime.ask(name, "peek", keys)
         return found
 
     async def _judged_reads(
-        self, keys: list[bytes], records: list[Any]
+        self, keys: list[bytes], records: list[Any], info: ModelInfo[Any] | None = None
     ) -> tuple[list[Any], list[bool]]:
         """``records`` (read under ``keys``) and whether the principal may read each, judged on
         one state: the judgement sees the grants and ancestors of its moment, so the records it
         allows are read again after it and all are judged again if one was rewritten meanwhile
         (else a record rewritten, then published by moving its parent, would be handed out as it
-        was)."""
-        info = self._info
+        was). ``info``: the model of ``keys`` when it is not this store's."""
+        info = info or self._info
         for _ in range(MAX_JUDGE_ROUNDS):
             answers, _ = await self._permissions._judge(
                 [_as_read(self._principal, info, k, r) for k, r in zip(keys, records, strict=True)]
             )
-            again = await self._peek(keys)
+            again = await self._peek(keys, info)
             readable = zip(records, again, answers, strict=True)
             if all(_same(info, a, b) for a, b, ok in readable if ok):
                 return records, answers  # what is refused was refused on the record as read
@@ -667,28 +669,29 @@ class GuardedStore(Generic[T]):
         self, key: Any, model: type | None = None, field: str | None = None
     ) -> list[Referrer]:
         """Like `Store.referrers`, keeping only the referring records the principal may read,
-        each judged as stored when read (one gone meanwhile is left out)."""
+        each judged as read and kept only if, as judged, it still links to ``key`` (one gone or
+        unlinked meanwhile is left out: its link may have been made while it was hidden)."""
         entries = await self._store.referrers(key, model, field)
         runtime = self._permissions._runtime
+        target = self._info.encode_key(key)
         encoded = [runtime.models[entry.model].encode_key(entry.key) for entry in entries]
         wanted: dict[str, list[bytes]] = {}
         for entry, source_key in zip(entries, encoded, strict=True):
             wanted.setdefault(entry.model, []).append(source_key)
-        raws: dict[Obj, bytes | None] = {}
+        judged: dict[Obj, Any] = {}
         for name, keys in wanted.items():
+            info = runtime.models[name]
             unique = list(dict.fromkeys(keys))
-            values = await self._permissions._read(runtime.models[name], unique)
-            raws.update(((name, k), raw) for k, raw in zip(unique, values, strict=True))
-        answers, _ = await self._permissions._judge(
-            [
-                _stored(self._principal, "read", runtime.models[e.model], k, raws[(e.model, k)])
-                for e, k in zip(entries, encoded, strict=True)
-            ]
-        )
+            peeked = await self._peek(unique, info)
+            records, answers = await self._judged_reads(unique, peeked, info)
+            judged.update(
+                ((name, k), r if ok else None)
+                for k, r, ok in zip(unique, records, answers, strict=True)
+            )
         return [
             entry
-            for entry, k, ok in zip(entries, encoded, answers, strict=True)
-            if ok and raws[(entry.model, k)] is not None
+            for entry, k in zip(entries, encoded, strict=True)
+            if _links_to(runtime, entry, judged[(entry.model, k)], target)
         ]
 
     async def _readable_targets(self, info: ModelInfo[Any], keys: list[Any]) -> list[Any]:
@@ -710,6 +713,19 @@ class GuardedStore(Generic[T]):
             if isinstance(record, CorruptRecord):
                 raise record
         return readable
+
+
+def _links_to(runtime: Runtime, entry: Referrer, record: Any, target: bytes) -> bool:
+    """Whether ``record`` (None: unreadable or gone) links to ``target`` through the entry's
+    field; a corrupt one cannot tell and is kept, as `Store.referrers` keeps it."""
+    if record is None:
+        return False
+    if isinstance(record, CorruptRecord):
+        return True
+    try:
+        return target in runtime.link_index[(entry.model, entry.field)].encoded_keys_of(record)
+    except NetabaseError:
+        return False
 
 
 def _same(info: ModelInfo[Any], before: Any, after: Any) -> bool:

@@ -1,0 +1,97 @@
+"""Adversarial review of the enforced store's new surface, the adapters, the parity test and
+the URL registry: each test here failed before the fix next to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import netabase
+from netabase.backends._url import open_backend, redact_url
+
+from .test_adapter_parity import drift
+from .test_enforced_view import Door, Folder, Note, Space, db, race
+
+__all__ = ["db"]
+
+# -- referrers: a referrer is judged on the record that links, as it links -------------------
+
+
+async def test_referrers_never_reveal_a_link_made_while_the_referrer_was_hidden(
+    db: netabase.Database,
+) -> None:
+    """A note in a hidden folder links to f1; meanwhile it drops the link and its folder is
+    moved where the principal may read: the note never linked f1 while readable."""
+    await db.permissions.grant("reader", Space, "s1", "read")
+    await db.store(Folder).insert(Folder("fh", "s2"))
+    await db.store(Note).insert(Note("n1", "fh", see_also="f1"))
+    reader = db.as_principal("reader").store(Folder)
+
+    async def meanwhile() -> None:
+        await db.store(Note).insert(Note("n1", "fh"))  # the link is gone
+        await db.store(Folder).insert(Folder("fh", "s1"))  # and only now is n1 readable
+
+    result = await race(Door(db, None, "judge"), lambda: reader.referrers("f1"), meanwhile)
+    assert result == []
+    assert await db.store(Folder).referrers("f1") == []
+
+
+async def test_referrers_leave_out_a_link_dropped_before_the_judgement(
+    db: netabase.Database,
+) -> None:
+    await db.permissions.grant("reader", Space, "s1", "read")
+    await db.store(Note).insert(Note("n1", "f2", see_also="f1"))
+    reader = db.as_principal("reader").store(Folder)
+    result = await race(
+        Door(db, None, "judge"),
+        lambda: reader.referrers("f1"),
+        lambda: db.store(Note).insert(Note("n1", "f2")),
+    )
+    assert result == []
+
+
+# -- URLs: an error never shows a password --------------------------------------------------
+
+SECRET = "Zq9s3cr"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"redis://default:{SECRET}/x+y==@host:6379/0",  # base64 passwords hold '/'
+        f"redis://u:{SECRET}#x@host/0",
+        f"redis://u:{SECRET}?x@host/0",
+        f"rediss://u:{SECRET}/a@host:6380/0",
+        f"redis:/u:{SECRET}@host/0",  # a typo'd separator
+        f"redis//u:{SECRET}@host/0",
+        f"redis://host/0?password={SECRET}",  # as redis-py spells it
+        f"redis://host/0?timeout=1&password={SECRET}&x=1",
+    ],
+)
+def test_an_invalid_url_never_shows_its_password(url: str) -> None:
+    with pytest.raises(netabase.InvalidURL) as caught:
+        open_backend(url)
+    shown = f"{caught.value} {caught.value!r} {caught.value.args!r}"
+    assert SECRET not in shown, shown
+    assert SECRET not in redact_url(url)
+
+
+def test_redaction_keeps_urls_without_a_password() -> None:
+    for url in ["redis://host:6379/0?name=a", "lmdb://./data", "memory://", "redis://u@host/0"]:
+        assert redact_url(url) == url
+
+
+# -- the parity test: drift it did not see ---------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [classmethod, staticmethod])
+def test_a_classmethod_or_staticmethod_added_to_store_is_drift(kind: Any) -> None:
+    def frobnicate(*args: Any) -> int:
+        return 0
+
+    class Grown(netabase.Store[Any]):
+        pass
+
+    Grown.frobnicate = kind(frobnicate)  # type: ignore[attr-defined]
+    assert drift(Grown, netabase.SyncStore, "Sync") == ["SyncStore lacks frobnicate"]
