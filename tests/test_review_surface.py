@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 import netabase
+from netabase.adapters import _generate
 from netabase.backends._url import open_backend, redact_url
 
 from .test_adapter_parity import drift
@@ -95,3 +96,10 @@ def test_a_classmethod_or_staticmethod_added_to_store_is_drift(kind: Any) -> Non
 
     Grown.frobnicate = kind(frobnicate)  # type: ignore[attr-defined]
     assert drift(Grown, netabase.SyncStore, "Sync") == ["SyncStore lacks frobnicate"]
+
+
+def test_the_generator_refuses_what_it_cannot_adapt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A classmethod (or a constant) on `Store` was skipped: the adapters silently lacked it."""
+    monkeypatch.setattr(netabase.Store, "opened", classmethod(lambda cls: 0), raising=False)
+    with pytest.raises(NotImplementedError, match=r"Store\.opened: a classmethod"):
+        _generate.render(_generate.SYNC)
