@@ -3,8 +3,10 @@ the URL registry: each test here failed before the fix next to it."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import attrs
 import pytest
 
 import netabase
@@ -103,3 +105,46 @@ def test_the_generator_refuses_what_it_cannot_adapt(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(netabase.Store, "opened", classmethod(lambda cls: 0), raising=False)
     with pytest.raises(NotImplementedError, match=r"Store\.opened: a classmethod"):
         _generate.render(_generate.SYNC)
+
+
+# -- adapters: a call after close names the method -------------------------------------------
+
+
+@netabase.model(key="id")
+@attrs.frozen
+class Item:
+    id: str
+
+
+def test_a_scan_after_close_names_the_method_not_its_crossing() -> None:
+    with netabase.connect_sync("memory://", models=[Item]) as db:
+        store = db.store(Item)
+        store.insert_many([Item("a"), Item("b")])
+        started = store.scan(page_size=1)
+        assert next(started) == Item("a")
+        permissions, guarded = db.permissions, db.as_principal("p").store(Item)
+    calls = [
+        ("SyncStore.scan", lambda: list(store.scan())),
+        ("SyncStore.scan", lambda: list(started)),
+        ("SyncStore.scan", lambda: list(guarded.scan())),
+        ("SyncPermissions.list_objects", lambda: list(permissions.list_objects("p", "read", Item))),
+    ]
+    for name, call in calls:
+        with pytest.raises(netabase.Closed, match=rf"cannot serve {name}$"):
+            call()
+
+
+@pytest.mark.parametrize("bridge", ["guest", "thread"])
+def test_an_asyncio_scan_after_close_names_the_method(bridge: Any) -> None:
+    async def main() -> None:
+        async with netabase.open_asyncio("memory://", models=[Item], bridge=bridge) as db:
+            store, permissions = db.store(Item), db.permissions
+        with pytest.raises(netabase.Closed, match=r"cannot serve AsyncioStore\.scan$"):
+            await store.scan().__anext__()
+        listed = permissions.list_objects("p", "read", Item)
+        with pytest.raises(
+            netabase.Closed, match=r"cannot serve AsyncioPermissions\.list_objects$"
+        ):
+            await listed.__anext__()
+
+    asyncio.run(main())

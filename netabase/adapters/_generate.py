@@ -246,7 +246,8 @@ def render_method(source: Source, name: str, function: Any, flavor: Flavor) -> l
         lines.append(f"{indent * 2}return {crossing}(lambda: {call})")
     elif kind == "pages":
         size = "page_size" if any(p.name == "page_size" for p in params) else DEFAULT_PAGE_SIZE
-        lines.append(f"{indent * 2}return self._pages({call}, {size})")
+        where = f"{flavor.prefix}{source.name}.{name}"
+        lines.append(f'{indent * 2}return self._pages({call}, {size}, "{where}")')
     else:
         lines.append(f"{indent * 2}return {wrapped(ret, call, flavor)}")
     return lines
