@@ -148,3 +148,10 @@ def test_an_asyncio_scan_after_close_names_the_method(bridge: Any) -> None:
             await listed.__anext__()
 
     asyncio.run(main())
+
+
+def test_a_factory_that_returns_no_backend_is_named_at_open() -> None:
+    """It failed inside the runtime with "'int' object has no attribute 'start'"."""
+    netabase.register_backend("rvnotabackend", lambda _: 42)
+    with pytest.raises(TypeError, match=r"factory of rvnotabackend:// returned int, not a"):
+        open_backend("rvnotabackend://x")

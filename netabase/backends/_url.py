@@ -186,4 +186,10 @@ def open_backend(url: str) -> Backend:
     if factory is None:
         known = ", ".join(f"{name}://" for name in sorted(_FACTORIES.keys() | _BUILT_IN.keys()))
         raise InvalidURL(url, f"unknown scheme {parsed.scheme!r}; known: {known}")
-    return factory(parsed)
+    backend = factory(parsed)
+    if not isinstance(backend, Backend):  # else the runtime fails later on a missing method
+        raise TypeError(
+            f"the backend factory of {parsed.scheme}:// returned {type(backend).__name__}, "
+            "not a netabase.backends.Backend"
+        )
+    return backend
