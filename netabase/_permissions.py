@@ -245,21 +245,7 @@ class Permissions:
         info = self._runtime.actor_for(model).info
         self._roles.check_action(action, info.name)
         size = _validate.page_size("permissions", page_size)
-        return self._list_pages(_principal(principal), action, info, size)
-
-    async def _list_pages(
-        self, principal: str, action: str, info: ModelInfo[Any], page_size: int
-    ) -> AsyncIterator[Any]:
-        cursor: bytes | None = None
-        while True:
-            page: list[bytes] = await self._call(
-                "list", (principal, action, info.name, cursor, page_size)
-            )
-            for key in page:
-                yield info.decode_key(key)
-            if len(page) < page_size:
-                return
-            cursor = page[-1]
+        return _KeyPages(self, _principal(principal), action, info, size)
 
 
 class Basis(NamedTuple):
@@ -597,23 +583,7 @@ class GuardedStore(Generic[T]):
             skip_corrupt=skip_corrupt,
         )
         assert isinstance(scan, _Scan)
-        return self._scan_readable(scan, limit, skip_corrupt)
-
-    async def _scan_readable(
-        self, scan: _Scan[T], limit: int | None, skip_corrupt: bool
-    ) -> AsyncIterator[T]:
-        if limit == 0:
-            return
-        left = limit
-        while (page := await self._readable_page(scan)) is not None:
-            for record in page:
-                if isinstance(record, CorruptRecord):
-                    if skip_corrupt:
-                        continue
-                    raise record
-                yield record
-                if left is not None and (left := left - 1) == 0:
-                    return
+        return _ReadableScan(self, scan, limit, skip_corrupt)
 
     async def _readable_page(self, scan: _Scan[T]) -> list[Any] | None:
         """The records of the next page of ``scan`` the principal may read (None: no more),
@@ -713,6 +683,76 @@ class GuardedStore(Generic[T]):
             if isinstance(record, CorruptRecord):
                 raise record
         return readable
+
+
+class _KeyPages:
+    """`Permissions.list_objects`: a class, not an async generator, so one left unfinished
+    needs no finalizing (a sync caller has no way to ``aclose`` it)."""
+
+    def __init__(
+        self, permissions: Permissions, principal: str, action: str, info: ModelInfo[Any], size: int
+    ) -> None:
+        self._ask = (permissions, principal, action, info, size)
+        self._cursor: bytes | None = None
+        self._page: list[bytes] = []
+        self._index = 0
+        self._done = False
+
+    def __aiter__(self) -> _KeyPages:
+        return self
+
+    async def __anext__(self) -> Any:
+        permissions, principal, action, info, size = self._ask
+        while self._index >= len(self._page):
+            if self._done:
+                raise StopAsyncIteration
+            query = (principal, action, info.name, self._cursor, size)
+            self._page, self._index = await permissions._call("list", query), 0
+            self._done = len(self._page) < size
+            if self._page:
+                self._cursor = self._page[-1]
+        self._index += 1
+        return info.decode_key(self._page[self._index - 1])
+
+
+class _ReadableScan(Generic[T]):
+    """`GuardedStore.scan`: the readable records of a scan, a judged page at a time (a class,
+    like `_KeyPages`, so one left unfinished needs no finalizing)."""
+
+    def __init__(
+        self, view: GuardedStore[T], scan: _Scan[T], limit: int | None, skip_corrupt: bool
+    ) -> None:
+        self._view = view
+        self._scan = scan
+        self._left = limit
+        self._skip_corrupt = skip_corrupt
+        self._page: list[Any] = []
+        self._index = 0
+        self._done = False
+
+    def __aiter__(self) -> _ReadableScan[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        while True:
+            if self._left == 0:
+                raise StopAsyncIteration
+            if self._index >= len(self._page):
+                page = None if self._done else await self._view._readable_page(self._scan)
+                if page is None:
+                    self._done = True
+                    raise StopAsyncIteration
+                self._page, self._index = page, 0
+                continue
+            record = self._page[self._index]
+            self._index += 1
+            if isinstance(record, CorruptRecord):
+                if self._skip_corrupt:
+                    continue
+                raise record
+            if self._left is not None:
+                self._left -= 1
+            return record  # type: ignore[no-any-return]
 
 
 def _links_to(runtime: Runtime, entry: Referrer, record: Any, target: bytes) -> bool:

@@ -4,6 +4,9 @@ the URL registry: each test here failed before the fix next to it."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import inspect
+import warnings
 from typing import Any
 
 import attrs
@@ -13,7 +16,7 @@ import netabase
 from netabase.adapters import _generate
 from netabase.backends._url import open_backend, redact_url
 
-from .test_adapter_parity import drift
+from .test_adapter_parity import drift, surface
 from .test_enforced_view import Door, Folder, Note, Space, db, race
 
 __all__ = ["db"]
@@ -155,3 +158,49 @@ def test_a_factory_that_returns_no_backend_is_named_at_open() -> None:
     netabase.register_backend("rvnotabackend", lambda _: 42)
     with pytest.raises(TypeError, match=r"factory of rvnotabackend:// returned int, not a"):
         open_backend("rvnotabackend://x")
+
+
+# -- adapters: an iterator left unfinished ---------------------------------------------------
+
+
+def test_an_unfinished_enforced_scan_or_listing_needs_no_finalizing() -> None:
+    """Both were async generators: one a sync caller dropped (it has no way to ``aclose`` it)
+    was finalized by the garbage collector, with a `ResourceWarning`, on the trio thread."""
+    with netabase.connect_sync("memory://", models=[Item]) as db:
+        db.store(Item).insert_many([Item(str(i)) for i in range(6)])
+        for key in "135":
+            db.permissions.grant("p", Item, key, "read")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            scan = db.as_principal("p").store(Item).scan(page_size=1)
+            assert next(scan) == Item("1")
+            listing = db.permissions.list_objects("p", "read", Item, page_size=1)
+            assert next(listing) == "1"
+            del scan, listing
+            gc.collect()
+            db.store(Item).count()  # the trio thread has run what the collector handed it
+        assert [w.message for w in caught if issubclass(w.category, ResourceWarning)] == []
+        guarded = db.as_principal("p").store(Item)
+        assert list(guarded.scan(limit=2, page_size=1)) == [Item("1"), Item("3")]
+        assert list(guarded.scan(limit=0)) == []
+        assert list(db.permissions.list_objects("p", "read", Item, page_size=2)) == ["1", "3", "5"]
+
+
+async def test_no_iterator_of_the_trio_api_is_an_async_generator() -> None:
+    """Every member returning an `AsyncIterator` is listed here, so a new one is checked too."""
+    returning = {
+        (cls.__name__, name)
+        for cls in (netabase.Store, netabase.GuardedStore, netabase.Permissions)
+        for name, member in surface(cls).items()
+        if str(member.returns).startswith("AsyncIterator[")
+    }
+    async with netabase.open("memory://", models=[Item]) as db:
+        made = {
+            ("Store", "scan"): db.store(Item).scan(),
+            ("GuardedStore", "scan"): db.as_principal("p").store(Item).scan(),
+            ("Permissions", "list_objects"): db.permissions.list_objects("p", "read", Item),
+        }
+        assert set(made) == returning
+        for name, iterator in made.items():
+            assert not inspect.isasyncgen(iterator), name
+            assert [item async for item in iterator] == [], name
