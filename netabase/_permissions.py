@@ -669,8 +669,9 @@ class GuardedStore(Generic[T]):
         a missing one); a readable corrupt one raises `CorruptRecord`."""
         runtime = self._permissions._runtime
         encoded = [info.encode_key(key) for key in keys]
+        options = self._store._timeout, self._store._block  # this view's `with_options`
         store: Store[Any] = Store(
-            runtime.actors[info.name], info, timeout=runtime.config.request_timeout
+            runtime.actors[info.name], info, timeout=options[0], block=options[1]
         )
         try:
             records: list[Any] = await store.get_many(keys)

@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 import pytest
+import trio
 
 import netabase
 from netabase.adapters import _generate
@@ -204,3 +205,32 @@ async def test_no_iterator_of_the_trio_api_is_an_async_generator() -> None:
         for name, iterator in made.items():
             assert not inspect.isasyncgen(iterator), name
             assert [item async for item in iterator] == [], name
+
+
+# -- with_options reaches every request the enforced view makes for the caller ---------------
+
+
+async def test_with_options_applies_to_the_records_get_load_fetches(
+    db: netabase.Database,
+) -> None:
+    """`Store.get(load=)` fetches the linked records under the view's options; the enforced
+    view fetched them under the database's (``block=False`` waited at a full mailbox)."""
+    await db.store(Note).insert(Note("n1", "f1"))
+    await db.permissions.grant("reader", Space, "s1", "read")
+    reader = db.as_principal("reader").store(Note).with_options(block=False)
+    door = Door(db, Folder, "get_many")  # the Folder mailbox looks full meanwhile
+    outcome: list[Any] = []
+    async with trio.open_nursery() as nursery:
+
+        async def load() -> None:
+            try:
+                outcome.append(await reader.get("n1", load=["folder"]))
+            except netabase.Overloaded as exc:
+                outcome.append(exc)
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(load)
+        await door.reached.wait()
+        outcome.append("waited at the full mailbox")
+        door.open()
+    assert isinstance(outcome[0], netabase.Overloaded), outcome
