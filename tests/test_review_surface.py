@@ -4,16 +4,19 @@ the URL registry: each test here failed before the fix next to it."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import inspect
+import typing
 import warnings
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import pytest
 import trio
 
 import netabase
+from netabase import Store
 from netabase.adapters import _generate
 from netabase.backends._url import open_backend, redact_url
 
@@ -21,6 +24,8 @@ from .test_adapter_parity import drift, surface
 from .test_enforced_view import Door, Folder, Note, Space, db, race
 
 __all__ = ["db"]
+
+T = TypeVar("T")
 
 # -- referrers: a referrer is judged on the record that links, as it links -------------------
 
@@ -234,3 +239,75 @@ async def test_with_options_applies_to_the_records_get_load_fetches(
         outcome.append("waited at the full mailbox")
         door.open()
     assert isinstance(outcome[0], netabase.Overloaded), outcome
+
+
+def _grown(change: str) -> type:
+    """`Store` with one change to its surface."""
+    namespace: dict[str, Any] = {}
+    if change == "property":
+        namespace["shard"] = property(lambda self: 0)
+        namespace["shard"].fget.__annotations__ = {"return": "int"}
+    elif change == "cached_property":
+        namespace["shard"] = functools.cached_property(lambda self: 0)
+        namespace["shard"].func.__annotations__ = {"return": "int"}
+    elif change == "keyword-only":
+
+        async def remove(self: Any, *, key: Any) -> bool:  # was positional
+            return False
+
+        namespace["remove"] = remove
+    elif change == "positional":
+
+        def with_options(
+            self: Any, timeout: float | None = None, block: bool | None = None
+        ) -> Store[T]:
+            return self  # type: ignore[no-any-return]
+
+        namespace["with_options"] = with_options
+    elif change == "async generator":
+
+        async def scan(self: Any, **options: Any) -> Any:
+            yield None
+
+        namespace["scan"] = scan
+    elif change == "default":
+
+        async def get_many(self: Any, keys: Any = ()) -> Any:
+            return []
+
+        namespace["get_many"] = get_many
+    elif change == "overload":
+
+        @typing.overload
+        async def get(self: Any, key: Any, *, load: None = None) -> Any: ...
+
+        @typing.overload
+        async def get(self: Any, key: Any, *, load: list[str]) -> Any: ...
+
+        async def get(self: Any, key: Any, *, load: Any = None) -> Any:
+            return None
+
+        namespace["get"] = get
+    return type("Grown", (netabase.Store,), namespace)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "property",
+        "cached_property",
+        "keyword-only",
+        "positional",
+        "async generator",
+        "default",
+        "overload",
+    ],
+)
+def test_each_kind_of_change_to_store_is_drift_for_every_adapter(change: str) -> None:
+    grown = _grown(change)
+    for adapter, prefix in [
+        (netabase.SyncStore, "Sync"),
+        (netabase.AsyncioStore, "Asyncio"),
+        (netabase.GuardedStore, "Guarded"),
+    ]:
+        assert drift(grown, adapter, prefix), (change, adapter)
