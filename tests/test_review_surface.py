@@ -311,3 +311,43 @@ def test_each_kind_of_change_to_store_is_drift_for_every_adapter(change: str) ->
         (netabase.GuardedStore, "Guarded"),
     ]:
         assert drift(grown, adapter, prefix), (change, adapter)
+
+
+# -- contains / count / get(load=) on a record moved while it is judged ----------------------
+
+
+@pytest.mark.parametrize("call", ["contains", "count"])
+async def test_a_record_moved_out_of_view_while_judged_is_not_seen(
+    db: netabase.Database, call: str
+) -> None:
+    await db.permissions.grant("reader", Space, "s1", "read")
+    await db.store(Note).insert_many([Note("n1", "f1"), Note("n2", "f1")])
+    notes = db.as_principal("reader").store(Note)
+    result = await race(
+        Door(db, None, "judge"),
+        notes.count if call == "count" else lambda: notes.contains("n2"),
+        lambda: db.store(Note).insert(Note("n2", "f3")),  # into s2, which it may not read
+    )
+    assert result == (1 if call == "count" else False)
+
+
+async def test_a_linked_record_moved_out_of_view_while_judged_is_not_loaded(
+    db: netabase.Database,
+) -> None:
+    await db.permissions.grant("reader", Space, "s1", "read")
+    await db.store(Note).insert(Note("n1", "f1", see_also="f2"))
+    notes = db.as_principal("reader").store(Note)
+    door = Door(db, None, "judge", times=2)  # n1's judgement, then its linked folder's
+    outcome: list[Any] = []
+
+    async def load() -> None:
+        outcome.append(await notes.get("n1", load=["see_also"]))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(load)
+        await door.reached.wait()
+        door.open()
+        await door.reached.wait()  # f2 was read in s1; it moves before it is judged
+        await db.store(Folder).insert(Folder("f2", "s2"))
+        door.open()
+    assert outcome[0] is not None and outcome[0]["see_also"] is None
