@@ -252,21 +252,7 @@ class Permissions:
         info = self._runtime.actor_for(model).info
         self._roles.check_action(action, info.name)
         size = _validate.page_size("permissions", page_size)
-        return self._list_pages(_principal(principal), action, info, size)
-
-    async def _list_pages(
-        self, principal: str, action: str, info: ModelInfo[Any], page_size: int
-    ) -> AsyncIterator[Any]:
-        cursor: bytes | None = None
-        while True:
-            page: list[bytes] = await self._call(
-                ListObjects(principal, action, info.name, cursor, page_size)
-            )
-            for key in page:
-                yield info.decode_key(key)
-            if len(page) < page_size:
-                return
-            cursor = page[-1]
+        return _KeyPages(self, _principal(principal), action, info, size)
 
 
 class Basis(NamedTuple):
@@ -356,25 +342,27 @@ class GuardedStore(Generic[T]):
                 raise record
         return records
 
-    async def _peek(self, keys: list[bytes]) -> list[Any]:
-        """The records under ``keys`` (None if absent, `CorruptRecord` if undecodable)."""
-        found: list[Any] = await self._permissions._runtime.ask(self._info.name, Peek(keys))
+    async def _peek(self, keys: list[bytes], info: ModelInfo[Any] | None = None) -> list[Any]:
+        """The records under ``keys`` of this model (or ``info``'s): None if absent,
+        `CorruptRecord` if undecodable."""
+        name = (info or self._info).name
+        found: list[Any] = await self._permissions._runtime.ask(name, Peek(keys))
         return found
 
     async def _judged_reads(
-        self, keys: list[bytes], records: list[Any]
+        self, keys: list[bytes], records: list[Any], info: ModelInfo[Any] | None = None
     ) -> tuple[list[Any], list[bool]]:
         """``records`` (read under ``keys``) and whether the principal may read each, judged on
         one state: the judgement sees the grants and ancestors of its moment, so the records it
         allows are read again after it and all are judged again if one was rewritten meanwhile
         (else a record rewritten, then published by moving its parent, would be handed out as it
-        was)."""
-        info = self._info
+        was). ``info``: the model of ``keys`` when it is not this store's."""
+        info = info or self._info
         for _ in range(MAX_JUDGE_ROUNDS):
             answers, _ = await self._permissions._judge(
                 [_as_read(self._principal, info, k, r) for k, r in zip(keys, records, strict=True)]
             )
-            again = await self._peek(keys)
+            again = await self._peek(keys, info)
             readable = zip(records, again, answers, strict=True)
             if all(_same(info, a, b) for a, b, ok in readable if ok):
                 return records, answers  # what is refused was refused on the record as read
@@ -604,23 +592,7 @@ class GuardedStore(Generic[T]):
             skip_corrupt=skip_corrupt,
         )
         assert isinstance(scan, _Scan)
-        return self._scan_readable(scan, limit, skip_corrupt)
-
-    async def _scan_readable(
-        self, scan: _Scan[T], limit: int | None, skip_corrupt: bool
-    ) -> AsyncIterator[T]:
-        if limit == 0:
-            return
-        left = limit
-        while (page := await self._readable_page(scan)) is not None:
-            for record in page:
-                if isinstance(record, CorruptRecord):
-                    if skip_corrupt:
-                        continue
-                    raise record
-                yield record
-                if left is not None and (left := left - 1) == 0:
-                    return
+        return _ReadableScan(self, scan, limit, skip_corrupt)
 
     async def _readable_page(self, scan: _Scan[T]) -> list[Any] | None:
         """The records of the next page of ``scan`` the principal may read (None: no more),
@@ -676,28 +648,29 @@ class GuardedStore(Generic[T]):
         self, key: Any, model: type | None = None, field: str | None = None
     ) -> list[Referrer]:
         """Like `Store.referrers`, keeping only the referring records the principal may read,
-        each judged as stored when read (one gone meanwhile is left out)."""
+        each judged as read and kept only if, as judged, it still links to ``key`` (one gone or
+        unlinked meanwhile is left out: its link may have been made while it was hidden)."""
         entries = await self._store.referrers(key, model, field)
         runtime = self._permissions._runtime
+        target = self._info.encode_key(key)
         encoded = [runtime.models[entry.model].encode_key(entry.key) for entry in entries]
         wanted: dict[str, list[bytes]] = {}
         for entry, source_key in zip(entries, encoded, strict=True):
             wanted.setdefault(entry.model, []).append(source_key)
-        raws: dict[Obj, bytes | None] = {}
+        judged: dict[Obj, Any] = {}
         for name, keys in wanted.items():
+            info = runtime.models[name]
             unique = list(dict.fromkeys(keys))
-            values = await self._permissions._read(runtime.models[name], unique)
-            raws.update(((name, k), raw) for k, raw in zip(unique, values, strict=True))
-        answers, _ = await self._permissions._judge(
-            [
-                _stored(self._principal, "read", runtime.models[e.model], k, raws[(e.model, k)])
-                for e, k in zip(entries, encoded, strict=True)
-            ]
-        )
+            peeked = await self._peek(unique, info)
+            records, answers = await self._judged_reads(unique, peeked, info)
+            judged.update(
+                ((name, k), r if ok else None)
+                for k, r, ok in zip(unique, records, answers, strict=True)
+            )
         return [
             entry
-            for entry, k, ok in zip(entries, encoded, answers, strict=True)
-            if ok and raws[(entry.model, k)] is not None
+            for entry, k in zip(entries, encoded, strict=True)
+            if _links_to(runtime, entry, judged[(entry.model, k)], target)
         ]
 
     async def _readable_targets(self, info: ModelInfo[Any], keys: list[Any]) -> list[Any]:
@@ -705,8 +678,9 @@ class GuardedStore(Generic[T]):
         a missing one); a readable corrupt one raises `CorruptRecord`."""
         runtime = self._permissions._runtime
         encoded = [info.encode_key(key) for key in keys]
+        options = self._store._timeout, self._store._block  # this view's `with_options`
         store: Store[Any] = Store(
-            runtime, runtime.actors[info.name], info, timeout=runtime.config.request_timeout
+            runtime, runtime.actors[info.name], info, timeout=options[0], block=options[1]
         )
         try:
             records: list[Any] = await store.get_many(keys)
@@ -719,6 +693,89 @@ class GuardedStore(Generic[T]):
             if isinstance(record, CorruptRecord):
                 raise record
         return readable
+
+
+class _KeyPages:
+    """`Permissions.list_objects`: a class, not an async generator, so one left unfinished
+    needs no finalizing (a sync caller has no way to ``aclose`` it)."""
+
+    def __init__(
+        self, permissions: Permissions, principal: str, action: str, info: ModelInfo[Any], size: int
+    ) -> None:
+        self._ask = (permissions, principal, action, info, size)
+        self._cursor: bytes | None = None
+        self._page: list[bytes] = []
+        self._index = 0
+        self._done = False
+
+    def __aiter__(self) -> _KeyPages:
+        return self
+
+    async def __anext__(self) -> Any:
+        permissions, principal, action, info, size = self._ask
+        while self._index >= len(self._page):
+            if self._done:
+                raise StopAsyncIteration
+            query = ListObjects(principal, action, info.name, self._cursor, size)
+            self._page, self._index = await permissions._call(query), 0
+            self._done = len(self._page) < size
+            if self._page:
+                self._cursor = self._page[-1]
+        self._index += 1
+        return info.decode_key(self._page[self._index - 1])
+
+
+class _ReadableScan(Generic[T]):
+    """`GuardedStore.scan`: the readable records of a scan, a judged page at a time (a class,
+    like `_KeyPages`, so one left unfinished needs no finalizing)."""
+
+    def __init__(
+        self, view: GuardedStore[T], scan: _Scan[T], limit: int | None, skip_corrupt: bool
+    ) -> None:
+        self._view = view
+        self._scan = scan
+        self._left = limit
+        self._skip_corrupt = skip_corrupt
+        self._page: list[Any] = []
+        self._index = 0
+        self._done = False
+
+    def __aiter__(self) -> _ReadableScan[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        while True:
+            if self._left == 0:
+                raise StopAsyncIteration
+            if self._index >= len(self._page):
+                page = None if self._done else await self._view._readable_page(self._scan)
+                if page is None:
+                    self._done = True
+                    raise StopAsyncIteration
+                self._page, self._index = page, 0
+                continue
+            record = self._page[self._index]
+            self._index += 1
+            if isinstance(record, CorruptRecord):
+                if self._skip_corrupt:
+                    continue
+                raise record
+            if self._left is not None:
+                self._left -= 1
+            return record  # type: ignore[no-any-return]
+
+
+def _links_to(runtime: Runtime, entry: Referrer, record: Any, target: bytes) -> bool:
+    """Whether ``record`` (None: unreadable or gone) links to ``target`` through the entry's
+    field; a corrupt one cannot tell and is kept, as `Store.referrers` keeps it."""
+    if record is None:
+        return False
+    if isinstance(record, CorruptRecord):
+        return True
+    try:
+        return target in runtime.link_index[(entry.model, entry.field)].encoded_keys_of(record)
+    except NetabaseError:
+        return False
 
 
 def _same(info: ModelInfo[Any], before: Any, after: Any) -> bool:

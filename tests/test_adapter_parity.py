@@ -24,7 +24,8 @@ EXEMPT = {"listed"}
 
 @attrs.frozen
 class Member:
-    kind: str  # "attribute", "async", "sync" or "async generator"
+    kind: str  # "attribute", "async", "sync", "async generator", "classmethod", "staticmethod"
+    # or "value"
     parameters: tuple[tuple[str, Any, Any, Any], ...]
     returns: Any
     overloads: tuple[tuple[tuple[tuple[str, Any, Any, Any], ...], Any], ...] = ()
@@ -61,6 +62,11 @@ def surface(cls: type) -> dict[str, Member]:
             if inspect.isasyncgenfunction(member):
                 kind = "async generator"  # a trio API method returns its iterator instead
             found[name] = Member(kind, parameters, returns, overloads)
+        elif isinstance(member, classmethod | staticmethod):
+            parameters, returns = _signature(member.__func__)
+            found[name] = Member(type(member).__name__, parameters, returns)
+        elif name not in found:  # a constant, a nested class: the generator adapts none
+            found[name] = Member("value", (), type(member).__name__)
     return found
 
 

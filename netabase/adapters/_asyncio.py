@@ -103,6 +103,7 @@ class AsyncioStore(AsyncioCrossing, Generic[T]):
                 skip_corrupt=skip_corrupt,
             ),
             page_size,
+            "AsyncioStore.scan",
         )
 
     async def insert(self, record: T) -> None:
@@ -177,7 +178,9 @@ class AsyncioPermissions(AsyncioCrossing):
 
         The arguments are checked here, before the first page is asked for."""
         return self._pages(
-            self._target.list_objects(principal, action, model, page_size=page_size), page_size
+            self._target.list_objects(principal, action, model, page_size=page_size),
+            page_size,
+            "AsyncioPermissions.list_objects",
         )
 
 

@@ -27,6 +27,16 @@ async def take(iterator: AsyncIterator[T], count: int) -> list[T]:
     return items
 
 
+def pager(source: AsyncIterator[T], count: int, where: str) -> Callable[[], Awaitable[list[T]]]:
+    """The next page of ``source``, as a call `Closed` names ``where`` (the adapter's method)."""
+
+    async def page() -> list[T]:
+        return await take(source, count)
+
+    page.__qualname__ = where
+    return page
+
+
 def listed(where: str, name: str, items: Iterable[Any]) -> list[Any]:
     """``items`` as a list, taken in the caller before the call crosses (or `ValidationError`)."""
     return list(_validate.collection(where, name, items))
@@ -47,13 +57,15 @@ class SyncCrossing:
     def _run(self, call: Callable[[], Awaitable[R]]) -> R:
         return self._crossing.run(call)
 
-    def _pages(self, source: AsyncIterator[R], page_size: int) -> Iterator[R]:
-        return _sync_pages(self._crossing, source, page_size)
+    def _pages(self, source: AsyncIterator[R], page_size: int, where: str) -> Iterator[R]:
+        return _sync_pages(self._crossing, pager(source, page_size, where), page_size)
 
 
-def _sync_pages(portal: TrioPortal, source: AsyncIterator[R], page_size: int) -> Iterator[R]:
+def _sync_pages(
+    portal: TrioPortal, fetch: Callable[[], Awaitable[list[R]]], page_size: int
+) -> Iterator[R]:
     while True:
-        page = portal.run(take, source, page_size)
+        page = portal.run(fetch)
         yield from page
         if len(page) < page_size:
             return
@@ -68,8 +80,8 @@ class AsyncioCrossing:
     async def _run(self, call: Callable[[], Awaitable[R]]) -> R:
         return await self._crossing.call(call)
 
-    def _pages(self, source: AsyncIterator[R], page_size: int) -> AsyncIterator[R]:
-        return Pages(self._crossing, source, page_size)
+    def _pages(self, source: AsyncIterator[R], page_size: int, where: str) -> AsyncIterator[R]:
+        return Pages(self._crossing, source, page_size, where)
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -81,9 +93,11 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
 class Pages(Generic[T]):
     """An asyncio async iterator over a trio async iterator, a page per crossing."""
 
-    def __init__(self, runner: Runner, source: AsyncIterator[T], page_size: int) -> None:
+    def __init__(
+        self, runner: Runner, source: AsyncIterator[T], page_size: int, where: str
+    ) -> None:
         self._runner = runner
-        self._source = source
+        self._fetch = pager(source, page_size, where)
         self._page_size = page_size
         self._page: list[T] = []
         self._index = 0
@@ -98,9 +112,7 @@ class Pages(Generic[T]):
             if self._done:
                 raise StopAsyncIteration
             if self._fetching is None:
-                self._fetching = asyncio.ensure_future(
-                    self._runner.call(take, self._source, self._page_size)
-                )
+                self._fetching = asyncio.ensure_future(self._runner.call(self._fetch))
                 self._fetching.add_done_callback(_retrieve)
             # Shielded: a caller cancelled mid-fetch (a timeout, say) leaves the page to the
             # next call instead of dropping records already taken from the scan.

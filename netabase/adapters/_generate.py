@@ -133,11 +133,15 @@ def members(source: Source) -> list[tuple[str, Any]]:
         for name, annotation in vars(source.cls).get("__annotations__", {}).items()
         if not name.startswith("_")
     ]
+    annotated = {name for name, _ in found}
     for name, member in vars(source.cls).items():
         if name.startswith("_") or name in source.exempt:
             continue
         if isinstance(member, property) or inspect.isfunction(member):
             found.append((name, member))
+        elif name not in annotated:  # skipped silently, it would be missing from the adapters
+            kind = type(member).__name__
+            raise NotImplementedError(f"{source.cls.__name__}.{name}: a {kind} is not adapted")
     return found
 
 
@@ -242,7 +246,8 @@ def render_method(source: Source, name: str, function: Any, flavor: Flavor) -> l
         lines.append(f"{indent * 2}return {crossing}(lambda: {call})")
     elif kind == "pages":
         size = "page_size" if any(p.name == "page_size" for p in params) else DEFAULT_PAGE_SIZE
-        lines.append(f"{indent * 2}return self._pages({call}, {size})")
+        where = f"{flavor.prefix}{source.name}.{name}"
+        lines.append(f'{indent * 2}return self._pages({call}, {size}, "{where}")')
     else:
         lines.append(f"{indent * 2}return {wrapped(ret, call, flavor)}")
     return lines

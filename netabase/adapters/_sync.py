@@ -103,6 +103,7 @@ class SyncStore(SyncCrossing, Generic[T]):
                 skip_corrupt=skip_corrupt,
             ),
             page_size,
+            "SyncStore.scan",
         )
 
     def insert(self, record: T) -> None:
@@ -177,7 +178,9 @@ class SyncPermissions(SyncCrossing):
 
         The arguments are checked here, before the first page is asked for."""
         return self._pages(
-            self._target.list_objects(principal, action, model, page_size=page_size), page_size
+            self._target.list_objects(principal, action, model, page_size=page_size),
+            page_size,
+            "SyncPermissions.list_objects",
         )
 
 

@@ -20,21 +20,28 @@ from .._errors import InvalidURL
 from .._validate import MAX_SECONDS
 from ._base import Backend
 
-# The password runs to the netloc's last '@' (it may itself hold '@'), as urlsplit reads it.
-_PASSWORD_IN_URL = re.compile(r"(://[^:/@?#]*):([^/?#]*)@")
+# A password may hold any character ('/', '?', '#' and '@' too, unencoded), so it is taken to
+# run to the URL's last '@': redacting too much beats showing part of a secret.
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@?#]*):.*@")
+_PASSWORD_OPTION = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 
 
 def redact_url(url: str) -> str:
-    """``url`` with any ``user:password@`` password replaced by ``***``; the exceptions that
-    carry a URL (`InvalidURL`, `BackendUnavailable`) apply it to what they are given."""
-    return _PASSWORD_IN_URL.sub(r"\1:***@", url)
+    """``url`` with any ``user:password@`` password (and ``password=`` option) replaced by
+    ``***``; the exceptions that carry a URL (`InvalidURL`, `BackendUnavailable`) apply it to
+    what they are given. A URL without ``://`` hides all before its last '@' but the scheme."""
+    url = _PASSWORD_OPTION.sub(r"\1***", url)
+    if "://" in url:
+        return _PASSWORD_IN_URL.sub(r"\1:***@", url)
+    at, colon = url.rfind("@"), url.find(":")
+    return url if at < 0 or not 0 <= colon < at else f"{url[: colon + 1]}***{url[at:]}"
 
 
 @attrs.frozen
 class BackendURL:
     """A parsed ``scheme://location?options`` URL."""
 
-    raw: str
+    raw: str = attrs.field(repr=redact_url)
     scheme: str
     location: str
     options: dict[str, str]
@@ -103,6 +110,10 @@ def parse_url(url: str) -> BackendURL:
     try:
         pairs = urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
     except ValueError as exc:
+        if "@" in query:  # maybe a password cut at an unencoded '?': its tail is no query
+            raise InvalidURL(
+                url, "malformed query string; a '?' in a password must be percent-encoded"
+            ) from None
         raise InvalidURL(url, f"malformed query string: {exc}") from None
     return BackendURL(url, scheme.lower(), urllib.parse.unquote(location), dict(pairs))
 
@@ -175,4 +186,10 @@ def open_backend(url: str) -> Backend:
     if factory is None:
         known = ", ".join(f"{name}://" for name in sorted(_FACTORIES.keys() | _BUILT_IN.keys()))
         raise InvalidURL(url, f"unknown scheme {parsed.scheme!r}; known: {known}")
-    return factory(parsed)
+    backend = factory(parsed)
+    if not isinstance(backend, Backend):  # else the runtime fails later on a missing method
+        raise TypeError(
+            f"the backend factory of {parsed.scheme}:// returned {type(backend).__name__}, "
+            "not a netabase.backends.Backend"
+        )
+    return backend

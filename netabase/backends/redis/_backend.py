@@ -46,6 +46,10 @@ DEFAULT_CONNECT_TIMEOUT = 2.0
 DEFAULT_TIMEOUT = 4.0  # below the default 5 s request deadline
 
 
+_ENCODE_USERINFO = "a '/', '?' or '#' in a user name or password must be percent-encoded"
+"""Said instead of the parser's message, which would quote a piece of the password."""
+
+
 class RedisBackend(Backend):
     """Spaces stored on a Redis server under ``nb:{name}:``; see the module docstring."""
 
@@ -96,10 +100,14 @@ class RedisBackend(Backend):
         """Build from ``redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]?name=&pool=&...``."""
         shown = redact_url(url.raw)
         url.check_options({"name", "pool", "connect_timeout", "timeout"})  # errors redact too
+        head = url.raw.partition("?")[0]
         try:
-            parts = urllib.parse.urlsplit(url.raw.partition("?")[0])
+            parts = urllib.parse.urlsplit(head)
             port = parts.port or DEFAULT_PORT
         except ValueError as exc:
+            after_netloc = re.split(r"[/?#]", head.partition("://")[2], maxsplit=1)[1:]
+            if "@" in "".join(after_netloc):  # the netloc ended inside the userinfo
+                raise InvalidURL(shown, f"bad host or port; {_ENCODE_USERINFO}") from None
             raise InvalidURL(shown, f"bad host or port: {exc}") from None
         path = parts.path.strip("/")
         if path and not path.isdigit():
