@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 import netabase
 from netabase._keys import MAX_KEY_SIZE, encode_str
 from netabase.actors._mailbox import Request
+from netabase.actors._messages import AddMember, GrantRole, RemoveMember, RevokeRole
 from netabase.actors._permission_spaces import (
     GRANTS,
     MAX_NAME_KEY,
@@ -139,10 +140,14 @@ async def db(backend_url: str) -> AsyncIterator[netabase.Database]:
 
 def inject(db: netabase.Database, requests: Sequence[Request]) -> None:
     """Put raw requests in the permission actor's mailbox at once: they are served as one batch."""
-    mailbox = db._runtime.permissions.mailbox
+    mailbox = db._runtime.permission_actor.mailbox
     now = trio.current_time()
     for request in requests:
-        assert mailbox.try_put(request, now)
+        mailbox.put_nowait(request, now)  # raises trio.WouldBlock when full
+
+
+MESSAGES = {"grant": GrantRole, "revoke": RevokeRole, "add_member": AddMember}
+MESSAGES["remove_member"] = RemoveMember
 
 
 def raw(db: netabase.Database, kind: str, *args: Any) -> Request:
@@ -150,8 +155,8 @@ def raw(db: netabase.Database, kind: str, *args: Any) -> Request:
     if kind in ("grant", "revoke"):
         principal, model, key, role = args
         info = db._runtime.models[model.__name__]
-        return Request(kind, (principal, info.name, info.encode_key(key), role))
-    return Request(kind, args)
+        return Request(MESSAGES[kind](principal, info.name, info.encode_key(key), role))
+    return Request(MESSAGES[kind](*args))
 
 
 # -- batches: the reads a write's answer rests on are conditions of that write -------------------
@@ -248,7 +253,7 @@ async def test_list_objects_refuses_a_page_size_that_is_no_int(
         with pytest.raises(netabase.ValidationError) as caught:
             [k async for k in db.permissions.list_objects("u", "read", RText, page_size=page_size)]
         assert caught.value.field == "page_size"
-    assert db._runtime.permissions.stats.restarts == 0
+    assert db._runtime.permission_actor.lane.counters.restarts == 0
     assert await db.permissions.check("u", "read", RText, "a")
 
 
