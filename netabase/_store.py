@@ -88,11 +88,6 @@ class Store(Generic[T]):
             block=self._block if block is None else _validate.flag(name, "block", block),
         )
 
-    def listed(self, name: str, items: Iterable[Any]) -> list[Any]:
-        """``items`` as a list, or `ValidationError` if it is no collection (adapters use it
-        before handing a call to the runtime)."""
-        return list(_validate.collection(self._info.name, name, items))
-
     def _call(self, message: Message, key: object = None) -> Coroutine[Any, Any, Any]:
         """`send` ``message`` to this store's actor (the coroutine itself: one frame less)."""
         return send(

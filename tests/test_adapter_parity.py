@@ -18,9 +18,6 @@ from netabase.adapters import _generate
 from netabase.adapters._asyncio import AsyncioPrincipalView
 from netabase.adapters._sync import SyncPrincipalView
 
-EXEMPT = {"listed"}
-"""`Store.listed` is a helper for callers that cross into trio themselves."""
-
 
 @attrs.frozen
 class Member:
@@ -47,7 +44,7 @@ def surface(cls: type) -> dict[str, Member]:
             if not name.startswith("_"):
                 found[name] = Member("attribute", (), annotation)
     for name in dir(cls):
-        if name.startswith("_") or name in EXEMPT:
+        if name.startswith("_"):
             continue
         member = inspect.getattr_static(cls, name)
         if isinstance(member, property):

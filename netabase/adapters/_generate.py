@@ -44,8 +44,7 @@ class Source:
     where: str = '"netabase"'
     """Expression naming the model (or ``permissions``) in validation errors."""
     generic: bool = False
-    exempt: frozenset[str] = frozenset()
-    """Public helpers of the trio API that adapters have no use for."""
+    """Whether the adapted class is generic in the record type ``T``."""
 
 
 SOURCES = (
@@ -55,7 +54,6 @@ SOURCES = (
         "Store[T] | GuardedStore[T]",
         where="model_name(self._target.model)",
         generic=True,
-        exempt=frozenset({"listed"}),
     ),
     Source(Permissions, "Permissions", "Permissions", where='"permissions"'),
     Source(PrincipalView, "PrincipalView", "PrincipalView"),
@@ -135,7 +133,7 @@ def members(source: Source) -> list[tuple[str, Any]]:
     ]
     annotated = {name for name, _ in found}
     for name, member in vars(source.cls).items():
-        if name.startswith("_") or name in source.exempt:
+        if name.startswith("_"):
             continue
         if isinstance(member, property) or inspect.isfunction(member):
             found.append((name, member))
