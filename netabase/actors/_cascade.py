@@ -15,61 +15,23 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import _keys
-from .._errors import CorruptRecord, LinkViolation, NetabaseError
+from .._errors import LinkViolation, NetabaseError
 from .._keys import prefix_successor
 from .._model import LinkInfo, ModelInfo
 from ..backends import Condition, Delete, Expect, ExpectKeys, Op, Put, WriteBatch
 from ._claims import claim_kinds
+from ._effects import CacheEffects
 from ._links import RefEntry, parse_ref, ref_key, ref_prefix, unique_space
 from ._permission_spaces import revision_op
+from ._referrers import decoded_or_none, read_referrers, still_links
 
 if TYPE_CHECKING:
     from ..backends import Backend
-    from ._caches import CacheCoordinator
     from ._facts import SchemaFacts
 
-PAGE = 1024
 MAX_LISTED = 10
 PROBE = 64
 """Reverse-index entries per record read before a restrict-only removal may be refused."""
-
-
-class CacheEffects:
-    """Cache changes to make, in every actor they concern, once a batch is applied."""
-
-    __slots__ = ("deleted", "discards", "permissions", "stores")
-
-    def __init__(self) -> None:
-        self.stores: list[tuple[str, bytes, bytes, Any]] = []
-        self.discards: list[tuple[str, bytes]] = []
-        self.deleted: dict[str, list[bytes]] = {}
-        self.permissions = False
-        """Whether the batch rewrote the permission revision (a parent link changed)."""
-
-    def store(self, model: str, key: bytes, value: bytes, record: Any) -> None:
-        self.stores.append((model, key, value, record))
-
-    def discard(self, model: str, key: bytes) -> None:
-        self.discards.append((model, key))
-
-    def delete(self, model: str, key: bytes) -> None:
-        self.discards.append((model, key))
-        self.deleted.setdefault(model, []).append(key)
-
-    def apply(self, caches: CacheCoordinator, versions: Mapping[str, tuple[int, int]]) -> None:
-        touched = set()
-        for model, key in self.discards:
-            caches.discard(model, key)
-            touched.add(model)
-        for model, key, value, record in self.stores:
-            caches.store(model, key, value, record)
-            touched.add(model)
-        for model, keys in self.deleted.items():
-            caches.forget_links(model, keys)
-        for model in touched:
-            caches.after_write(model, versions)
-        if self.permissions:
-            caches.permissions_changed()
 
 
 class Removal:
@@ -282,7 +244,7 @@ class _Walk:
             )
             return None
         value = self.values.get((entry.source, entry.source_key))
-        if value is None or not _still_links(source, link, entry.source_key, value, target_key):
+        if value is None or not still_links(source, link, entry.source_key, value, target_key):
             self.ops.append(Delete(target.ref_space, entry.index_key))  # stale entry
             return None
         if (source.name, entry.source_key) in self.deleted:
@@ -309,7 +271,7 @@ class _Walk:
             self.ops.append(Delete(model.space, key))
             self.expects.append(Expect(model.space, key, old))
             self.effects.delete(name, key)
-            record = _decode(model, key, old)
+            record = decoded_or_none(model, key, old)
             if record is None:
                 continue
             for link, targets in zip(model.links, model.encode_links(record), strict=True):
@@ -343,56 +305,6 @@ class _Walk:
         )
         if link.unique:
             self.ops.append(Delete(unique_space(source, link.field), target_key))
-
-
-async def read_referrers(backend: Backend, space: str, prefix: bytes) -> list[RefEntry]:
-    """Every reverse-index entry under ``prefix``, page by page."""
-    upper = prefix_successor(prefix)
-    entries: list[RefEntry] = []
-    lo = prefix
-    while True:
-        page = await backend.scan(space, lo, upper, limit=PAGE)
-        entries.extend(parse_ref(key, value) for key, value in page)
-        if len(page) < PAGE:
-            return entries
-        lo = page[-1][0] + b"\x00"
-
-
-async def verified_referrers(
-    schema: SchemaFacts, backend: Backend, target: ModelInfo[Any], key: bytes
-) -> list[Any]:
-    """(model, field, key) of the records that really link to ``key`` of ``target``."""
-    entries = await read_referrers(backend, target.ref_space, ref_prefix(key))
-    out = []
-    for entry in entries:
-        source = schema.models.get(entry.source)
-        link = schema.link_index.get((entry.source, entry.field))
-        if source is None or link is None:
-            continue
-        _, (value,) = await backend.read(source.space, [entry.source_key])
-        if value is not None and _still_links(source, link, entry.source_key, value, key):
-            out.append((source.name, entry.field, entry.source_key))
-    out.sort()
-    return [(name, field, schema.models[name].decode_key(k)) for name, field, k in out]
-
-
-def _decode(model: ModelInfo[Any], key: bytes, value: bytes) -> Any:
-    try:
-        return model.codec.decode(value, key)
-    except CorruptRecord:
-        return None  # its own index entries become stale and are cleaned when met
-
-
-def _still_links(
-    source: ModelInfo[Any], link: LinkInfo, source_key: bytes, value: bytes, target_key: bytes
-) -> bool:
-    record = _decode(source, source_key, value)
-    if record is None:
-        return True  # cannot tell: obey the entry (a corrupt referrer blocks or cascades)
-    try:
-        return target_key in link.encoded_keys_of(record)
-    except NetabaseError:
-        return False
 
 
 def _restrict_violation(

@@ -27,12 +27,12 @@ from ..backends import Backend
 from ._actor import BatchingActor, in_rounds
 from ._cache import RecordCache
 from ._caches import CacheCoordinator
-from ._cascade import verified_referrers
 from ._config import RuntimeConfig
 from ._facts import SchemaFacts
 from ._links import Referrer
 from ._mailbox import Mailbox, Request
 from ._messages import READS, WRITES, Contains, Count, Exists, Get, GetMany, Peek, Referrers, Scan
+from ._referrers import verified_referrers
 from ._stats import ActorStats
 from ._writes import WritePlanner
 

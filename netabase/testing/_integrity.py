@@ -11,19 +11,13 @@ from .._database import Database
 from ..actors._claims import claim_kinds
 from ..actors._links import ref_key, ref_value
 from ..backends import Backend
+from ..backends._paging import scan_pages
 
 PAGE = 1000
 
 
 async def _all(backend: Backend, space: str) -> list[tuple[bytes, bytes]]:
-    out: list[tuple[bytes, bytes]] = []
-    lo = b""
-    while True:
-        page = await backend.scan(space, lo, None, limit=PAGE)
-        out.extend(page)
-        if len(page) < PAGE:
-            return out
-        lo = page[-1][0] + b"\x00"
+    return [row async for rows in scan_pages(backend, space, page=PAGE) for row in rows]
 
 
 async def check_integrity(db: Database) -> list[str]:
