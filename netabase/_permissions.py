@@ -25,7 +25,7 @@ from ._model import LinkInfo, ModelInfo
 from ._roles import Explanation
 from ._store import DEFAULT_PAGE_SIZE, Loaded, Store, _Scan
 from .actors._calls import send
-from .actors._cascade import RestrictRefusal
+from .actors._cascade import RemovalPreview, RestrictRefusal
 from .actors._claims import ClaimRefusal
 from .actors._links import Referrer
 from .actors._messages import (
@@ -37,6 +37,7 @@ from .actors._messages import (
     ListObjects,
     Message,
     Peek,
+    PlanRemoval,
     RemoveMember,
     RevokeRole,
 )
@@ -206,34 +207,6 @@ class Permissions:
         """Stored bytes of ``keys``, from one snapshot: what an enforced write is judged on."""
         _, values = await self._runtime.backend.read(info.space, keys)
         return values
-
-    async def _removal_reach(
-        self, info: ModelInfo[Any], keys: list[bytes]
-    ) -> list[tuple[ModelInfo[Any], bytes, bytes]]:
-        """(model, key, removed key it is reached from) of every record removing ``keys`` would
-        delete by cascade or rewrite by set_null, found through the reverse index."""
-        runtime = self._runtime
-        affected: list[tuple[ModelInfo[Any], bytes, bytes]] = []
-        seen: set[tuple[str, bytes]] = {(info.name, key) for key in keys}
-        frontier = [(info, key, key) for key in keys]
-        while frontier:
-            target, key, origin = frontier.pop()
-            store: Store[Any] = Store(
-                runtime, runtime.actors[target.name], target, timeout=runtime.config.request_timeout
-            )
-            for referrer in await store.referrers(target.decode_key(key)):
-                link = runtime.link_index.get((referrer.model, referrer.field))
-                if link is None or link.on_delete == "restrict":
-                    continue  # restrict refuses the removal on its own
-                source = runtime.models[referrer.model]
-                encoded = source.encode_key(referrer.key)
-                if (source.name, encoded) in seen:
-                    continue
-                seen.add((source.name, encoded))
-                affected.append((source, encoded, origin))
-                if link.on_delete == "cascade":
-                    frontier.append((source, encoded, origin))
-        return affected
 
     async def explain(self, principal: str, action: str, model: type, key: Any) -> Explanation:
         """The decision with its reason: the group path, the grant and the record path."""
@@ -498,37 +471,29 @@ class GuardedStore(Generic[T]):
 
     async def _judge_removal(self, keys: list[bytes]) -> tuple[Guard, dict[Obj, bytes]] | None:
         """The conditions the removal was allowed on, and the removed key each judged record is
-        reached from (None: the conditions changed while judged)."""
+        reached from (None: the conditions changed while judged). What it would touch comes
+        from the store actor's own planner (`PlanRemoval`), judged on the bytes it read."""
         info, principal, permissions = self._info, self._principal, self._permissions
         unique = list(dict.fromkeys(keys))
-        reach = await permissions._removal_reach(info, unique)
-        wanted: dict[str, list[bytes]] = {info.name: unique}
-        models: dict[str, ModelInfo[Any]] = {info.name: info}
-        for model, key, _ in reach:
-            wanted.setdefault(model.name, []).append(key)
-            models[model.name] = model
-        raws: dict[Obj, bytes | None] = {}
-        for name, model_keys in wanted.items():
-            values = await permissions._read(models[name], model_keys)
-            raws.update(((name, k), raw) for k, raw in zip(model_keys, values, strict=True))
-        judgements = [_stored(principal, "write", info, k, raws[(info.name, k)]) for k in unique]
-        judgements += [
-            _stored(principal, "write", model, k, raws[(model.name, k)]) for model, k, _ in reach
-        ]
+        preview: RemovalPreview = await self._store._call(PlanRemoval(unique))
+        models = permissions._runtime.models
+        records = preview.records
+        judgements = [_stored(principal, "write", models[r.model], r.key, r.value) for r in records]
         answers, basis = await permissions._judge(judgements)
-        for k, ok in zip(unique, answers, strict=False):
+        for removed, ok in zip(records[: len(unique)], answers[: len(unique)], strict=True):
             if not ok:
-                raise PermissionDenied(principal, "write", info.name, info.decode_key(k))
-        for (model, k, origin), ok in zip(reach, answers[len(unique) :], strict=True):
+                raise PermissionDenied(principal, "write", info.name, info.decode_key(removed.key))
+        for r, ok in zip(records[len(unique) :], answers[len(unique) :], strict=True):
             if not ok:
-                raise await self._touch_denied(model, k, raws[(model.name, k)], origin)
+                raise await self._touch_denied(models[r.model], r.key, r.value, r.origin)
+        origins = {(r.model, r.key): r.origin for r in records}
+        if preview.refusal is not None:
+            raise await self._redacted(preview.refusal, origins)
         expects = await permissions._pins(basis)
         if expects is None:
             return None
-        expects.extend(Expect(models[name].space, k, raw) for (name, k), raw in raws.items())
-        origins = {(info.name, k): k for k in unique}
-        origins.update(((model.name, k), origin) for model, k, origin in reach)
-        return Guard(tuple(expects), frozenset(raws)), origins
+        expects.extend(Expect(models[r.model].space, r.key, r.value) for r in records)
+        return Guard(tuple(expects), frozenset(origins)), origins
 
     async def _touch_denied(
         self, model: ModelInfo[Any], key: bytes, raw: bytes | None, origin: bytes

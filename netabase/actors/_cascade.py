@@ -89,26 +89,87 @@ async def plan_removal(
     known: Mapping[bytes, bytes | None],
 ) -> Removal:
     """Plan removing ``keys`` (present, with stored values in ``known``) of ``info``'s model."""
-    walk = _Walk(schema, backend)
-    for key in keys:
-        value = known[key]
-        assert value is not None
-        walk.deleted[(info.name, key)] = value
-    probed = await _probe_restricted(schema, backend, info, keys)
-    if probed is not None:
-        blocking, partial = probed
-        refusal = RestrictRefusal(blocking, partial)
-        return Removal(None, None, _restrict_violation(blocking, partial), refusal=refusal)
-    await walk.run([(info, key) for key in keys])
-    blocking = [b for b in walk.restricted if (b.source, b.source_key) not in walk.deleted]
-    if blocking:
-        refusal = RestrictRefusal(blocking, False)
-        return Removal(None, None, _restrict_violation(blocking), refusal=refusal)
+    walk, refusal = await _walked(schema, backend, info, keys, known, whole=False)
+    if refusal is not None:
+        violation = _restrict_violation(refusal.blocking, refusal.partial)
+        return Removal(None, None, violation, refusal=refusal)
     effects = walk.finish()
     if effects.permissions:
         walk.ops.append(revision_op())
     touched = frozenset(walk.deleted) | frozenset(walk.updates)
     return Removal(WriteBatch(tuple(walk.ops), tuple(walk.expects)), effects, touched=touched)
+
+
+class Reached(NamedTuple):
+    """A record a removal would delete or rewrite, as the planner read it."""
+
+    model: str
+    key: bytes
+    value: bytes | None
+    """Its stored bytes as the plan read them (None: absent)."""
+    origin: bytes
+    """The removed key it is reached from (its own key, for a removed record)."""
+
+
+class RemovalPreview(NamedTuple):
+    """What removing some keys would do, planned and not written (the answer to
+    `PlanRemoval`): what the enforced view judges before it sends the `Remove`."""
+
+    records: tuple[Reached, ...]
+    """The removed keys in the order asked (absent ones too), then every record the removal
+    would delete by cascade or rewrite by set_null, in the order the walk reached them."""
+    refusal: RestrictRefusal | None
+    """The restrict referrers that refuse it, as `plan_removal` would refuse it."""
+
+
+async def preview_removal(
+    schema: SchemaFacts, backend: Backend, info: ModelInfo[Any], keys: list[bytes]
+) -> RemovalPreview:
+    """Plan removing ``keys`` of ``info``'s model as `plan_removal` would, without writing: the
+    whole walk runs even when the first referrers refuse it, so that every record it would
+    touch is known."""
+    unique = list(dict.fromkeys(keys))
+    _, values = await backend.read(info.space, unique)
+    known = dict(zip(unique, values, strict=True))
+    records = [Reached(info.name, key, known[key], key) for key in unique]
+    present = [key for key in unique if known[key] is not None]
+    if not present:
+        return RemovalPreview(tuple(records), None)
+    walk, refusal = await _walked(schema, backend, info, present, known, whole=True)
+    asked = {(info.name, key) for key in unique}
+    for obj, origin in walk.origins.items():
+        if obj not in asked:
+            value = walk.deleted[obj] if obj in walk.deleted else walk.values[obj]
+            records.append(Reached(obj[0], obj[1], value, origin))
+    return RemovalPreview(tuple(records), refusal)
+
+
+async def _walked(
+    schema: SchemaFacts,
+    backend: Backend,
+    info: ModelInfo[Any],
+    keys: list[bytes],
+    known: Mapping[bytes, bytes | None],
+    *,
+    whole: bool,
+) -> tuple[_Walk, RestrictRefusal | None]:
+    """The walk from ``keys`` (present), and the restrict refusal if one refuses the removal;
+    unless ``whole``, a refusal found by `_probe_restricted` leaves the walk unrun."""
+    walk = _Walk(schema, backend)
+    for key in keys:
+        value = known[key]
+        assert value is not None
+        walk.deleted[(info.name, key)] = value
+        walk.origins[(info.name, key)] = key
+    probed = await _probe_restricted(schema, backend, info, keys)
+    refusal = None if probed is None else RestrictRefusal(*probed)
+    if refusal is None or whole:
+        await walk.run([(info, key) for key in keys])
+    if refusal is None:
+        blocking = [b for b in walk.restricted if (b.source, b.source_key) not in walk.deleted]
+        if blocking:
+            refusal = RestrictRefusal(blocking, False)
+    return walk, refusal
 
 
 def restrict_probes(links: Mapping[tuple[str, str], LinkInfo]) -> dict[str, frozenset[str]]:
@@ -188,6 +249,8 @@ class _Walk:
         self.values: dict[tuple[str, bytes], bytes | None] = {}
         self.updates: dict[tuple[str, bytes], list[tuple[LinkInfo, bytes]]] = {}
         self.restricted: list[_Blocker] = []
+        self.origins: dict[tuple[str, bytes], bytes] = {}
+        """The removed key each record deleted or rewritten is first reached from."""
         self.effects = CacheEffects()
 
     async def run(self, frontier: list[tuple[ModelInfo[Any], bytes]]) -> None:
@@ -247,13 +310,17 @@ class _Walk:
         if value is None or not still_links(source, link, entry.source_key, value, target_key):
             self.ops.append(Delete(target.ref_space, entry.index_key))  # stale entry
             return None
-        if (source.name, entry.source_key) in self.deleted:
+        obj = (source.name, entry.source_key)
+        if obj in self.deleted:
             return None
+        if link.on_delete in ("cascade", "set_null"):
+            origin = self.origins.get((target.name, target_key), target_key)
+            self.origins.setdefault(obj, origin)
         if link.on_delete == "cascade":
-            self.deleted[(source.name, entry.source_key)] = value
+            self.deleted[obj] = value
             return source, entry.source_key
         if link.on_delete == "set_null":
-            self.updates.setdefault((source.name, entry.source_key), []).append((link, target_key))
+            self.updates.setdefault(obj, []).append((link, target_key))
             return None
         shown = source.decode_key(entry.source_key)
         self.restricted.append(

@@ -27,11 +27,24 @@ from ..backends import Backend
 from ._actor import BatchingActor, in_rounds
 from ._cache import RecordCache
 from ._caches import CacheCoordinator
+from ._cascade import preview_removal
 from ._config import RuntimeConfig
 from ._facts import SchemaFacts
 from ._links import Referrer
 from ._mailbox import Mailbox, Request
-from ._messages import READS, WRITES, Contains, Count, Exists, Get, GetMany, Peek, Referrers, Scan
+from ._messages import (
+    READS,
+    WRITES,
+    Contains,
+    Count,
+    Exists,
+    Get,
+    GetMany,
+    Peek,
+    PlanRemoval,
+    Referrers,
+    Scan,
+)
 from ._referrers import verified_referrers
 from ._stats import ActorStats
 from ._writes import WritePlanner
@@ -126,6 +139,8 @@ class StoreActor:
                 await self._serve_referrers(request, message)
             elif isinstance(message, Count):
                 await self._serve_count(request)
+            elif isinstance(message, PlanRemoval):
+                await self._serve_plan_removal(request, message)
 
     # reads
 
@@ -225,6 +240,14 @@ class StoreActor:
             request.fail(exc)
             return
         request.reply([Referrer(*entry) for entry in found])
+
+    async def _serve_plan_removal(self, request: Request, message: PlanRemoval) -> None:
+        try:
+            preview = await preview_removal(self.schema, self.backend, self.info, [*message.keys])
+        except Exception as exc:
+            request.fail(exc)
+            return
+        request.reply(preview)
 
     def _decode_or_error(self, key: bytes, raw: bytes) -> Any:
         try:
