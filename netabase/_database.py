@@ -55,7 +55,7 @@ class Database:
     def __init__(self, runtime: Runtime, url: str) -> None:
         self._runtime = runtime
         self.url = url
-        self.permissions = Permissions(runtime)
+        self.permissions = Permissions(runtime.routes)
         """Grants, group memberships and access checks."""
 
     def __repr__(self) -> str:
@@ -71,13 +71,13 @@ class Database:
 
     def store(self, model: type[T]) -> Store[T]:
         """The store of a registered model; `UnknownModel` otherwise."""
-        actor = self._runtime.actor_for(model)
-        runtime = self._runtime
-        return Store(runtime, actor, actor.info, timeout=runtime.config.request_timeout)
+        routes = self._runtime.routes
+        actor = routes.actor_for(model)
+        return Store(routes, actor, actor.info, timeout=routes.request_timeout)
 
     def as_principal(self, principal: str) -> PrincipalView:
         """The database as ``principal`` sees it: reads need ``read``, writes ``write``."""
-        return PrincipalView(self._runtime, principal, self.permissions)
+        return PrincipalView(self._runtime.routes, principal, self.permissions)
 
     def stats(self) -> DatabaseStats:
         """A snapshot of every actor's counters; cheap enough to call at any time."""
