@@ -40,10 +40,10 @@ from .actors._messages import (
     RemoveMember,
     RevokeRole,
 )
-from .actors._permission_actor import Judgement, Obj, Query, _parent_of
 from .actors._permission_spaces import GRANTS_REVISION, MAX_NAME_KEY, META
 from .actors._writes import Guard, PutItem, Rejudge, _missing
 from .backends import Condition, Expect
+from .permissions._actor import Judgement, Obj, Query, _parent_of
 
 if TYPE_CHECKING:
     from .actors._runtime import Runtime

@@ -40,14 +40,13 @@ from .._errors import (
 from .._keys import component_range, encode_str
 from .._model import ModelInfo
 from .._roles import Explanation, Grant, Roles, lookup_condition
-from ..backends import Backend, Delete, Expect, ExpectKeys, Op, Put, WriteBatch
-from ._actor import BatchingActor, in_rounds
-from ._cascade import read_referrers
-from ._config import RuntimeConfig
-from ._facts import SchemaFacts
-from ._links import ref_prefix
-from ._mailbox import Mailbox, Request
-from ._messages import (
+from ..actors._actor import BatchingActor, in_rounds
+from ..actors._cascade import read_referrers
+from ..actors._config import RuntimeConfig
+from ..actors._facts import SchemaFacts
+from ..actors._links import ref_prefix
+from ..actors._mailbox import Mailbox, Request
+from ..actors._messages import (
     PERMISSION_WRITES,
     AddMember,
     Check,
@@ -59,7 +58,7 @@ from ._messages import (
     RemoveMember,
     RevokeRole,
 )
-from ._permission_spaces import (
+from ..actors._permission_spaces import (
     GRANTS,
     GRANTS_REVISION,
     MEMBER_OF,
@@ -74,7 +73,8 @@ from ._permission_spaces import (
     object_key,
     revision_op,
 )
-from ._stats import ActorStats
+from ..actors._stats import ActorStats
+from ..backends import Backend, Delete, Expect, ExpectKeys, Op, Put, WriteBatch
 
 Ask = Callable[[str, Peek], Awaitable[Any]]
 
