@@ -43,7 +43,8 @@ from .actors._messages import (
 from .actors._permission_spaces import GRANTS_REVISION, MAX_NAME_KEY, META
 from .actors._writes import Guard, PutItem, Rejudge, _missing
 from .backends import Condition, Expect
-from .permissions._actor import Judgement, Obj, Query, _parent_of
+from .permissions._queries import Judgement, Obj, Query
+from .permissions._queries import parent_of as _parent_of
 
 if TYPE_CHECKING:
     from .actors._runtime import Runtime
