@@ -1,7 +1,7 @@
 """`Permissions` (``db.permissions``) and the enforced `PrincipalView` (``db.as_principal``).
 
 Arguments are checked in the caller's task (unknown model, bad key, unknown role or action), then
-the request goes to the permission actor. See `netabase.actors._permission_actor` for how
+the request goes to the permission actor. See `netabase.permissions` for how
 decisions are made and cached.
 """
 
@@ -41,10 +41,11 @@ from .actors._messages import (
     RemoveMember,
     RevokeRole,
 )
-from .actors._permission_actor import Judgement, Obj, Query, _parent_of
 from .actors._permission_spaces import GRANTS_REVISION, MAX_NAME_KEY, META
 from .actors._writes import Guard, PutItem, Rejudge, _missing
 from .backends import Condition, Expect
+from .permissions._queries import Judgement, Obj, Query
+from .permissions._queries import parent_of as _parent_of
 
 if TYPE_CHECKING:
     from .actors._routes import Routes

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 import attrs
 
 if TYPE_CHECKING:
-    from ._permission_actor import Judgement, Query
+    from ..permissions._queries import Judgement, Query
     from ._writes import Guard, PutItem
 
 
