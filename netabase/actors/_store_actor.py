@@ -21,6 +21,7 @@ from typing import Any
 
 import trio
 
+from .._codec import record_version
 from .._errors import CorruptRecord, NetabaseError
 from .._model import ModelInfo
 from ..backends import Backend
@@ -32,7 +33,19 @@ from ._config import RuntimeConfig
 from ._facts import SchemaFacts
 from ._links import Referrer
 from ._mailbox import Mailbox, Request
-from ._messages import READS, WRITES, Contains, Count, Exists, Get, GetMany, Peek, Referrers, Scan
+from ._messages import (
+    READS,
+    WRITES,
+    Contains,
+    Count,
+    Exists,
+    Get,
+    GetMany,
+    GetVersioned,
+    Peek,
+    Referrers,
+    Scan,
+)
 from ._stats import ActorStats
 from ._writes import WritePlanner
 
@@ -108,12 +121,18 @@ class StoreActor:
         self._fault("batch", live)
         reads: list[Request] = []
         writes: list[Request] = []
+        versioned: list[Request] = []
         others: list[Request] = []
         for request in live:
             kind = type(request.message)
-            (reads if kind in READS else writes if kind in WRITES else others).append(request)
+            if kind is GetVersioned:
+                versioned.append(request)
+            else:
+                (reads if kind in READS else writes if kind in WRITES else others).append(request)
         if reads:
             await self._serve_reads(reads)
+        if versioned:
+            await self._serve_versioned(versioned)
         if writes:
             # A write that started is finished even if the runtime is shutting down.
             with trio.CancelScope(shield=True):
@@ -155,6 +174,27 @@ class StoreActor:
                     request.reply([value(found, key) for key in message.keys])
             except NetabaseError as exc:
                 request.fail(exc)
+
+    async def _serve_versioned(self, requests: list[Request]) -> None:
+        """(record, version) of each key, in one backend read (None, 0 when absent)."""
+        keys = [_versioned_key(request) for request in requests]
+        try:
+            _, values = await self.backend.read(self.info.space, list(dict.fromkeys(keys)))
+        except NetabaseError as exc:
+            for request in requests:
+                request.fail(exc)
+            return
+        found = dict(zip(dict.fromkeys(keys), values, strict=True))
+        for request, key in zip(requests, keys, strict=True):
+            raw = found[key]
+            if raw is None:
+                request.reply((None, 0))
+                continue
+            record = self._decode_or_error(key, raw)
+            if isinstance(record, CorruptRecord):
+                request.fail(record)
+            else:
+                request.reply((record, record_version(raw)))
 
     async def load(self, keys: list[bytes], *, fill: bool = True) -> dict[bytes, Any]:
         """Records for ``keys`` (None if absent, `CorruptRecord` if undecodable), cache first.
@@ -314,6 +354,12 @@ class StoreActor:
                 if raw is not None:
                     found[key] = self._decode_or_error(key, raw)
         return found
+
+
+def _versioned_key(request: Request) -> bytes:
+    message = request.message
+    assert isinstance(message, GetVersioned)
+    return message.key
 
 
 def _asked(request: Request) -> Sequence[bytes]:
