@@ -423,7 +423,14 @@ class GuardedStore(Generic[T]):
         check_function(name, fn)
         count = _validate.integer(name, "retries", retries, maximum=MAX_UPDATE_RETRIES)
         return await run_update(
-            self._permissions._runtime, self._info, key, fn, count, self.get_versioned, self.insert
+            self._permissions._runtime,
+            self._info,
+            key,
+            fn,
+            count,
+            self.get_versioned,
+            self.insert,
+            alone=True,
         )
 
     async def _insert(

@@ -1,20 +1,23 @@
 """`update`: one record's read-modify-write, as `get_versioned` then ``insert(if_version=)``,
-retried with jittered exponential backoff while other writers win the race.
+retried with jittered exponential backoff while other processes win the race.
 
-Updates of one key from one open database take turns (a per-key lock, held only while the
-read and the conditional write are away, never across a retry's pause): racing one another
-they could only make all but one of them retry, so only other processes cause conflicts.
+Updates of one key from one open database never race each other (they could only make all
+but one of them retry): they queue, and the first in the queue serves every plain update
+queued behind it with one read and one conditional write, running their functions one after
+another on the record each left (flat combining; each caller gets the record its function
+returned, as if the updates had run one by one). An enforced update is served alone, judged
+on its own record.
 """
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import random
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import outcome
 import trio
 
 from ._errors import ValidationError, WriteConflict, describe
@@ -31,39 +34,38 @@ BACKOFF_CAP = 0.02
 never more than `BACKOFF_CAP` (uniformly drawn, so contenders spread out)."""
 
 
-class _KeyLocks:
-    """One lock per key being updated, dropped when nobody holds or waits for it."""
+class _Pending:
+    """One caller's update, waiting in its key's queue."""
+
+    __slots__ = ("alone", "done", "fn", "lead", "result", "retries")
+
+    def __init__(self, fn: Callable[[Any], Any], retries: int, alone: bool) -> None:
+        self.fn = fn
+        self.retries = retries
+        self.alone = alone
+        self.done = trio.Event()
+        self.lead = False
+        """Set when the caller is to serve the queue itself."""
+        self.result: outcome.Outcome[Any] | None = None
+
+    def finish(self, result: outcome.Outcome[Any]) -> None:
+        self.result = result
+        self.done.set()
+
+
+class _Queue:
+    """The updates of one key: ``busy`` while one caller serves them."""
+
+    __slots__ = ("busy", "waiting")
 
     def __init__(self) -> None:
-        self._locks: dict[tuple[str, bytes], tuple[trio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, model: str, key: bytes) -> AsyncIterator[None]:
-        entry = (model, key)
-        lock, users = self._locks.get(entry, (None, 0))
-        if lock is None:
-            lock = trio.Lock()
-        self._locks[entry] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[entry]
-            if users == 1:
-                del self._locks[entry]
-            else:
-                self._locks[entry] = (lock, users - 1)
+        self.waiting: list[_Pending] = []
+        self.busy = False
 
 
-_LOCKS: weakref.WeakKeyDictionary[object, _KeyLocks] = weakref.WeakKeyDictionary()
-
-
-def key_locks(owner: object) -> _KeyLocks:
-    """The update locks of one open database (``owner``: its runtime)."""
-    locks = _LOCKS.get(owner)
-    if locks is None:
-        locks = _LOCKS[owner] = _KeyLocks()
-    return locks
+_QUEUES: weakref.WeakKeyDictionary[object, dict[tuple[str, bytes], _Queue]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def check_function(model: str, fn: object) -> None:
@@ -90,28 +92,118 @@ async def run_update(
     retries: int,
     get_versioned: Callable[[Any], Awaitable[tuple[T | None, int]]],
     insert: Callable[..., Awaitable[None]],
+    *,
+    alone: bool = False,
 ) -> T:
     """Apply ``fn`` to the record under ``key`` until its write lands; the record written.
 
-    ``get_versioned`` and ``insert`` are the (plain or enforced) store's own, so the enforced
-    view judges the read and the write of every attempt; ``owner`` is the runtime."""
+    ``owner`` is the runtime; ``get_versioned`` and ``insert`` are the (plain or enforced)
+    store's own, so an enforced update (``alone``) is judged on every attempt."""
     encoded = info.encode_key(key)
-    locks = key_locks(owner)
-    conflicts = 0
-    while True:
+    queues = _QUEUES.setdefault(owner, {})
+    name = (info.name, encoded)
+    queue = queues.get(name)
+    if queue is None:
+        queue = queues[name] = _Queue()
+    mine = _Pending(fn, retries, alone)
+    queue.waiting.append(mine)
+    if queue.busy:
         try:
-            async with locks.hold(info.name, encoded):
-                old, version = await get_versioned(key)
-                new = fn(old)
-                _check_result(info, encoded, key, new)
-                await insert(new, if_version=version)
-        except WriteConflict:
-            conflicts += 1
-            if conflicts > retries:
-                raise WriteConflict(info.name, conflicts, key=key) from None
-            await trio.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_FIRST * 2**conflicts)))
-            continue
-        return new
+            await mine.done.wait()
+        except BaseException:
+            if mine in queue.waiting:
+                queue.waiting.remove(mine)
+            if mine.lead:
+                _hand_over(queues, name, queue)
+            raise
+        if not mine.lead:
+            assert mine.result is not None
+            return mine.result.unwrap()  # type: ignore[no-any-return]
+    queue.busy = True
+    try:
+        served = _take(queue)
+        with trio.CancelScope(shield=True):  # the updates queued behind wait for this one
+            await _serve(info, encoded, key, served, get_versioned, insert)
+    finally:
+        _hand_over(queues, name, queue)
+    assert mine.result is not None
+    return mine.result.unwrap()  # type: ignore[no-any-return]
+
+
+def _take(queue: _Queue) -> list[_Pending]:
+    """The updates the next write serves: an enforced one alone, else every plain one at the
+    head of the queue."""
+    waiting = queue.waiting
+    count = 1
+    if not waiting[0].alone:
+        while count < len(waiting) and not waiting[count].alone:
+            count += 1
+    served, queue.waiting = waiting[:count], waiting[count:]
+    return served
+
+
+def _hand_over(
+    queues: dict[tuple[str, bytes], _Queue], name: tuple[str, bytes], queue: _Queue
+) -> None:
+    """Let the first caller still waiting serve the queue, or retire it."""
+    if queue.waiting:
+        first = queue.waiting[0]
+        first.lead = True
+        first.done.set()
+        return
+    queue.busy = False
+    if queues.get(name) is queue:
+        del queues[name]
+
+
+async def _serve(
+    info: ModelInfo[Any],
+    encoded: bytes,
+    key: Any,
+    served: list[_Pending],
+    get_versioned: Callable[[Any], Awaitable[tuple[Any, int]]],
+    insert: Callable[..., Awaitable[None]],
+) -> None:
+    """One read, every function in turn, one conditional write; again after a conflict."""
+    live = served
+    conflicts = 0
+    try:
+        while live:
+            old, version = await get_versioned(key)
+            current, applied = old, []
+            for pending in live:
+                try:
+                    new = pending.fn(current)
+                    _check_result(info, encoded, key, new)
+                except Exception as exc:  # this caller's: the others go on without it
+                    pending.finish(outcome.Error(exc))
+                    continue
+                applied.append((pending, new))
+                current = new
+            if not applied:
+                return
+            try:
+                await insert(current, if_version=version)
+            except WriteConflict:
+                conflicts += 1
+                live = []
+                for pending, _ in applied:
+                    if conflicts > pending.retries:
+                        error = WriteConflict(info.name, conflicts, key=key)
+                        pending.finish(outcome.Error(error))
+                    else:
+                        live.append(pending)
+                await trio.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_FIRST * 2**conflicts)))
+                continue
+            for pending, new in applied:
+                pending.finish(outcome.Value(new))
+            return
+    except BaseException as exc:
+        for pending in served:
+            if pending.result is None:
+                pending.finish(outcome.Error(exc))
+        if not isinstance(exc, Exception):
+            raise
 
 
 def _check_result(info: ModelInfo[Any], encoded: bytes, key: Any, new: object) -> None:

@@ -201,6 +201,68 @@ async def test_update_loses_no_increment(db: netabase.Database) -> None:
     assert await counters.get("hits") == Counter("hits", TASKS * INCREMENTS)
 
 
+async def test_if_version_races_lose_no_increment(db: netabase.Database) -> None:
+    """The mechanism under `update`, raced by hand: read, write if unchanged, else again."""
+    counters = db.store(Counter)
+    await counters.insert(Counter("hits", 0))
+
+    async def increments() -> None:
+        for _ in range(3):
+            while True:
+                record, version = await counters.get_versioned("hits")
+                try:
+                    await counters.insert(bump(record), if_version=version)
+                    break
+                except netabase.WriteConflict:
+                    await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(TASKS):
+            nursery.start_soon(increments)
+    assert await counters.get("hits") == Counter("hits", TASKS * 3)
+
+
+async def test_concurrent_updates_are_served_together_each_with_its_own_outcome(
+    db: netabase.Database,
+) -> None:
+    counters = db.store(Counter)
+    results: dict[int, Counter] = {}
+    failures: list[int] = []
+
+    async def one(task: int) -> None:
+        def change(old: Counter | None) -> Counter:
+            if task == 3:
+                raise LookupError(task)
+            return bump(old)
+
+        try:
+            results[task] = await counters.update("hits", change)
+        except LookupError:
+            failures.append(task)
+
+    async with trio.open_nursery() as nursery:
+        for task in range(10):
+            nursery.start_soon(one, task)
+    assert failures == [3]
+    assert sorted(record.n for record in results.values()) == list(range(1, 10))
+    assert await counters.get("hits") == Counter("hits", 9)
+
+
+async def test_enforced_updates_race_without_losing_one(db: netabase.Database) -> None:
+    await db.permissions.grant("writer", Counter, "hits", "write")
+    async with db.as_principal("writer") as writer:
+        counters = writer.store(Counter)
+
+        async def increments() -> None:
+            for _ in range(5):
+                await counters.update("hits", bump)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(16):
+                nursery.start_soon(increments)
+        assert await counters.get("hits") == Counter("hits", 80)
+
+
 async def test_update_creates_returns_and_propagates(db: netabase.Database) -> None:
     counters = db.store(Counter)
     assert await counters.update("hits", bump) == Counter("hits", 1)
