@@ -364,9 +364,12 @@ WORKER = textwrap.dedent(
             seen = []
 
             async def increment():
+                mine = []
                 for _ in range(increments):
                     await counters.update("hits", bump)
-                    seen.append((await counters.get_versioned("hits"))[1])
+                    mine.append((await counters.get_versioned("hits"))[1])
+                assert mine == sorted(set(mine)), "a version went back or repeated"
+                seen.extend(mine)
 
             async with trio.open_nursery() as nursery:
                 for _ in range(tasks):
