@@ -15,7 +15,9 @@ import trio
 
 import netabase
 from netabase._update import run_update
-from netabase.backends import Put, WriteBatch
+from netabase.backends import Put, WriteBatch, open_backend
+from netabase.backends.redis import RedisBackend
+from netabase.testing import RedisServer
 
 from .conftest import make_url
 from .versions_models import VERSION_MODELS, Counter, Profile
@@ -420,3 +422,30 @@ async def test_update_loses_nothing_across_processes(
         record, after = await db.store(Counter).get_versioned("hits")
         assert record == Counter("hits", TASKS * INCREMENTS)
         assert all(before < int(low) <= int(high) <= after for _, low, high in results)
+
+
+async def test_redis_stamps_stay_exact_beyond_2_to_the_53(
+    redis_server: RedisServer,
+) -> None:
+    """Lua numbers are doubles: the script must write a stamp past 2^53 exactly."""
+    redis_server.start()
+    backend = open_backend(f"{redis_server.url}?name=bigstamps")
+    assert isinstance(backend, RedisBackend)
+    await backend.start(["s"])
+    try:
+        huge = (1 << 60) + 12345  # ahead of any clock, and odd
+        await backend._client.command("HSET", backend.prefix + b"versions", "s", huge)
+        result = await backend.apply(
+            [
+                WriteBatch(
+                    (Put("s", b"a", b"x" + bytes(8), True), Put("s", b"b", b"y" + bytes(8), True))
+                )
+            ]
+        )
+        before, after = result.versions["s"]
+        _, (a, b) = await backend.read("s", [b"a", b"b"])
+        assert a is not None and b is not None
+        first, second = int.from_bytes(a[1:], "big"), int.from_bytes(b[1:], "big")
+        assert before == huge < first < second == after == await backend.version("s")
+    finally:
+        await backend.aclose()
