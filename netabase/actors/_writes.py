@@ -265,7 +265,8 @@ class WritePlanner:
         name = self.info.name
         stored = state.stored.get(key)
         if message.if_absent:
-            if stored is not None:
+            current = state.values.get(key)
+            if current is not None and not isinstance(current, Stamped):  # as stored, kept
                 raise AlreadyExists(name, self.info.key_of(record))
             expects.append(Expect(self.space, key, None))
             errors[len(expects) - 1] = _exists(name, self.info.key_of(record))
