@@ -175,6 +175,8 @@ async def _serve(
                 try:
                     new = pending.fn(current)
                     _check_result(info, encoded, key, new)
+                    if len(live) > 1:  # a bad record must fail its own caller only
+                        info.encode_record(new)
                 except Exception as exc:  # this caller's: the others go on without it
                     pending.finish(outcome.Error(exc))
                     continue
