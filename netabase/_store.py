@@ -21,6 +21,7 @@ from . import _keys, _validate
 from ._errors import CorruptRecord, ValidationError
 from ._model import ModelInfo
 from ._types import build_checker
+from ._update import DEFAULT_UPDATE_RETRIES, MAX_UPDATE_RETRIES, check_function, run_update
 from .actors._calls import send
 from .actors._links import Referrer
 from .actors._messages import (
@@ -28,6 +29,7 @@ from .actors._messages import (
     Count,
     Get,
     GetMany,
+    GetVersioned,
     Insert,
     Message,
     Referrers,
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 256
+MAX_VERSION = (1 << 64) - 1
 
 
 class Store(Generic[T]):
@@ -212,6 +215,16 @@ class Store(Generic[T]):
             if (source is None or entry.model == source) and (field is None or entry.field == field)
         ]
 
+    async def get_versioned(self, key: Any) -> tuple[T | None, int]:
+        """The record under ``key`` and its version, ``(None, 0)`` when absent.
+
+        The version grows on every write of the key, from any process; pass it to
+        ``insert(..., if_version=)`` to write only if nobody wrote the key since."""
+        found: tuple[T | None, int] = await self._call(
+            GetVersioned(self._info.encode_key(key)), key
+        )
+        return found
+
     async def get_many(self, keys: Iterable[Any]) -> list[T | None]:
         """Records for ``keys`` in the same order (None where absent), in one actor round."""
         encode = self._info.encode_key
@@ -312,15 +325,64 @@ class Store(Generic[T]):
 
     # writes
 
-    async def insert(self, record: T) -> None:
-        """Store ``record`` under its key, replacing any record there; durable on return."""
-        await self._put(self._items([record]), False, None, self._info.key_of(record))
+    async def insert(
+        self, record: T, *, if_absent: bool = False, if_version: int | None = None
+    ) -> None:
+        """Store ``record`` under its key, replacing any record there; durable on return.
 
-    async def insert_many(self, records: Iterable[T]) -> None:
-        """Store every record, all or none of them, in one atomic batch."""
+        ``if_absent``: only if the key holds no record, else `AlreadyExists`. ``if_version``:
+        only if the stored record is at that version (from `get_versioned`; 0: absent), else
+        `WriteConflict`."""
+        absent, version = self._conditions(if_absent, if_version)
+        items = self._items([record])
+        await self._put(items, False, None, self._info.key_of(record), absent, version)
+
+    async def insert_many(self, records: Iterable[T], *, if_absent: bool = False) -> None:
+        """Store every record, all or none of them, in one atomic batch; with ``if_absent``
+        only if none of the keys holds a record (else `AlreadyExists`, nothing written)."""
+        absent, _ = self._conditions(if_absent, None)
         items = self._items(records)
         if items:
-            await self._put(items, True, None)
+            await self._put(items, True, None, None, absent)
+
+    async def update(
+        self,
+        key: Any,
+        fn: Callable[[T | None], T],
+        *,
+        retries: int = DEFAULT_UPDATE_RETRIES,
+    ) -> T:
+        """Atomically replace the record under ``key`` by ``fn(old)`` (``old`` None when
+        absent) and return it; ``fn`` runs again, after a short random pause, whenever another
+        write got there first, at most ``retries`` times more (then `WriteConflict`).
+
+        ``fn`` must be a plain function returning a record with the same key; an exception it
+        raises propagates and nothing is written."""
+        name = self._info.name
+        check_function(name, fn)
+        count = _validate.integer(name, "retries", retries, maximum=MAX_UPDATE_RETRIES)
+        return await run_update(
+            self._routes.update_queues,
+            self._info,
+            key,
+            fn,
+            count,
+            self.get_versioned,
+            self.insert,
+        )
+
+    def _conditions(self, if_absent: object, if_version: object) -> tuple[bool, int | None]:
+        """The checked ``if_absent`` / ``if_version`` of an insert."""
+        name = self._info.name
+        absent = _validate.flag(name, "if_absent", if_absent)
+        version = _validate.optional_integer(name, "if_version", if_version, maximum=MAX_VERSION)
+        if absent and version is not None:
+            raise ValidationError(
+                name,
+                "if_absent and if_version cannot be combined (if_version=0 means absent)",
+                field="if_version",
+            )
+        return absent, version
 
     def _items(self, records: Iterable[T]) -> list[PutItem]:
         info = self._info
@@ -332,10 +394,16 @@ class Store(Generic[T]):
         return items
 
     async def _put(
-        self, items: list[PutItem], many: bool, guard: Guard | None, key: object = None
+        self,
+        items: list[PutItem],
+        many: bool,
+        guard: Guard | None,
+        key: object = None,
+        if_absent: bool = False,
+        if_version: int | None = None,
     ) -> None:
         """The write behind every insert; the enforced view passes a `Guard`."""
-        await self._call(Insert(items, many, guard), key)
+        await self._call(Insert(items, many, guard, if_absent, if_version), key)
 
     async def remove(self, key: Any) -> bool:
         """Remove the record under ``key``; True if there was one."""

@@ -9,6 +9,7 @@ import attrs
 
 if TYPE_CHECKING:
     from .._roles import Roles
+    from .._update import UpdateQueues
     from ..backends import Backend
     from ._deadlines import Deadlines
     from ._facts import SchemaFacts
@@ -35,3 +36,5 @@ class Routes:
     permissions: Mailbox
     """The permission actor's mailbox."""
     roles: Roles
+    update_queues: UpdateQueues = attrs.field(factory=dict)
+    """Updates of one key queue here, to be served together (see `netabase._update`)."""

@@ -80,6 +80,7 @@ FLAVORS = {"_sync.py": SYNC, "_asyncio.py": ASYNCIO}
 
 IMPORTS = {
     "AsyncIterator": "collections.abc",
+    "Callable": "collections.abc",
     "Iterable": "collections.abc",
     "Iterator": "collections.abc",
     "Sequence": "collections.abc",

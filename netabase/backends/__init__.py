@@ -17,6 +17,7 @@ from ._base import (
     ExpectKeys,
     Op,
     Put,
+    Stamped,
     WriteBatch,
 )
 from ._url import BackendFactory, BackendURL, open_backend, register_backend
@@ -33,6 +34,7 @@ __all__ = [
     "ExpectKeys",
     "Op",
     "Put",
+    "Stamped",
     "WriteBatch",
     "open_backend",
     "register_backend",
