@@ -924,16 +924,20 @@ def _new_targets(
     info: ModelInfo[Any], latest: dict[bytes, PutItem], stored: dict[bytes, bytes | None]
 ) -> list[tuple[LinkInfo, bytes, Any]]:
     """(link, target key, record naming it) for each record a link names that the stored
-    record did not, except records written by the same call."""
+    record did not name in any of its links, except records written by the same call."""
     out: list[tuple[LinkInfo, bytes, Any]] = []
     seen: set[Obj] = set()
     for key, (_, _, record, links) in latest.items():
-        old_links = _links_of(info, _decoded(info, key, stored[key]))
+        old_links = _links_of(info, _decoded(info, key, stored[key])) or ()
+        old = {
+            (each.target.name, k)
+            for each, ks in zip(info.links, old_links, strict=False)
+            for k in ks
+        }
         for index, link in enumerate(info.links):
-            old = old_links[index] if old_links else ()
             for target_key in links[index]:
                 obj = (link.target.name, target_key)
-                if target_key in old or obj in seen:
+                if obj in old or obj in seen:
                     continue
                 if link.target is info and target_key in latest:
                     continue
