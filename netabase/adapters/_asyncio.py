@@ -106,12 +106,16 @@ class AsyncioStore(AsyncioCrossing, Generic[T]):
             "AsyncioStore.scan",
         )
 
-    async def insert(self, record: T) -> None:
-        """Store ``record`` under its key, replacing any record there; durable on return."""
+    async def insert(self, record: T) -> T:
+        """Store ``record`` under its key, replacing any record there; durable on return.
+
+        Returns the record as stored: with its key filled in if the key is ``netabase.auto()``
+        (a generated key never replaces a record)."""
         return await self._run(lambda: self._target.insert(record))
 
-    async def insert_many(self, records: Iterable[T]) -> None:
-        """Store every record, all or none of them, in one atomic batch."""
+    async def insert_many(self, records: Iterable[T]) -> list[T]:
+        """Store every record, all or none of them, in one atomic batch; returns them as stored
+        (generated keys filled in)."""
         records = listed(model_name(self._target.model), "records", records)
         return await self._run(lambda: self._target.insert_many(records))
 

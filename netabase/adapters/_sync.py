@@ -106,12 +106,16 @@ class SyncStore(SyncCrossing, Generic[T]):
             "SyncStore.scan",
         )
 
-    def insert(self, record: T) -> None:
-        """Store ``record`` under its key, replacing any record there; durable on return."""
+    def insert(self, record: T) -> T:
+        """Store ``record`` under its key, replacing any record there; durable on return.
+
+        Returns the record as stored: with its key filled in if the key is ``netabase.auto()``
+        (a generated key never replaces a record)."""
         return self._run(lambda: self._target.insert(record))
 
-    def insert_many(self, records: Iterable[T]) -> None:
-        """Store every record, all or none of them, in one atomic batch."""
+    def insert_many(self, records: Iterable[T]) -> list[T]:
+        """Store every record, all or none of them, in one atomic batch; returns them as stored
+        (generated keys filled in)."""
         records = listed(model_name(self._target.model), "records", records)
         return self._run(lambda: self._target.insert_many(records))
 
