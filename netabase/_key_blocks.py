@@ -41,6 +41,14 @@ class KeyBlocks:
         self._size = FIRST_BLOCK
         self._lock = trio.Lock()
 
+    def ready(self, count: int) -> list[int] | None:
+        """``count`` keys from the block in hand, or None when it holds fewer (then `take`)."""
+        start = self._next
+        if self._end - start < count:
+            return None
+        self._next = start + count
+        return list(range(start, start + count))
+
     async def take(self, count: int) -> list[int]:
         """``count`` keys no other taker (task or process) of this store ever gets."""
         keys: list[int] = []

@@ -369,7 +369,10 @@ class Store(Generic[T]):
             return records
         blocks = self._runtime.key_blocks.get(info.name)
         for _ in range(MAX_KEY_ROUNDS):
-            keys = [uuid7() for _ in blank] if blocks is None else await blocks.take(len(blank))
+            if blocks is None:
+                keys: list[Any] = [uuid7() for _ in blank]
+            else:
+                keys = blocks.ready(len(blank)) or await blocks.take(len(blank))
             filled = list(records)
             for index, key in zip(blank, keys, strict=True):
                 filled[index] = attrs.evolve(records[index], **{field: key})  # type: ignore[misc]

@@ -17,7 +17,7 @@ import trio
 
 import netabase
 from netabase._auto import AUTO, uuid7
-from netabase._key_blocks import FIRST_BLOCK, KEYS_SPACE
+from netabase._key_blocks import FIRST_BLOCK, KEYS_SPACE, MAX_BLOCK
 from netabase.testing import RedisServer
 
 from .auto_models import AUTO_MODELS, Board, Card, Memo, Ticket
@@ -160,6 +160,43 @@ def test_the_sync_adapter_returns_stored_records() -> None:
     with netabase.connect_sync("memory://", models=AUTO_MODELS) as db:
         assert db.store(Ticket).insert(Ticket("s")) == Ticket("s", id=1)
         assert [t.id for t in db.store(Ticket).insert_many([Ticket("t")])] == [2]
+
+
+@netabase.model(key="id", name="Ticket")
+@attrs.frozen
+class GivenTicket:
+    """`Ticket` as declared before its keys were generated."""
+
+    title: str
+    id: int
+
+
+async def test_a_model_may_start_generating_its_keys(tmp_path: Path) -> None:
+    url = f"lmdb://{tmp_path / 'db'}"
+    async with netabase.open(url, models=[GivenTicket]) as db:
+        await db.store(GivenTicket).insert_many([GivenTicket("old", 7), GivenTicket("old", 3)])
+    async with netabase.open(url, models=[Ticket]) as db:  # a field gained a default
+        assert await db.store(Ticket).get(7) == Ticket("old", id=7)
+        assert (await db.store(Ticket).insert(Ticket("new"))).id == 8
+
+
+async def test_blocks_grow_so_few_reservations_serve_many_inserts() -> None:
+    async with netabase.open("memory://", models=AUTO_MODELS) as db:
+        tickets = db.store(Ticket)
+        for start in range(0, 3000, 10):
+            await tickets.insert_many([Ticket(str(start + i)) for i in range(10)])
+        reservations = await db.backend.version(KEYS_SPACE)  # one apply each
+        _, (counter,) = await db.backend.read(KEYS_SPACE, [b"Ticket"])
+    assert reservations == 8  # 16 + 32 + ... + 1024 + 1024 keys
+    assert counter is not None and 3000 < int(counter) < 3000 + MAX_BLOCK
+
+
+async def test_str_keys_scan_in_insertion_order(backend_url: str) -> None:
+    async with netabase.open(backend_url, models=AUTO_MODELS) as db:
+        memos = db.store(Memo)
+        made = [await memos.insert(Memo(str(i))) for i in range(30)]
+        made += await memos.insert_many([Memo(str(i)) for i in range(30, 60)])
+        assert [memo async for memo in memos.scan()] == made
 
 
 def test_uuid7_strings_sort_in_the_order_they_were_made() -> None:
