@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from ._errors import CorruptRecord, WriteConflict
+from ._errors import CorruptRecord, RequestTimeout, WriteConflict
 from ._model import ModelInfo
 from .backends import Backend, Expect, Put, WriteBatch
 
@@ -49,18 +49,22 @@ class KeyBlocks:
         self._next = start + count
         return list(range(start, start + count))
 
-    async def take(self, count: int) -> list[int]:
-        """``count`` keys no other taker (task or process) of this store ever gets."""
+    async def take(self, count: int, *, seconds: float) -> list[int]:
+        """``count`` keys no other taker (task or process) of this store ever gets;
+        `RequestTimeout` if reserving them takes more than ``seconds``."""
         keys: list[int] = []
-        while len(keys) < count:
-            if self._next >= self._end:
-                async with self._lock:
-                    if self._next >= self._end:
-                        await self._reserve(count - len(keys))
-                continue
-            end = min(self._end, self._next + count - len(keys))
-            keys.extend(range(self._next, end))
-            self._next = end
+        with trio.move_on_after(seconds) as deadline:
+            while len(keys) < count:
+                if self._next >= self._end:
+                    async with self._lock:
+                        if self._next >= self._end:
+                            await self._reserve(count - len(keys))
+                    continue
+                end = min(self._end, self._next + count - len(keys))
+                keys.extend(range(self._next, end))
+                self._next = end
+        if deadline.cancelled_caught:  # keys it had taken are a gap, like a block left unused
+            raise RequestTimeout(self._info.name, "insert", seconds)
         return keys
 
     def discard(self) -> None:

@@ -369,10 +369,11 @@ class Store(Generic[T]):
             return records
         blocks = self._runtime.key_blocks.get(info.name)
         for _ in range(MAX_KEY_ROUNDS):
+            wanted = len(blank)
             if blocks is None:
                 keys: list[Any] = [uuid7() for _ in blank]
             else:
-                keys = blocks.ready(len(blank)) or await blocks.take(len(blank))
+                keys = blocks.ready(wanted) or await blocks.take(wanted, seconds=self._timeout)
             filled = list(records)
             for index, key in zip(blank, keys, strict=True):
                 filled[index] = attrs.evolve(records[index], **{field: key})  # type: ignore[misc]

@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 import pytest
 import trio
+import trio.testing
 
 import netabase
 from netabase._auto import AUTO, uuid7
@@ -154,6 +155,27 @@ async def test_the_enforced_view_and_adapters_return_stored_records(backend_url:
         assert taken.value.field == "slug" and taken.value.key == 4
         with pytest.raises(netabase.PermissionDenied):
             await db.as_principal("bob").store(Card).insert(Card(board="b"))
+
+
+async def test_a_reservation_that_cannot_finish_times_out(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with netabase.open("memory://", models=AUTO_MODELS, request_timeout=2.0) as db:
+        blocks = db._runtime.key_blocks["Ticket"]
+        release = trio.Event()
+
+        async def another_reservation() -> None:  # holds the lock and never finishes
+            async with blocks._lock:
+                await release.wait()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(another_reservation)
+            await trio.testing.wait_all_tasks_blocked()
+            with pytest.raises(netabase.RequestTimeout) as late:
+                await db.store(Ticket).insert(Ticket("late"))
+            release.set()
+        assert late.value.model == "Ticket" and late.value.operation == "insert"
+        assert (await db.store(Ticket).insert(Ticket("then"))).id == 1
 
 
 def test_the_sync_adapter_returns_stored_records() -> None:
