@@ -15,6 +15,7 @@ from ._asyncio import (
     AsyncioStore,
     open_asyncio,
 )
+from ._auto import auto
 from ._database import Database, DatabaseStats
 from ._database import open_database as open
 from ._errors import (
@@ -95,6 +96,7 @@ __all__ = [
     "ValidationError",
     "WriteConflict",
     "allow",
+    "auto",
     "condition",
     "connect_sync",
     "info_of",

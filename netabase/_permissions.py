@@ -20,10 +20,11 @@ from ._errors import (
     ValidationError,
     WriteConflict,
 )
+from ._key_blocks import KeyTaken
 from ._keys import encode_str
 from ._model import LinkInfo, ModelInfo
 from ._roles import Explanation
-from ._store import DEFAULT_PAGE_SIZE, Loaded, Store, _Scan
+from ._store import DEFAULT_PAGE_SIZE, Loaded, Store, WriteItems, _Scan
 from ._update import DEFAULT_UPDATE_RETRIES, MAX_UPDATE_RETRIES, check_function, run_update
 from .actors._calls import send
 from .actors._cascade import RemovalPreview, RestrictRefusal
@@ -366,21 +367,26 @@ class GuardedStore(Generic[T]):
 
     async def insert(
         self, record: T, *, if_absent: bool = False, if_version: int | None = None
-    ) -> None:
-        """Needs what `insert_many` needs; ``if_absent`` / ``if_version`` as on `Store.insert`."""
+    ) -> T:
+        """Needs what `insert_many` needs; ``if_absent`` / ``if_version`` as on `Store.insert`.
+        Returns the record as stored (its key generated if it is ``netabase.auto()``)."""
         absent, version = self._store._conditions(if_absent, if_version)
-        items = self._store._items([record])
-        await self._insert(items, False, self._info.key_of(record), absent, version)
+        key = getattr(record, self._info.key_field, None)
+        write = self._write(False, key, absent, version)
+        (stored,) = await self._store._inserted([record], write, version)
+        return stored
 
-    async def insert_many(self, records: Iterable[T], *, if_absent: bool = False) -> None:
+    async def insert_many(self, records: Iterable[T], *, if_absent: bool = False) -> list[T]:
         """Needs ``write`` on each record as stored, if it exists; and, to create it or move it
         to another parent, a grant of ``write`` where it will be (allow rules do not apply
         there); require rules must hold on it as stored and as written; and ``read`` on every
-        record a link newly names (an unreadable one is reported as missing)."""
+        record a link newly names (an unreadable one is reported as missing). Returns the
+        records as stored."""
         absent, _ = self._store._conditions(if_absent, None)
-        items = self._store._items(records)
-        if items:
-            await self._insert(items, True, None, absent)
+        wanted = list(_validate.collection(self._info.name, "records", records))
+        if not wanted:
+            return []
+        return await self._store._inserted(wanted, self._write(True, None, absent))
 
     async def update(
         self,
@@ -405,16 +411,25 @@ class GuardedStore(Generic[T]):
             alone=True,
         )
 
+    def _write(
+        self, many: bool, key: object, if_absent: bool = False, if_version: int | None = None
+    ) -> WriteItems:
+        async def write(items: list[PutItem], fresh: frozenset[bytes]) -> None:
+            await self._insert(items, many, key, fresh, if_absent, if_version)
+
+        return write
+
     async def _insert(
         self,
         items: list[PutItem],
         many: bool,
         key: object,
+        fresh: frozenset[bytes],
         if_absent: bool = False,
         if_version: int | None = None,
     ) -> None:
         for _ in range(MAX_JUDGE_ROUNDS):
-            guard = await self._judge_insert(items)
+            guard = await self._judge_insert(items, fresh)
             if guard is None:
                 continue
             try:
@@ -438,12 +453,15 @@ class GuardedStore(Generic[T]):
         )
         return refusal.redacted(readable)
 
-    async def _judge_insert(self, items: list[PutItem]) -> Guard | None:
-        """The conditions the insert was allowed on (None: they changed while judged)."""
+    async def _judge_insert(self, items: list[PutItem], fresh: frozenset[bytes]) -> Guard | None:
+        """The conditions the insert was allowed on (None: they changed while judged); the
+        guard pins the ``fresh`` (generated) keys absent, and `KeyTaken` says one is not."""
         info, principal, permissions = self._info, self._principal, self._permissions
         latest = {item.key: item for item in items}  # a key given twice: the last record wins
         keys = list(latest)
         stored = dict(zip(keys, await permissions._read(info, keys), strict=True))
+        if any(stored[key] is not None for key in fresh):
+            raise KeyTaken()
         parents = permissions._routes.schema.hierarchy_parents
         writes = _put_judgements(principal, "write", info, latest, stored, parents)
         targets = _new_targets(info, latest, stored)

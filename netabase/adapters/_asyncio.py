@@ -115,19 +115,21 @@ class AsyncioStore(AsyncioCrossing, Generic[T]):
 
     async def insert(
         self, record: T, *, if_absent: bool = False, if_version: int | None = None
-    ) -> None:
+    ) -> T:
         """Store ``record`` under its key, replacing any record there; durable on return.
 
         ``if_absent``: only if the key holds no record, else `AlreadyExists`. ``if_version``:
         only if the stored record is at that version (from `get_versioned`; 0: absent), else
-        `WriteConflict`."""
+        `WriteConflict`. Returns the record as stored: with its key filled in if the key is
+        ``netabase.auto()`` (a generated key never replaces a record)."""
         return await self._run(
             lambda: self._target.insert(record, if_absent=if_absent, if_version=if_version)
         )
 
-    async def insert_many(self, records: Iterable[T], *, if_absent: bool = False) -> None:
+    async def insert_many(self, records: Iterable[T], *, if_absent: bool = False) -> list[T]:
         """Store every record, all or none of them, in one atomic batch; with ``if_absent``
-        only if none of the keys holds a record (else `AlreadyExists`, nothing written)."""
+        only if none of the keys holds a record (else `AlreadyExists`, nothing written).
+        Returns them as stored (generated keys filled in)."""
         records = listed(model_name(self._target.model), "records", records)
         return await self._run(lambda: self._target.insert_many(records, if_absent=if_absent))
 
