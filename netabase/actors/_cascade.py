@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .. import _keys
 from .._errors import CorruptRecord, LinkViolation, NetabaseError
 from .._keys import prefix_successor
+from .._layout import RefEntry, parse_ref, ref_key, ref_prefix, unique_link_space
 from .._model import LinkInfo, ModelInfo
 from ..backends import Condition, Delete, Expect, ExpectKeys, Op, Put, WriteBatch
 from ._claims import claim_kinds
-from ._links import RefEntry, parse_ref, ref_key, ref_prefix, unique_space
 from ._permission_spaces import revision_op
 
 if TYPE_CHECKING:
+    from .._schema import Schema
     from ..backends import Backend
     from ._caches import CacheCoordinator
-    from ._facts import SchemaFacts
 
 PAGE = 1024
 MAX_LISTED = 10
@@ -120,7 +120,7 @@ class RestrictRefusal(Exception):
 
 
 async def plan_removal(
-    schema: SchemaFacts,
+    schema: Schema,
     backend: Backend,
     info: ModelInfo[Any],
     keys: list[bytes],
@@ -149,30 +149,8 @@ async def plan_removal(
     return Removal(WriteBatch(tuple(walk.ops), tuple(walk.expects)), effects, touched=touched)
 
 
-def restrict_probes(links: Mapping[tuple[str, str], LinkInfo]) -> dict[str, frozenset[str]]:
-    """Per model whose removal a restrict link can refuse at once: the models that removal may
-    delete by cascade (a restrict referrer among those might go too, so it refuses nothing).
-    Computed once per runtime; a model absent here goes straight to the full walk."""
-    probes: dict[str, frozenset[str]] = {}
-    for name in {link.target.name for link in links.values()}:
-        reach, frontier = {name}, [name]
-        while frontier:
-            target = frontier.pop()
-            for (source, _), link in links.items():
-                cascades = link.target.name == target and link.on_delete == "cascade"
-                if cascades and source not in reach:
-                    reach.add(source)
-                    frontier.append(source)
-        if any(
-            link.target.name == name and link.on_delete == "restrict" and source not in reach
-            for (source, _), link in links.items()
-        ):
-            probes[name] = frozenset(reach)
-    return probes
-
-
 async def _probe_restricted(
-    schema: SchemaFacts,
+    schema: Schema,
     backend: Backend,
     info: ModelInfo[Any],
     keys: list[bytes],
@@ -217,7 +195,7 @@ class _Blocker(NamedTuple):
 
 
 class _Walk:
-    def __init__(self, schema: SchemaFacts, backend: Backend) -> None:
+    def __init__(self, schema: Schema, backend: Backend) -> None:
         self.schema = schema
         self.backend = backend
         self.ops: list[Op] = []
@@ -342,7 +320,7 @@ class _Walk:
             Delete(link.target.ref_space, ref_key(target_key, source, link.field, source_key))
         )
         if link.unique:
-            self.ops.append(Delete(unique_space(source, link.field), target_key))
+            self.ops.append(Delete(unique_link_space(source, link.field), target_key))
 
 
 async def read_referrers(backend: Backend, space: str, prefix: bytes) -> list[RefEntry]:
@@ -359,7 +337,7 @@ async def read_referrers(backend: Backend, space: str, prefix: bytes) -> list[Re
 
 
 async def verified_referrers(
-    schema: SchemaFacts, backend: Backend, target: ModelInfo[Any], key: bytes
+    schema: Schema, backend: Backend, target: ModelInfo[Any], key: bytes
 ) -> list[Any]:
     """(model, field, key) of the records that really link to ``key`` of ``target``."""
     entries = await read_referrers(backend, target.ref_space, ref_prefix(key))

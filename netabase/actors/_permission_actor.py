@@ -38,14 +38,14 @@ from .._errors import (
     ValidationError,
 )
 from .._keys import component_range, encode_str
+from .._layout import ref_prefix
 from .._model import ModelInfo
 from .._roles import Explanation, Grant, Roles, lookup_condition
+from .._schema import Schema
 from ..backends import Backend, Delete, Expect, ExpectKeys, Op, Put, WriteBatch
 from ._actor import BatchingActor, in_rounds
 from ._cascade import read_referrers
 from ._config import RuntimeConfig
-from ._facts import SchemaFacts
-from ._links import ref_prefix
 from ._mailbox import Mailbox, Request
 from ._messages import (
     PERMISSION_WRITES,
@@ -141,7 +141,7 @@ class PermissionActor:
     def __init__(
         self,
         backend: Backend,
-        schema: SchemaFacts,
+        schema: Schema,
         roles: Roles,
         config: RuntimeConfig,
         *,

@@ -18,11 +18,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._errors import CorruptRecord, HierarchyCycle, LinkViolation, NetabaseError
+from .._layout import ref_key, ref_value
 from .._model import LinkInfo, ModelInfo
 from ..backends import EXISTS, Condition, Delete, Expect, Op, Put, WriteBatch
 from ._cascade import CacheEffects, plan_removal
 from ._claims import ClaimRefusal, claim_kinds
-from ._links import LinkCache, ref_key, ref_value
+from ._links import LinkCache
 from ._mailbox import Request
 from ._messages import Exists, Insert, Remove
 from ._permission_spaces import revision_op

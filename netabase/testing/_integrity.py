@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from .._database import Database
+from .._layout import ref_key, ref_value
 from ..actors._claims import claim_kinds
-from ..actors._links import ref_key, ref_value
 from ..backends import Backend
 
 PAGE = 1000
