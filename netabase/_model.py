@@ -478,7 +478,6 @@ def _is_frozen(cls: type) -> bool:
 def _check_space_names(info: ModelInfo[Any]) -> None:
     """Every keyspace the model uses is named after it (and its unique fields and links), and
     a name must fit a backend key (LMDB names its databases with keys): refuse longer ones."""
-
     for space in _layout.model_spaces(info):
         size = len(space.encode())
         if size > _keys.MAX_KEY_SIZE:

@@ -6,10 +6,12 @@ pass (write a layout upgrade, like `actors/_permission_layout.py`, instead).
 
 from __future__ import annotations
 
+import attrs
 import msgpack
 
 import netabase
 from netabase import _layout
+from netabase.actors._claims import claim_kinds
 
 from .link_models import Account, Client
 
@@ -40,6 +42,20 @@ def test_space_names_are_pinned() -> None:
     )
     assert (_layout.REVISION, _layout.GRANTS_REVISION) == (b"revision", b"grants")
     assert (_layout.LAYOUT, _layout.LAYOUT_VERSION) == (b"layout", b"2")
+
+
+def test_the_claim_spaces_are_the_spaces_the_claims_use() -> None:
+    @netabase.model(key="id", unique=["email"])
+    @attrs.frozen
+    class Holder:
+        id: str
+        email: str
+        client: str = netabase.link(Client, unique=True)
+
+    info = netabase.info_of(Holder)
+    assert info is not None
+    spaces = [kind.space for kind in claim_kinds(info)]
+    assert _layout.claim_spaces(info) == spaces == ["~uniq.Holder.client", "~uniqf.Holder.email"]
 
 
 def test_key_formats_are_pinned() -> None:
