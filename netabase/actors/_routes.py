@@ -10,10 +10,10 @@ import attrs
 if TYPE_CHECKING:
     from .._key_blocks import KeyBlocks
     from .._roles import Roles
+    from .._schema import Schema
     from .._update import UpdateQueues
     from ..backends import Backend
     from ._deadlines import Deadlines
-    from ._facts import SchemaFacts
     from ._mailbox import Mailbox
     from ._messages import Exists, Peek
     from ._store_actor import StoreActor
@@ -24,7 +24,7 @@ class Routes:
     """Built by the `Runtime` for `Store`, `Permissions`, `PrincipalView` and `GuardedStore`:
     the schema facts, the way to each actor, and the deadlines requests are sent under."""
 
-    schema: SchemaFacts
+    schema: Schema
     backend: Backend
     """For the stored bytes an enforced write is judged on (one snapshot per read)."""
     deadlines: Deadlines
