@@ -19,7 +19,7 @@ import cattrs
 from . import _keys, _layout
 from ._auto import AUTO, is_auto
 from ._codec import INPUT_CONVERTER, RecordCodec
-from ._errors import KeyTooLarge, ModelDefinitionError, ValidationError
+from ._errors import KeyTooLarge, ModelDefinitionError, NetabaseError, ValidationError
 from ._roles import Rule
 from ._types import Checker, UnsupportedType, build_checker, exact_type
 
@@ -329,6 +329,16 @@ class ModelInfo(Generic[T]):
     def encode_links(self, record: T) -> tuple[tuple[bytes, ...], ...]:
         """Per link field, the encoded target keys ``record`` names."""
         return tuple(link.encoded_keys_of(record) for link in self.links)
+
+    def stored_links(self, record: T | None) -> tuple[tuple[bytes, ...], ...] | None:
+        """`encode_links` of a stored record; None when there is none, or when its links no
+        longer encode (its index entries are then stale and cleaned up when met)."""
+        if record is None:
+            return None
+        try:
+            return self.encode_links(record)
+        except NetabaseError:
+            return None
 
     def encode_record(self, record: T) -> tuple[bytes, bytes]:
         """Check a record and return its encoded key and value."""

@@ -838,15 +838,6 @@ def _decoded(info: ModelInfo[Any], key: bytes, raw: bytes | None) -> Any:
         return None
 
 
-def _links_of(info: ModelInfo[Any], record: Any) -> tuple[tuple[bytes, ...], ...] | None:
-    if record is None:
-        return None
-    try:
-        return info.encode_links(record)
-    except NetabaseError:
-        return None
-
-
 def _existing(
     principal: str,
     action: str,
@@ -898,7 +889,7 @@ def _put_judgements(
     out: list[tuple[Judgement, Any]] = []
     for key, (_, _, record, links) in latest.items():
         raw = stored[key]
-        old_links = _links_of(info, _decoded(info, key, raw))
+        old_links = info.stored_links(_decoded(info, key, raw))
         moved = old_links is None or (
             index is not None and set(old_links[index]) != set(links[index])
         )
@@ -946,7 +937,7 @@ def _new_targets(
     out: list[tuple[LinkInfo, bytes, Any]] = []
     seen: set[Obj] = set()
     for key, (_, _, record, links) in latest.items():
-        old_links = _links_of(info, _decoded(info, key, stored[key])) or ()
+        old_links = info.stored_links(_decoded(info, key, stored[key])) or ()
         old = {
             (each.target.name, k)
             for each, ks in zip(info.links, old_links, strict=False)

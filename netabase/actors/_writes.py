@@ -304,7 +304,7 @@ class WritePlanner:
         removal or put by another request that may yet fail, still needs the condition.
         """
         info = self.info
-        old_links = _links_of(info, old_record)
+        old_links = info.stored_links(old_record)
         reparented = False
         for index, link in enumerate(info.links):
             new = links[index]
@@ -468,7 +468,7 @@ class WritePlanner:
                 parents = links[index]
                 if not parents:
                     continue
-                old = _links_of(info, self._old_record(key, state.values.get(key), state))
+                old = info.stored_links(self._old_record(key, state.values.get(key), state))
                 moved = old is not None and set(old[index]) != set(parents)
                 if not (moved or (info.parent.target is info and parents[0] in staged)):
                     continue
@@ -555,15 +555,6 @@ def _conditional(request: Request) -> bool:
 
 def _exists(model: str, key: object) -> Callable[[], BaseException]:
     return lambda: AlreadyExists(model, key)
-
-
-def _links_of(info: ModelInfo[Any], record: Any) -> tuple[tuple[bytes, ...], ...] | None:
-    if record is None:
-        return None
-    try:
-        return info.encode_links(record)
-    except NetabaseError:
-        return None
 
 
 def _decoded(model: ModelInfo[Any], key: bytes, raw: bytes) -> Any:
