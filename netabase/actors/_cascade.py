@@ -172,28 +172,6 @@ async def _walked(
     return walk, refusal
 
 
-def restrict_probes(links: Mapping[tuple[str, str], LinkInfo]) -> dict[str, frozenset[str]]:
-    """Per model whose removal a restrict link can refuse at once: the models that removal may
-    delete by cascade (a restrict referrer among those might go too, so it refuses nothing).
-    Computed once per runtime; a model absent here goes straight to the full walk."""
-    probes: dict[str, frozenset[str]] = {}
-    for name in {link.target.name for link in links.values()}:
-        reach, frontier = {name}, [name]
-        while frontier:
-            target = frontier.pop()
-            for (source, _), link in links.items():
-                cascades = link.target.name == target and link.on_delete == "cascade"
-                if cascades and source not in reach:
-                    reach.add(source)
-                    frontier.append(source)
-        if any(
-            link.target.name == name and link.on_delete == "restrict" and source not in reach
-            for (source, _), link in links.items()
-        ):
-            probes[name] = frozenset(reach)
-    return probes
-
-
 async def _probe_restricted(
     schema: Schema,
     backend: Backend,
