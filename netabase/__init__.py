@@ -34,6 +34,10 @@ from ._errors import (
     RequestTimeout,
     RuntimeFailed,
     SchemaMismatch,
+    TransactionConflict,
+    TransactionError,
+    TransactionTimeout,
+    TransactionTooLarge,
     UnknownAction,
     UnknownModel,
     ValidationError,
@@ -44,6 +48,7 @@ from ._permissions import GuardedStore, Permissions, PrincipalView
 from ._roles import Explanation, Grant, Roles, Rule, allow, condition, register_condition, require
 from ._store import Loaded, Store
 from ._sync import SyncDatabase, SyncPermissions, SyncPrincipalView, SyncStore, connect_sync
+from ._transaction import Transaction, TransactionStore
 from .actors._links import Referrer
 from .actors._stats import ActorStats
 from .backends import register_backend
@@ -88,6 +93,12 @@ __all__ = [
     "SyncPermissions",
     "SyncPrincipalView",
     "SyncStore",
+    "Transaction",
+    "TransactionConflict",
+    "TransactionError",
+    "TransactionStore",
+    "TransactionTimeout",
+    "TransactionTooLarge",
     "UnknownAction",
     "UnknownModel",
     "ValidationError",

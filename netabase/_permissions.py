@@ -22,8 +22,9 @@ from ._errors import (
 )
 from ._keys import encode_str
 from ._model import LinkInfo, ModelInfo
+from ._requests import DEFAULT_PAGE_SIZE, Pages, put_items
 from ._roles import Explanation
-from ._store import DEFAULT_PAGE_SIZE, Loaded, Store, _Scan
+from ._store import Loaded, Store
 from .actors._calls import send
 from .actors._cascade import RestrictRefusal
 from .actors._claims import ClaimRefusal
@@ -372,14 +373,14 @@ class GuardedStore(Generic[T]):
     # writes
 
     async def insert(self, record: T) -> None:
-        await self._insert(self._store._items([record]), False, self._info.key_of(record))
+        await self._insert(put_items(self._info, [record]), False, self._info.key_of(record))
 
     async def insert_many(self, records: Iterable[T]) -> None:
         """Needs ``write`` on each record as stored, if it exists; and, to create it or move it
         to another parent, a grant of ``write`` where it will be (allow rules do not apply
         there); require rules must hold on it as stored and as written; and ``read`` on every
         record a link newly names (an unreadable one is reported as missing)."""
-        items = self._store._items(records)
+        items = put_items(self._info, records)
         if items:
             await self._insert(items, True, None)
 
@@ -591,10 +592,10 @@ class GuardedStore(Generic[T]):
             page_size=page_size,
             skip_corrupt=skip_corrupt,
         )
-        assert isinstance(scan, _Scan)
+        assert isinstance(scan, Pages)
         return _ReadableScan(self, scan, limit, skip_corrupt)
 
-    async def _readable_page(self, scan: _Scan[T]) -> list[Any] | None:
+    async def _readable_page(self, scan: Pages[T]) -> list[Any] | None:
         """The records of the next page of ``scan`` the principal may read (None: no more),
         each judged as it was read; one removed meanwhile is left out."""
         if scan._exhausted:
@@ -638,7 +639,7 @@ class GuardedStore(Generic[T]):
         `Store.count` it reads and judges every record of the model, a page at a time, so it
         costs a full scan."""
         scan = self._store.scan(page_size=DEFAULT_PAGE_SIZE)
-        assert isinstance(scan, _Scan)
+        assert isinstance(scan, Pages)
         total = 0
         while (page := await self._readable_page(scan)) is not None:
             total += len(page)
@@ -730,7 +731,7 @@ class _ReadableScan(Generic[T]):
     like `_KeyPages`, so one left unfinished needs no finalizing)."""
 
     def __init__(
-        self, view: GuardedStore[T], scan: _Scan[T], limit: int | None, skip_corrupt: bool
+        self, view: GuardedStore[T], scan: Pages[T], limit: int | None, skip_corrupt: bool
     ) -> None:
         self._view = view
         self._scan = scan

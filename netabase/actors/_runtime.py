@@ -20,6 +20,7 @@ from ._claims import claim_spaces
 from ._config import RuntimeConfig
 from ._deadlines import Deadlines
 from ._facts import Rules, SchemaFacts
+from ._leases import SnapshotLeases
 from ._messages import Exists, Peek
 from ._permission_actor import PermissionActor
 from ._permission_layout import upgrade_permission_layout
@@ -44,6 +45,8 @@ class Runtime:
         self.backend = backend
         self.config = config
         self.deadlines = Deadlines()
+        self.leases = SnapshotLeases()
+        """The open snapshots of transactions, closed at their deadlines."""
         self.models = _register(models)
         self.link_index: dict[tuple[str, str], LinkInfo] = {
             (info.name, link.field): link for info in self.models.values() for link in info.links

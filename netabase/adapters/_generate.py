@@ -27,7 +27,8 @@ import attrs
 
 from .._database import Database
 from .._permissions import Permissions, PrincipalView
-from .._store import DEFAULT_PAGE_SIZE, Store
+from .._requests import DEFAULT_PAGE_SIZE
+from .._store import Store
 
 HERE = Path(__file__).resolve().parent
 

@@ -19,6 +19,7 @@ from ._base import (
     Put,
     WriteBatch,
 )
+from ._snapshot import LiveSnapshot, Snapshot, SnapshotLost
 from ._url import BackendFactory, BackendURL, open_backend, register_backend
 
 __all__ = [
@@ -31,8 +32,11 @@ __all__ = [
     "Delete",
     "Expect",
     "ExpectKeys",
+    "LiveSnapshot",
     "Op",
     "Put",
+    "Snapshot",
+    "SnapshotLost",
     "WriteBatch",
     "open_backend",
     "register_backend",

@@ -1,0 +1,76 @@
+"""Planning a transaction's writes with the store actors' own planners, on its `TxView`.
+
+Each ``insert``/``remove`` inside a transaction is planned when it is made, as the store actor
+would plan it (links checked, unique values claimed, cascades and set_null walked), but reading
+through the view: it sees the transaction's earlier writes, and what it reads joins the read
+set. Its operations are staged in the view; the conditions a planner attaches are dropped,
+because the read set they were derived from is already part of the commit's conditions.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from .._model import ModelInfo
+from ._mailbox import Request
+from ._messages import Exists, Insert, Message, Peek, Remove
+from ._writes import PutItem, WritePlanner
+
+if TYPE_CHECKING:
+    from ._config import RuntimeConfig
+    from ._facts import SchemaFacts as Schema
+    from ._store_actor import StoreActor
+    from ._tx_view import TxView
+
+
+class _Planning:
+    """The parts of a store actor its planner reads, pointed at a transaction's view."""
+
+    def __init__(self, info: ModelInfo[Any], schema: Schema, config: RuntimeConfig, view: TxView):
+        self.info = info
+        self.schema = schema
+        self.config = config
+        self.backend = view
+        self._view = view
+
+    async def ask(self, model: str, message: Exists | Peek) -> Any:
+        space = self.schema.models[model].space
+        if isinstance(message, Exists):
+            return await self._view.exists(space, list(message.keys))
+        _, values = await self._view.read(space, list(message.keys))
+        target = self.schema.models[model]
+        return [
+            None if raw is None else target.codec.decode(raw, key)
+            for key, raw in zip(message.keys, values, strict=True)
+        ]
+
+
+class TxWrites:
+    """The write planners of one transaction, one per model it writes."""
+
+    def __init__(self, schema: Schema, config: RuntimeConfig, view: TxView) -> None:
+        self._schema = schema
+        self._config = config
+        self._view = view
+        self._planners: dict[str, WritePlanner] = {}
+
+    def _planner(self, info: ModelInfo[Any]) -> WritePlanner:
+        planner = self._planners.get(info.name)
+        if planner is None:
+            context = _Planning(info, self._schema, self._config, self._view)
+            planner = self._planners[info.name] = WritePlanner(cast("StoreActor", context))
+        return planner
+
+    async def _plan(self, info: ModelInfo[Any], message: Message) -> Any:
+        (plan,) = await self._planner(info).plan([Request(message)])
+        if plan.error is not None:
+            raise plan.error
+        if plan.batch is not None:
+            self._view.stage(plan.batch.ops)
+        return plan.reply
+
+    async def insert(self, info: ModelInfo[Any], items: list[PutItem], many: bool) -> None:
+        await self._plan(info, Insert(items, many))
+
+    async def remove(self, info: ModelInfo[Any], keys: list[bytes], many: bool) -> Any:
+        return await self._plan(info, Remove(keys, many))
