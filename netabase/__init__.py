@@ -13,6 +13,8 @@ from ._asyncio import (
     AsyncioPermissions,
     AsyncioPrincipalView,
     AsyncioStore,
+    AsyncioTransaction,
+    AsyncioTransactionStore,
     open_asyncio,
 )
 from ._database import Database, DatabaseStats
@@ -47,7 +49,15 @@ from ._model import LinkInfo, ModelInfo, info_of, link, model
 from ._permissions import GuardedStore, Permissions, PrincipalView
 from ._roles import Explanation, Grant, Roles, Rule, allow, condition, register_condition, require
 from ._store import Loaded, Store
-from ._sync import SyncDatabase, SyncPermissions, SyncPrincipalView, SyncStore, connect_sync
+from ._sync import (
+    SyncDatabase,
+    SyncPermissions,
+    SyncPrincipalView,
+    SyncStore,
+    SyncTransaction,
+    SyncTransactionStore,
+    connect_sync,
+)
 from ._transaction import Transaction, TransactionStore
 from .actors._links import Referrer
 from .actors._stats import ActorStats
@@ -60,6 +70,8 @@ __all__ = [
     "AsyncioPermissions",
     "AsyncioPrincipalView",
     "AsyncioStore",
+    "AsyncioTransaction",
+    "AsyncioTransactionStore",
     "BackendUnavailable",
     "Closed",
     "ConditionError",
@@ -93,6 +105,8 @@ __all__ = [
     "SyncPermissions",
     "SyncPrincipalView",
     "SyncStore",
+    "SyncTransaction",
+    "SyncTransactionStore",
     "Transaction",
     "TransactionConflict",
     "TransactionError",
