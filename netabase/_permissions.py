@@ -7,7 +7,7 @@ decisions are made and cached.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, overload
 
@@ -25,6 +25,7 @@ from ._model import LinkInfo, ModelInfo
 from ._requests import DEFAULT_PAGE_SIZE, Pages, put_items
 from ._roles import Explanation
 from ._store import Loaded, Store
+from ._transaction import Transaction, check_transact_function, transact
 from .actors._calls import send
 from .actors._cascade import RestrictRefusal
 from .actors._claims import ClaimRefusal
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from .actors._runtime import Runtime
 
 T = TypeVar("T")
+R = TypeVar("R")
 MAX_PRINCIPAL = MAX_NAME_KEY
 MAX_JUDGE_ROUNDS = 8
 """Times an enforced write is judged again after what it was judged on changed."""
@@ -283,6 +285,20 @@ class PrincipalView:
         tb: TracebackType | None,
     ) -> None:
         return None
+
+    def transaction(self) -> Transaction:
+        """A transaction as this principal: every record it reads needs ``read``, every write
+        is judged as the enforced stores judge it, and the commit applies only while every
+        judgement still holds (see `Database.transaction`)."""
+        from ._tx_guard import TransactionGuard  # it builds on this module
+
+        return Transaction(self._runtime, TransactionGuard(self.principal, self._permissions))
+
+    async def transact(self, fn: Callable[..., Awaitable[R]], *args: Any, retries: int = 10) -> R:
+        """`Database.transact` as this principal."""
+        check_transact_function(fn)
+        retries = _validate.integer("transact", "retries", retries)
+        return await transact(self.transaction, fn, args, retries)
 
     def store(self, model: type[T]) -> GuardedStore[T]:
         actor = self._runtime.actor_for(model)

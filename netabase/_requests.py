@@ -17,6 +17,9 @@ T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 256
 
+SKIPPED: Any = object()
+"""A page entry `Pages` passes over silently (a record the principal may not read)."""
+
 FetchPage = Callable[[bytes, bytes | None, int, bool], Awaitable[list[tuple[bytes, Any]]]]
 """(lo, hi, limit, reverse) -> up to ``limit`` (key, record or `CorruptRecord`) pairs."""
 
@@ -124,6 +127,8 @@ class Pages(Generic[T]):
                     raise StopAsyncIteration
             _, record = self._page[self._index]
             self._index += 1
+            if record is SKIPPED:
+                continue
             if isinstance(record, CorruptRecord):
                 if self._skip_corrupt:
                     continue

@@ -33,15 +33,19 @@ from ._errors import (
     ValidationError,
 )
 from ._model import ModelInfo
-from ._requests import DEFAULT_PAGE_SIZE, Pages, key_range, put_items
+from ._requests import DEFAULT_PAGE_SIZE, SKIPPED, Pages, key_range, put_items
+from .actors._cascade import RestrictRefusal
+from .actors._claims import ClaimRefusal
 from .actors._permission_spaces import SPACES as PERMISSION_SPACES
 from .actors._tx_view import TxView
-from .actors._tx_writes import TxWrites
+from .actors._tx_writes import ENFORCED, TxWrites
+from .actors._writes import PutItem
 from .backends import Expect, SnapshotLost, WriteBatch
 
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from ._tx_guard import TransactionGuard
     from .actors._leases import Lease
     from .actors._runtime import Runtime
 
@@ -60,8 +64,9 @@ class Transaction:
     """One attempt at a transaction; see the module docstring. Get one from
     ``db.transaction()`` and use it as ``async with``; ``tx.store(Model)`` reads and writes."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, guard: TransactionGuard | None = None) -> None:
         self._runtime = runtime
+        self._guard = guard
         config = runtime.config
         self._timeout = config.transaction_timeout
         self._limit = config.max_transaction_size
@@ -213,6 +218,8 @@ class Transaction:
             caches.permissions_changed()
 
     def _conflict(self, batch: WriteBatch, unmet: int) -> TransactionConflict:
+        if self._guard is not None:
+            return self._guard.conflict()
         condition = batch.expects[unmet]
         for info in self._runtime.schema.models.values():
             if condition.space == info.space:
@@ -244,7 +251,8 @@ class TransactionStore(Generic[T]):
     # reads
 
     async def get(self, key: Any) -> T | None:
-        """The record under ``key`` as the transaction sees it, or None."""
+        """The record under ``key`` as the transaction sees it, or None (enforced: needs
+        ``read`` on it)."""
         encoded = self._info.encode_key(key)
         (record,) = await self._tx._run(lambda view, _: self._read(view, [encoded]))
         return record
@@ -256,16 +264,37 @@ class TransactionStore(Generic[T]):
         return await self._tx._run(lambda view, _: self._read(view, encoded))
 
     async def contains(self, key: Any) -> bool:
+        """Whether a record is under ``key`` (enforced: one the principal may not read answers
+        False, like a missing one)."""
         encoded = self._info.encode_key(key)
-        space = self._info.space
-        (found,) = await self._tx._run(lambda view, _: view.exists(space, [encoded]))
-        return found
+        info, guard = self._info, self._tx._guard
+
+        async def step(view: TxView, writes: TxWrites) -> bool:
+            if guard is None:
+                (found,) = await view.exists(info.space, [encoded])
+                return found
+            _, (raw,) = await view.read(info.space, [encoded])
+            record = None if raw is None else self._decode_or_error(encoded, raw)
+            (readable,) = await guard.readable(view, info, [encoded], [record])
+            return readable and record is not None
+
+        return await self._tx._run(step)
 
     async def count(self) -> int:
-        """Number of records the transaction sees (reads every key: a phantom conflicts)."""
-        space = self._info.space
-        keys = await self._tx._run(lambda view, _: view.keys(space))
-        return len(keys)
+        """Number of records the transaction sees (reads every key, so a record another writer
+        adds or removes conflicts; enforced: reads and judges every record, counting the
+        readable ones)."""
+        info, guard = self._info, self._tx._guard
+
+        async def step(view: TxView, writes: TxWrites) -> int:
+            if guard is None:
+                return len(await view.keys(info.space))
+            pairs = await view.scan(info.space)
+            keys = [key for key, _ in pairs]
+            records = [self._decode_or_error(key, raw) for key, raw in pairs]
+            return sum(await guard.readable(view, info, keys, records))
+
+        return await self._tx._run(step)
 
     def scan(
         self,
@@ -276,9 +305,11 @@ class TransactionStore(Generic[T]):
         limit: int | None = None,
         reverse: bool = False,
         page_size: int = DEFAULT_PAGE_SIZE,
+        skip_corrupt: bool = False,
     ) -> AsyncIterator[T]:
         """Records in key order, as `Store.scan`; every page read joins the read set, so a
-        record another writer adds to or removes from the range makes the commit conflict."""
+        record another writer adds to or removes from the range makes the commit conflict
+        (enforced: only the records the principal may read)."""
         name = self._info.name
         lo, hi = key_range(self._info, start, stop, prefix)
         return Pages(
@@ -288,18 +319,26 @@ class TransactionStore(Generic[T]):
             _validate.optional_integer(name, "limit", limit),
             _validate.flag(name, "reverse", reverse),
             _validate.page_size(name, page_size),
+            _validate.flag(name, "skip_corrupt", skip_corrupt),
         )
 
     async def _fetch_page(
         self, lo: bytes, hi: bytes | None, limit: int, reverse: bool
     ) -> list[tuple[bytes, Any]]:
-        space = self._info.space
+        info, guard = self._info, self._tx._guard
 
-        async def page(view: TxView, _: TxWrites) -> list[tuple[bytes, bytes]]:
-            return await view.scan(space, lo, hi, limit=limit, reverse=reverse)
+        async def page(view: TxView, _: TxWrites) -> list[tuple[bytes, Any]]:
+            pairs = await view.scan(info.space, lo, hi, limit=limit, reverse=reverse)
+            decoded = [(key, self._decode_or_error(key, raw)) for key, raw in pairs]
+            if guard is None or not decoded:
+                return decoded
+            keys = [key for key, _ in decoded]
+            answers = await guard.readable(view, info, keys, [r for _, r in decoded])
+            # The unreadable stay as placeholders: the page keeps its length for paging.
+            shown = zip(decoded, answers, strict=True)
+            return [pair if ok else (pair[0], SKIPPED) for pair, ok in shown]
 
-        pairs = await self._tx._run(page)
-        return [(key, self._decode_or_error(key, raw)) for key, raw in pairs]
+        return await self._tx._run(page)
 
     def _decode_or_error(self, key: bytes, raw: bytes) -> Any:
         try:
@@ -309,42 +348,76 @@ class TransactionStore(Generic[T]):
 
     async def _read(self, view: TxView, keys: list[bytes]) -> list[T | None]:
         _, values = await view.read(self._info.space, keys)
-        return [self._decode(key, raw) for key, raw in zip(keys, values, strict=True)]
-
-    def _decode(self, key: bytes, raw: bytes | None) -> T | None:
-        if raw is None:
-            return None
-        return self._info.codec.decode(raw, key)
+        records = [
+            None if raw is None else self._decode_or_error(key, raw)
+            for key, raw in zip(keys, values, strict=True)
+        ]
+        guard = self._tx._guard
+        if guard is not None:
+            await guard.check_reads(view, self._info, keys, records)
+        for record in records:
+            if isinstance(record, CorruptRecord):
+                raise record
+        return records
 
     # writes
 
     async def insert(self, record: T) -> None:
-        """Stage ``record`` under its key (checked now: links, unique values, validators)."""
+        """Stage ``record`` under its key (checked now: links, unique values, validators;
+        enforced: as `GuardedStore.insert_many` judges it)."""
         items = put_items(self._info, [record])
-        await self._tx._run(lambda _, writes: writes.insert(self._info, items, False))
+        await self._tx._run(lambda view, writes: self._insert(view, writes, items, False))
 
     async def insert_many(self, records: Iterable[T]) -> None:
+        """Stage every record (all of them or, on an error, none)."""
         items = put_items(self._info, records)
         if items:
-            await self._tx._run(lambda _, writes: writes.insert(self._info, items, True))
+            await self._tx._run(lambda view, writes: self._insert(view, writes, items, True))
+
+    async def _insert(
+        self, view: TxView, writes: TxWrites, items: list[PutItem], many: bool
+    ) -> None:
+        guard = self._tx._guard
+        if guard is None:
+            await writes.insert(self._info, items, many, None)
+            return
+        await guard.check_insert(view, self._info, items)
+        try:
+            await writes.insert(self._info, items, many, ENFORCED)
+        except ClaimRefusal as refusal:
+            raise await guard.claim_refused(self._info, refusal, items) from None
 
     async def remove(self, key: Any) -> bool:
         """Stage removing ``key`` (restrict / cascade / set_null planned now); True if present."""
         encoded = [self._info.encode_key(key)]
         removed: bool = await self._tx._run(
-            lambda _, writes: writes.remove(self._info, encoded, False)
+            lambda view, writes: self._remove(view, writes, encoded, False)
         )
         return removed
 
     async def remove_many(self, keys: Iterable[Any]) -> int:
+        """Stage removing every key; the number that were present."""
         encode = self._info.encode_key
         encoded = [encode(key) for key in _validate.collection(self._info.name, "keys", keys)]
         if not encoded:
             return 0
         removed: int = await self._tx._run(
-            lambda _, writes: writes.remove(self._info, encoded, True)
+            lambda view, writes: self._remove(view, writes, encoded, True)
         )
         return removed
+
+    async def _remove(self, view: TxView, writes: TxWrites, keys: list[bytes], many: bool) -> Any:
+        info, guard = self._info, self._tx._guard
+        if guard is None:
+            ops, reply = await writes.plan_remove(info, keys, many, None)
+        else:
+            try:
+                ops, reply = await writes.plan_remove(info, keys, many, ENFORCED)
+            except RestrictRefusal as refusal:
+                raise await guard.restrict_refused(info, refusal, keys) from None
+            await guard.check_removal(view, info, keys, ops)
+        view.stage(ops)
+        return reply
 
     async def update(self, key: Any, fn: Callable[[T | None], T]) -> T:
         """``fn(old)`` (None when absent) stored under ``key``; returns what was stored."""

@@ -33,6 +33,8 @@ class TxView:
         self.seen: dict[tuple[str, bytes], _Seen] = {}
         """(space, key) -> what the snapshot said: the value, `EXISTS`, or None (absent)."""
         self.ranges: list[ExpectKeys] = []
+        self.pins: list[Condition] = []
+        """Conditions from elsewhere (what permission judgements went by)."""
 
     # the overlay
 
@@ -44,6 +46,9 @@ class TxView:
         """Add writes (the last write of a key wins)."""
         for op in ops:
             self.staged.setdefault(op.space, {})[op.key] = op
+
+    def pin(self, conditions: Sequence[Condition]) -> None:
+        self.pins.extend(conditions)
 
     def _note(self, space: str, key: bytes, value: _Seen) -> None:
         known = self.seen.get((space, key), value)
@@ -136,11 +141,12 @@ class TxView:
 
     def conditions(self) -> list[Condition]:
         point = [Expect(space, key, value) for (space, key), value in self.seen.items()]
-        return [*point, *self.ranges]
+        return [*point, *self.ranges, *self.pins]
 
     def size(self) -> int:
         """Writes plus conditions: what the commit batch will carry."""
-        return sum(len(ops) for ops in self.staged.values()) + len(self.seen) + len(self.ranges)
+        written = sum(len(ops) for ops in self.staged.values())
+        return written + len(self.seen) + len(self.ranges) + len(self.pins)
 
     def batch(self) -> WriteBatch:
         return WriteBatch(tuple(self.ops()), tuple(self.conditions()))

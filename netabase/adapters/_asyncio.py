@@ -209,6 +209,18 @@ class AsyncioPrincipalView(AsyncioCrossing):
     def principal(self) -> str:
         return self._target.principal
 
+    def transaction(self) -> AsyncioTransaction:
+        """A transaction as this principal: every record it reads needs ``read``, every write
+        is judged as the enforced stores judge it, and the commit applies only while every
+        judgement still holds (see `Database.transaction`)."""
+        return AsyncioTransaction(self._target.transaction(), self._crossing)
+
+    async def transact(self, fn: Callable[..., Awaitable[R]], *args: Any, retries: int = 10) -> R:
+        """``await fn(tx, *args)`` in a transaction, run again on
+        `TransactionConflict` (with jittered backoff) at most ``retries`` more times;
+        ``fn`` runs on the loop, given an `AsyncioTransaction`."""
+        return await asyncio_transact(self.transaction, fn, args, retries)
+
     def store(self, model: type[T]) -> AsyncioStore[T]:
         return AsyncioStore(self._target.store(model), self._crossing)
 
@@ -305,7 +317,8 @@ class AsyncioTransactionStore(AsyncioCrossing, Generic[T]):
         return self._target.model
 
     async def get(self, key: Any) -> T | None:
-        """The record under ``key`` as the transaction sees it, or None."""
+        """The record under ``key`` as the transaction sees it, or None (enforced: needs
+        ``read`` on it)."""
         return await self._run(lambda: self._target.get(key))
 
     async def get_many(self, keys: Iterable[Any]) -> list[T | None]:
@@ -314,10 +327,14 @@ class AsyncioTransactionStore(AsyncioCrossing, Generic[T]):
         return await self._run(lambda: self._target.get_many(keys))
 
     async def contains(self, key: Any) -> bool:
+        """Whether a record is under ``key`` (enforced: one the principal may not read answers
+        False, like a missing one)."""
         return await self._run(lambda: self._target.contains(key))
 
     async def count(self) -> int:
-        """Number of records the transaction sees (reads every key: a phantom conflicts)."""
+        """Number of records the transaction sees (reads every key, so a record another writer
+        adds or removes conflicts; enforced: reads and judges every record, counting the
+        readable ones)."""
         return await self._run(lambda: self._target.count())
 
     def scan(
@@ -329,9 +346,11 @@ class AsyncioTransactionStore(AsyncioCrossing, Generic[T]):
         limit: int | None = None,
         reverse: bool = False,
         page_size: int = 256,
+        skip_corrupt: bool = False,
     ) -> AsyncIterator[T]:
         """Records in key order, as `Store.scan`; every page read joins the read set, so a
-        record another writer adds to or removes from the range makes the commit conflict."""
+        record another writer adds to or removes from the range makes the commit conflict
+        (enforced: only the records the principal may read)."""
         return self._pages(
             self._target.scan(
                 start=start,
@@ -340,16 +359,19 @@ class AsyncioTransactionStore(AsyncioCrossing, Generic[T]):
                 limit=limit,
                 reverse=reverse,
                 page_size=page_size,
+                skip_corrupt=skip_corrupt,
             ),
             page_size,
             "AsyncioTransactionStore.scan",
         )
 
     async def insert(self, record: T) -> None:
-        """Stage ``record`` under its key (checked now: links, unique values, validators)."""
+        """Stage ``record`` under its key (checked now: links, unique values, validators;
+        enforced: as `GuardedStore.insert_many` judges it)."""
         return await self._run(lambda: self._target.insert(record))
 
     async def insert_many(self, records: Iterable[T]) -> None:
+        """Stage every record (all of them or, on an error, none)."""
         records = listed(model_name(self._target.model), "records", records)
         return await self._run(lambda: self._target.insert_many(records))
 
@@ -358,6 +380,7 @@ class AsyncioTransactionStore(AsyncioCrossing, Generic[T]):
         return await self._run(lambda: self._target.remove(key))
 
     async def remove_many(self, keys: Iterable[Any]) -> int:
+        """Stage removing every key; the number that were present."""
         keys = listed(model_name(self._target.model), "keys", keys)
         return await self._run(lambda: self._target.remove_many(keys))
 
