@@ -25,6 +25,7 @@ import trio
 
 from . import _validate
 from ._errors import (
+    Closed,
     CorruptRecord,
     TransactionConflict,
     TransactionError,
@@ -131,6 +132,9 @@ class Transaction:
             raise TransactionError("use the transaction inside `async with db.transaction()`")
         if self._state != "open":
             raise TransactionError(f"the transaction is {self._state}; start a new one")
+        if self._runtime.closing:
+            self._discard()
+            raise Closed("transaction")
         if trio.current_time() > self._deadline:
             self._discard()
             raise TransactionTimeout(self._timeout)

@@ -262,3 +262,11 @@ async def test_the_commit_is_shielded_once_it_started(db: netabase.Database) -> 
             await tx.store(Balance).insert(Balance("a", 1))
             scope.cancel()  # pending: the next checkpoint is the commit, which is shielded
     assert await db.store(Balance).get("a") == Balance("a", 1)
+
+
+async def test_a_transaction_of_a_closed_database_is_refused(backend_url: str) -> None:
+    async with netabase.open(backend_url, models=TX_MODELS) as db:
+        tx = db.transaction()
+    with pytest.raises(netabase.Closed, match="transaction"):
+        async with tx:
+            await tx.store(Balance).get("a")

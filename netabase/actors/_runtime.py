@@ -82,6 +82,8 @@ class Runtime:
         self.extra_actors: list[Supervised] = [self.permission_actor]
         self.supervisor = Supervisor(self.all_actors(), config, self.fail)
         self.failure: BaseException | None = None
+        self.closing = False
+        """Set once the database stops taking requests (closed, or the supervisor gave up)."""
         self._finished: set[str] = set()
         self._main_lanes_done = trio.Event()
         self._may_lack: dict[str, frozenset[str]] = {}
@@ -163,6 +165,8 @@ class Runtime:
 
     async def drain(self) -> None:
         """Refuse new requests, finish every queued one, then let the actors stop."""
+        self.closing = True
+        self.leases.release_all()
         for actor in self.actors.values():
             actor.mailbox.close()
         self.permission_actor.mailbox.close()
@@ -173,6 +177,7 @@ class Runtime:
     def fail(self, error: BaseException) -> None:
         """The supervisor gave up: answer everything still waiting with ``error``."""
         self.failure = error
+        self.closing = True
         mailboxes = [self.permission_actor.mailbox]
         for actor in self.actors.values():
             mailboxes += [actor.mailbox, actor.queries]
