@@ -57,7 +57,7 @@ class Database:
     def __init__(self, runtime: Runtime, url: str) -> None:
         self._runtime = runtime
         self.url = url
-        self.permissions = Permissions(runtime)
+        self.permissions = Permissions(runtime.routes)
         """Grants, group memberships and access checks."""
 
     def __repr__(self) -> str:
@@ -73,18 +73,18 @@ class Database:
 
     def store(self, model: type[T]) -> Store[T]:
         """The store of a registered model; `UnknownModel` otherwise."""
-        actor = self._runtime.actor_for(model)
-        runtime = self._runtime
-        return Store(runtime, actor, actor.info, timeout=runtime.config.request_timeout)
+        routes = self._runtime.routes
+        actor = routes.actor_for(model)
+        return Store(routes, actor, actor.info, timeout=routes.request_timeout)
 
     def as_principal(self, principal: str) -> PrincipalView:
         """The database as ``principal`` sees it: reads need ``read``, writes ``write``."""
-        return PrincipalView(self._runtime, principal, self.permissions)
+        return PrincipalView(self._runtime.routes, principal, self.permissions)
 
     def transaction(self) -> Transaction:
         """One transaction attempt across every store, used as ``async with``: serializable,
         all-or-nothing, `TransactionConflict` if something it read changed (see `transact`)."""
-        return Transaction(self._runtime)
+        return Transaction(self._runtime.routes)
 
     async def transact(self, fn: Callable[..., Awaitable[R]], *args: Any, retries: int = 10) -> R:
         """``await fn(tx, *args)`` in a transaction, run again on `TransactionConflict` (with

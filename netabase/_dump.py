@@ -29,6 +29,7 @@ from ._model import LinkInfo, ModelInfo
 from ._stored_schema import SPACE as SCHEMA_SPACE
 from .actors._permission_spaces import GRANTS, MEMBERS, META
 from .backends import Backend, Delete, Expect, Put, WriteBatch
+from .backends._paging import scan_pages
 
 FORMAT = "netabase-dump"
 VERSION = 1
@@ -117,14 +118,9 @@ def without_links(record: Any, links: Iterable[LinkInfo]) -> Any:
 
 async def _pages(backend: Backend, space: str, prefix: bytes) -> AsyncIterator[tuple[bytes, bytes]]:
     upper = prefix_successor(prefix) if prefix else None
-    lo = prefix
-    while True:
-        page = await backend.scan(space, lo, upper, limit=PAGE)
-        for pair in page:
+    async for rows in scan_pages(backend, space, prefix, upper, page=PAGE):
+        for pair in rows:
             yield pair
-        if len(page) < PAGE:
-            return
-        lo = page[-1][0] + b"\x00"
 
 
 async def grants(backend: Backend) -> AsyncIterator[tuple[str, str, bytes, str]]:

@@ -27,7 +27,7 @@ from ._roles import Explanation
 from ._store import Loaded, Store
 from ._transaction import Transaction, check_transact_function, transact
 from .actors._calls import send
-from .actors._cascade import RestrictRefusal
+from .actors._cascade import RemovalPreview, RestrictRefusal
 from .actors._claims import ClaimRefusal
 from .actors._links import Referrer
 from .actors._messages import (
@@ -39,6 +39,7 @@ from .actors._messages import (
     ListObjects,
     Message,
     Peek,
+    PlanRemoval,
     RemoveMember,
     RevokeRole,
 )
@@ -48,7 +49,7 @@ from .actors._writes import Guard, PutItem, Rejudge, _missing
 from .backends import Condition, Expect
 
 if TYPE_CHECKING:
-    from .actors._runtime import Runtime
+    from .actors._routes import Routes
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -83,22 +84,21 @@ def _principal(name: object, field: str = "principal") -> str:
 class Permissions:
     """Grants, group memberships and hierarchical access checks."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-        self._actor = runtime.permission_actor
-        self._roles = runtime.permission_actor.roles
+    def __init__(self, routes: Routes) -> None:
+        self._routes = routes
+        self._roles = routes.roles
 
     async def _call(self, message: Message) -> Any:
-        runtime = self._runtime
+        routes = self._routes
         return await send(
-            self._actor.mailbox,
+            routes.permissions,
             message,
-            deadlines=runtime.deadlines,
-            seconds=runtime.config.request_timeout,
+            deadlines=routes.deadlines,
+            seconds=routes.request_timeout,
         )
 
     def _object(self, model: type, key: Any) -> tuple[ModelInfo[Any], bytes]:
-        info = self._runtime.actor_for(model).info
+        info = self._routes.actor_for(model).info
         return info, info.encode_key(key)
 
     def _query(self, principal: str, action: str, model: type, key: Any) -> Query:
@@ -162,13 +162,13 @@ class Permissions:
         """Whether ``principal`` may ``action`` a record as written, under its own parent link
         (for records about to be inserted or moved), by the enforced view's rule for inserts:
         see `GuardedStore.insert_many`."""
-        info: ModelInfo[Any] = self._runtime.actor_for(type(record)).info
+        info: ModelInfo[Any] = self._routes.actor_for(type(record)).info
         self._roles.check_action(action, info.name)
         who = _principal(principal)
         key, value = info.encode_record(record)
         item = PutItem(key, value, record, info.encode_links(record) if info.links else ())
         (raw,) = await self._read(info, [key])
-        parents = self._runtime.schema.hierarchy_parents
+        parents = self._routes.schema.hierarchy_parents
         judgements = _put_judgements(who, action, info, {key: item}, {key: raw}, parents)
         answers, _ = await self._judge([judgement for judgement, _ in judgements])
         return all(answers)
@@ -176,7 +176,7 @@ class Permissions:
     async def _judge(self, items: list[Judgement]) -> tuple[list[bool], Basis]:
         """Answers for ``items``, and what they hold under (see `_pins`)."""
         if not items:
-            _, (grants,) = await self._runtime.backend.read(META, [GRANTS_REVISION])
+            _, (grants,) = await self._routes.backend.read(META, [GRANTS_REVISION])
             return [], Basis(grants, [])
         answers, grants, chains = await self._call(Judge(items))
         return answers, Basis(grants, chains)
@@ -186,7 +186,7 @@ class Permissions:
         membership changed, and every stored ancestor they went by is as it is now (its bytes,
         read here, still naming the parent the judgement took); None if one already changed.
         Moves elsewhere in the hierarchy leave them standing."""
-        models = self._runtime.models
+        models = self._routes.schema.models
         objects = list(dict.fromkeys(obj for chain in basis.chains for obj in chain))
         by_model: dict[str, list[bytes]] = {}
         for name, key in objects:
@@ -207,36 +207,8 @@ class Permissions:
 
     async def _read(self, info: ModelInfo[Any], keys: list[bytes]) -> list[bytes | None]:
         """Stored bytes of ``keys``, from one snapshot: what an enforced write is judged on."""
-        _, values = await self._runtime.backend.read(info.space, keys)
+        _, values = await self._routes.backend.read(info.space, keys)
         return values
-
-    async def _removal_reach(
-        self, info: ModelInfo[Any], keys: list[bytes]
-    ) -> list[tuple[ModelInfo[Any], bytes, bytes]]:
-        """(model, key, removed key it is reached from) of every record removing ``keys`` would
-        delete by cascade or rewrite by set_null, found through the reverse index."""
-        runtime = self._runtime
-        affected: list[tuple[ModelInfo[Any], bytes, bytes]] = []
-        seen: set[tuple[str, bytes]] = {(info.name, key) for key in keys}
-        frontier = [(info, key, key) for key in keys]
-        while frontier:
-            target, key, origin = frontier.pop()
-            store: Store[Any] = Store(
-                runtime, runtime.actors[target.name], target, timeout=runtime.config.request_timeout
-            )
-            for referrer in await store.referrers(target.decode_key(key)):
-                link = runtime.link_index.get((referrer.model, referrer.field))
-                if link is None or link.on_delete == "restrict":
-                    continue  # restrict refuses the removal on its own
-                source = runtime.models[referrer.model]
-                encoded = source.encode_key(referrer.key)
-                if (source.name, encoded) in seen:
-                    continue
-                seen.add((source.name, encoded))
-                affected.append((source, encoded, origin))
-                if link.on_delete == "cascade":
-                    frontier.append((source, encoded, origin))
-        return affected
 
     async def explain(self, principal: str, action: str, model: type, key: Any) -> Explanation:
         """The decision with its reason: the group path, the grant and the record path."""
@@ -252,7 +224,7 @@ class Permissions:
         page at a time; the cursor is the last key returned, so pages never repeat or skip.
 
         The arguments are checked here, before the first page is asked for."""
-        info = self._runtime.actor_for(model).info
+        info = self._routes.actor_for(model).info
         self._roles.check_action(action, info.name)
         size = _validate.page_size("permissions", page_size)
         return _KeyPages(self, _principal(principal), action, info, size)
@@ -270,8 +242,8 @@ class PrincipalView:
 
     principal: str
 
-    def __init__(self, runtime: Runtime, principal: str, permissions: Permissions) -> None:
-        self._runtime = runtime
+    def __init__(self, routes: Routes, principal: str, permissions: Permissions) -> None:
+        self._routes = routes
         self.principal = _principal(principal)
         self._permissions = permissions
 
@@ -292,7 +264,7 @@ class PrincipalView:
         judgement still holds (see `Database.transaction`)."""
         from ._tx_guard import TransactionGuard  # it builds on this module
 
-        return Transaction(self._runtime, TransactionGuard(self.principal, self._permissions))
+        return Transaction(self._routes, TransactionGuard(self.principal, self._permissions))
 
     async def transact(self, fn: Callable[..., Awaitable[R]], *args: Any, retries: int = 10) -> R:
         """`Database.transact` as this principal."""
@@ -301,10 +273,9 @@ class PrincipalView:
         return await transact(self.transaction, fn, args, retries)
 
     def store(self, model: type[T]) -> GuardedStore[T]:
-        actor = self._runtime.actor_for(model)
-        store = Store(
-            self._runtime, actor, actor.info, timeout=self._runtime.config.request_timeout
-        )
+        routes = self._routes
+        actor = routes.actor_for(model)
+        store = Store(routes, actor, actor.info, timeout=routes.request_timeout)
         return GuardedStore(store, actor.info, self.principal, self._permissions)
 
 
@@ -363,7 +334,7 @@ class GuardedStore(Generic[T]):
         """The records under ``keys`` of this model (or ``info``'s): None if absent,
         `CorruptRecord` if undecodable."""
         name = (info or self._info).name
-        found: list[Any] = await self._permissions._runtime.ask(name, Peek(keys))
+        found: list[Any] = await self._permissions._routes.ask(name, Peek(keys))
         return found
 
     async def _judged_reads(
@@ -432,7 +403,7 @@ class GuardedStore(Generic[T]):
         latest = {item.key: item for item in items}  # a key given twice: the last record wins
         keys = list(latest)
         stored = dict(zip(keys, await permissions._read(info, keys), strict=True))
-        parents = permissions._runtime.schema.hierarchy_parents
+        parents = permissions._routes.schema.hierarchy_parents
         writes = _put_judgements(principal, "write", info, latest, stored, parents)
         targets = _new_targets(info, latest, stored)
         reads, pins = await self._target_judgements(targets)
@@ -455,14 +426,14 @@ class GuardedStore(Generic[T]):
     ) -> tuple[list[Judgement], list[Condition]]:
         """``read`` on each newly linked target; those whose model has read rules are judged
         on their stored bytes, which the write then pins."""
-        rules = self._permissions._runtime.rules
+        rules = self._permissions._routes.schema.rules
         ruled: dict[str, list[bytes]] = {}
         for link, target_key, _ in targets:
             if (link.target.name, "read") in rules:
                 ruled.setdefault(link.target.name, []).append(target_key)
         raws: dict[Obj, bytes | None] = {}
         for name, keys in ruled.items():
-            model = self._permissions._runtime.models[name]
+            model = self._permissions._routes.schema.models[name]
             unique = list(dict.fromkeys(keys))
             values = await self._permissions._read(model, unique)
             raws.update(((name, key), raw) for key, raw in zip(unique, values, strict=True))
@@ -480,7 +451,7 @@ class GuardedStore(Generic[T]):
                     )
                 )
         pins: list[Condition] = [
-            Expect(self._permissions._runtime.models[name].space, key, raw)
+            Expect(self._permissions._routes.schema.models[name].space, key, raw)
             for (name, key), raw in raws.items()
         ]
         return judgements, pins
@@ -515,37 +486,29 @@ class GuardedStore(Generic[T]):
 
     async def _judge_removal(self, keys: list[bytes]) -> tuple[Guard, dict[Obj, bytes]] | None:
         """The conditions the removal was allowed on, and the removed key each judged record is
-        reached from (None: the conditions changed while judged)."""
+        reached from (None: the conditions changed while judged). What it would touch comes
+        from the store actor's own planner (`PlanRemoval`), judged on the bytes it read."""
         info, principal, permissions = self._info, self._principal, self._permissions
         unique = list(dict.fromkeys(keys))
-        reach = await permissions._removal_reach(info, unique)
-        wanted: dict[str, list[bytes]] = {info.name: unique}
-        models: dict[str, ModelInfo[Any]] = {info.name: info}
-        for model, key, _ in reach:
-            wanted.setdefault(model.name, []).append(key)
-            models[model.name] = model
-        raws: dict[Obj, bytes | None] = {}
-        for name, model_keys in wanted.items():
-            values = await permissions._read(models[name], model_keys)
-            raws.update(((name, k), raw) for k, raw in zip(model_keys, values, strict=True))
-        judgements = [_stored(principal, "write", info, k, raws[(info.name, k)]) for k in unique]
-        judgements += [
-            _stored(principal, "write", model, k, raws[(model.name, k)]) for model, k, _ in reach
-        ]
+        preview: RemovalPreview = await self._store._call(PlanRemoval(unique))
+        models = permissions._routes.schema.models
+        records = preview.records
+        judgements = [_stored(principal, "write", models[r.model], r.key, r.value) for r in records]
         answers, basis = await permissions._judge(judgements)
-        for k, ok in zip(unique, answers, strict=False):
+        for removed, ok in zip(records[: len(unique)], answers[: len(unique)], strict=True):
             if not ok:
-                raise PermissionDenied(principal, "write", info.name, info.decode_key(k))
-        for (model, k, origin), ok in zip(reach, answers[len(unique) :], strict=True):
+                raise PermissionDenied(principal, "write", info.name, info.decode_key(removed.key))
+        for r, ok in zip(records[len(unique) :], answers[len(unique) :], strict=True):
             if not ok:
-                raise await self._touch_denied(model, k, raws[(model.name, k)], origin)
+                raise await self._touch_denied(models[r.model], r.key, r.value, r.origin)
+        origins = {(r.model, r.key): r.origin for r in records}
+        if preview.refusal is not None:
+            raise await self._redacted(preview.refusal, origins)
         expects = await permissions._pins(basis)
         if expects is None:
             return None
-        expects.extend(Expect(models[name].space, k, raw) for (name, k), raw in raws.items())
-        origins = {(info.name, k): k for k in unique}
-        origins.update(((model.name, k), origin) for model, k, origin in reach)
-        return Guard(tuple(expects), frozenset(raws)), origins
+        expects.extend(Expect(models[r.model].space, r.key, r.value) for r in records)
+        return Guard(tuple(expects), frozenset(origins)), origins
 
     async def _touch_denied(
         self, model: ModelInfo[Any], key: bytes, raw: bytes | None, origin: bytes
@@ -571,7 +534,7 @@ class GuardedStore(Generic[T]):
         known = [b for b in refusal.blocking if b.known]
         judgements = []
         for blocker in known:
-            model = self._permissions._runtime.models[blocker.source]
+            model = self._permissions._routes.schema.models[blocker.source]
             (raw,) = await self._permissions._read(model, [blocker.source_key])
             judgements.append(_stored(self._principal, "read", model, blocker.source_key, raw))
         answers, _ = await self._permissions._judge(judgements)
@@ -668,15 +631,15 @@ class GuardedStore(Generic[T]):
         each judged as read and kept only if, as judged, it still links to ``key`` (one gone or
         unlinked meanwhile is left out: its link may have been made while it was hidden)."""
         entries = await self._store.referrers(key, model, field)
-        runtime = self._permissions._runtime
+        routes = self._permissions._routes
         target = self._info.encode_key(key)
-        encoded = [runtime.models[entry.model].encode_key(entry.key) for entry in entries]
+        encoded = [routes.schema.models[entry.model].encode_key(entry.key) for entry in entries]
         wanted: dict[str, list[bytes]] = {}
         for entry, source_key in zip(entries, encoded, strict=True):
             wanted.setdefault(entry.model, []).append(source_key)
         judged: dict[Obj, Any] = {}
         for name, keys in wanted.items():
-            info = runtime.models[name]
+            info = routes.schema.models[name]
             unique = list(dict.fromkeys(keys))
             peeked = await self._peek(unique, info)
             records, answers = await self._judged_reads(unique, peeked, info)
@@ -687,22 +650,22 @@ class GuardedStore(Generic[T]):
         return [
             entry
             for entry, k in zip(entries, encoded, strict=True)
-            if _links_to(runtime, entry, judged[(entry.model, k)], target)
+            if _links_to(routes, entry, judged[(entry.model, k)], target)
         ]
 
     async def _readable_targets(self, info: ModelInfo[Any], keys: list[Any]) -> list[Any]:
         """The records under ``keys`` as read, None for each the principal may not read (as for
         a missing one); a readable corrupt one raises `CorruptRecord`."""
-        runtime = self._permissions._runtime
+        routes = self._permissions._routes
         encoded = [info.encode_key(key) for key in keys]
         options = self._store._timeout, self._store._block  # this view's `with_options`
         store: Store[Any] = Store(
-            runtime, runtime.actors[info.name], info, timeout=options[0], block=options[1]
+            routes, routes.actor_for(info.name), info, timeout=options[0], block=options[1]
         )
         try:
             records: list[Any] = await store.get_many(keys)
         except CorruptRecord:  # which of them, and whether it may be said: read them as they are
-            records = await runtime.ask(info.name, Peek(encoded))
+            records = await routes.ask(info.name, Peek(encoded))
         view = GuardedStore(store, info, self._principal, self._permissions)
         records, answers = await view._judged_reads(encoded, records)
         readable = [r if ok else None for r, ok in zip(records, answers, strict=True)]
@@ -782,7 +745,7 @@ class _ReadableScan(Generic[T]):
             return record  # type: ignore[no-any-return]
 
 
-def _links_to(runtime: Runtime, entry: Referrer, record: Any, target: bytes) -> bool:
+def _links_to(routes: Routes, entry: Referrer, record: Any, target: bytes) -> bool:
     """Whether ``record`` (None: unreadable or gone) links to ``target`` through the entry's
     field; a corrupt one cannot tell and is kept, as `Store.referrers` keeps it."""
     if record is None:
@@ -790,7 +753,8 @@ def _links_to(runtime: Runtime, entry: Referrer, record: Any, target: bytes) -> 
     if isinstance(record, CorruptRecord):
         return True
     try:
-        return target in runtime.link_index[(entry.model, entry.field)].encoded_keys_of(record)
+        link = routes.schema.link_index[(entry.model, entry.field)]
+        return target in link.encoded_keys_of(record)
     except NetabaseError:
         return False
 

@@ -36,7 +36,7 @@ from .actors._messages import (
 from .actors._writes import PutItem
 
 if TYPE_CHECKING:
-    from .actors._runtime import Runtime
+    from .actors._routes import Routes
     from .actors._store_actor import StoreActor
     from .actors._writes import Guard
 
@@ -46,23 +46,23 @@ T = TypeVar("T")
 class Store(Generic[T]):
     """Typed access to the records of one model; get one with ``db.store(Model)``."""
 
-    __slots__ = ("_actor", "_block", "_deadlines", "_info", "_runtime", "_timeout")
+    __slots__ = ("_actor", "_block", "_deadlines", "_info", "_routes", "_timeout")
 
     def __init__(
         self,
-        runtime: Runtime,
+        routes: Routes,
         actor: StoreActor,
         info: ModelInfo[T],
         *,
         timeout: float,
         block: bool = True,
     ) -> None:
-        self._runtime = runtime
+        self._routes = routes
         self._actor = actor
         self._info = info
         self._timeout = timeout
         self._block = block
-        self._deadlines = runtime.deadlines
+        self._deadlines = routes.deadlines
 
     def __repr__(self) -> str:
         return f"<netabase.Store {self._info.name}>"
@@ -76,7 +76,7 @@ class Store(Generic[T]):
         for room in a full mailbox (``block=False``)."""
         name = self._info.name
         return Store(
-            self._runtime,
+            self._routes,
             self._actor,
             self._info,
             timeout=self._timeout
@@ -149,12 +149,12 @@ class Store(Generic[T]):
             link = by_field[field]
             wanted.setdefault(link.target.name, []).extend(link.keys_of(record))
         found: dict[str, dict[Any, Any]] = {}
-        runtime = self._runtime
+        routes = self._routes
         for target, keys in wanted.items():
             unique = list(dict.fromkeys(keys))
-            actor = runtime.actors[target]
+            actor = routes.actor_for(target)
             if fetch is None:
-                store = Store(runtime, actor, actor.info, timeout=self._timeout, block=self._block)
+                store = Store(routes, actor, actor.info, timeout=self._timeout, block=self._block)
                 fetched: list[Any] = await store.get_many(unique)
             else:
                 fetched = await fetch(actor.info, unique)
@@ -183,7 +183,7 @@ class Store(Generic[T]):
         """
         source = None
         if model is not None:
-            source = self._runtime.actor_for(model).info.name
+            source = self._routes.actor_for(model).info.name
         if field is not None and not isinstance(field, str):
             raise ValidationError(
                 self._info.name, f"referrers(field=...) takes a field name, got {field!r}"
@@ -191,7 +191,7 @@ class Store(Generic[T]):
         if field is not None:
             links = [
                 (name, link_field)
-                for (name, link_field), link in self._runtime.link_index.items()
+                for (name, link_field), link in self._routes.schema.link_index.items()
                 if link.target is self._info and source in (None, name)
             ]
             if all(link_field != field for _, link_field in links):

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
     from ._tx_guard import TransactionGuard
     from .actors._leases import Lease
-    from .actors._runtime import Runtime
+    from .actors._routes import Routes
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -65,10 +65,10 @@ class Transaction:
     """One attempt at a transaction; see the module docstring. Get one from
     ``db.transaction()`` and use it as ``async with``; ``tx.store(Model)`` reads and writes."""
 
-    def __init__(self, runtime: Runtime, guard: TransactionGuard | None = None) -> None:
-        self._runtime = runtime
+    def __init__(self, routes: Routes, guard: TransactionGuard | None = None) -> None:
+        self._routes = routes
         self._guard = guard
-        config = runtime.config
+        config = routes.config
         self._timeout = config.transaction_timeout
         self._limit = config.max_transaction_size
         self._deadline = 0.0
@@ -119,7 +119,7 @@ class Transaction:
 
     def store(self, model: type[T]) -> TransactionStore[T]:
         """Reads and writes of ``model`` inside this transaction."""
-        info: ModelInfo[T] = self._runtime.actor_for(model).info
+        info: ModelInfo[T] = self._routes.actor_for(model).info
         store = self._stores.get(info.name)
         if store is None:
             store = self._stores[info.name] = TransactionStore(self, info)
@@ -132,7 +132,7 @@ class Transaction:
             raise TransactionError("use the transaction inside `async with db.transaction()`")
         if self._state != "open":
             raise TransactionError(f"the transaction is {self._state}; start a new one")
-        if self._runtime.closing:
+        if self._routes.is_closing():
             self._discard()
             raise Closed("transaction")
         if trio.current_time() > self._deadline:
@@ -143,11 +143,11 @@ class Transaction:
         """The view, its snapshot taken at the first read or write."""
         self._check_open()
         if self._view is None:
-            runtime = self._runtime
-            snapshot = await runtime.backend.snapshot()
-            self._lease = runtime.leases.add(snapshot, self._deadline)
+            routes = self._routes
+            snapshot = await routes.backend.snapshot()
+            self._lease = routes.leases.add(snapshot, self._deadline)
             self._view = TxView(snapshot)
-            self._writes = TxWrites(runtime.schema, runtime.config, self._view)
+            self._writes = TxWrites(routes.schema, routes.config, self._view)
         assert self._writes is not None
         return self._view, self._writes
 
@@ -194,8 +194,8 @@ class Transaction:
             self._state = "committed"
             return
         batch = view.batch()
-        runtime = self._runtime
-        result = await runtime.backend.apply([batch])
+        routes = self._routes
+        result = await routes.backend.apply([batch])
         unmet = result.failed[0]
         if unmet is None:
             self._after_commit(view, result.versions)
@@ -206,9 +206,9 @@ class Transaction:
 
     def _after_commit(self, view: TxView, versions: Any) -> None:
         """The committed writes, in this process's caches (like a cascade from another actor)."""
-        runtime = self._runtime
-        caches = runtime.caches
-        for info in runtime.schema.models.values():
+        routes = self._routes
+        caches = routes.caches
+        for info in routes.schema.models.values():
             written = view.written(info.space)
             if not written:
                 continue
@@ -225,7 +225,7 @@ class Transaction:
         if self._guard is not None:
             return self._guard.conflict()
         condition = batch.expects[unmet]
-        for info in self._runtime.schema.models.values():
+        for info in self._routes.schema.models.values():
             if condition.space == info.space:
                 if isinstance(condition, Expect):
                     try:

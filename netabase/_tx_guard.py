@@ -43,8 +43,8 @@ class TransactionGuard:
         self._permissions = permissions
 
     def _store(self, info: ModelInfo[Any]) -> GuardedStore[Any]:
-        runtime = self._permissions._runtime
-        return PrincipalView(runtime, self.principal, self._permissions).store(info.cls)
+        routes = self._permissions._routes
+        return PrincipalView(routes, self.principal, self._permissions).store(info.cls)
 
     async def _pinned(self, view: TxView, judgements: list[Any]) -> list[bool]:
         """Answers for ``judgements``; what they went by joins the read set."""
@@ -85,7 +85,7 @@ class TransactionGuard:
         keys = list(latest)
         _, raws = await view.read(info.space, keys)
         stored = dict(zip(keys, raws, strict=True))
-        parents = self._permissions._runtime.schema.hierarchy_parents
+        parents = self._permissions._routes.schema.hierarchy_parents
         writes = _put_judgements(self.principal, "write", info, latest, stored, parents)
         targets = _new_targets(info, latest, stored)
         reads = []
@@ -118,7 +118,7 @@ class TransactionGuard:
     ) -> None:
         """``write`` on each removed record and on every record the removal's plan (``ops``)
         deletes or rewrites, each as the transaction sees it."""
-        models = {model.space: model for model in self._permissions._runtime.schema.models.values()}
+        models = {model.space: model for model in self._permissions._routes.schema.models.values()}
         touched: dict[tuple[str, bytes], ModelInfo[Any]] = {}
         for op in ops:
             model = models.get(op.space)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import attrs
 import pytest
@@ -10,6 +11,8 @@ import trio
 import trio.lowlevel
 
 import netabase
+from netabase.actors._calls import send
+from netabase.actors._messages import PlanRemoval
 from netabase.testing import check_integrity
 
 from .link_models import LINK_MODELS, Account, Client, Folder, Line, Product, Purchase
@@ -114,6 +117,62 @@ async def test_refusing_a_popular_record_reads_only_its_first_referrers(
     await db.store(Purchase).remove_many(range(300))
     assert await db.store(Client).remove("c1") is True
     assert not await db.store(Account).contains(1)
+    assert await check_integrity(db) == []
+
+
+async def test_a_dry_run_names_what_a_removal_would_touch_and_writes_nothing(
+    db: netabase.Database,
+) -> None:
+    await seed(db)
+    await db.store(Account).insert(Account(1, "c1"))
+    await db.store(Purchase).insert(Purchase(10, "c1", frozenset({"p1"})))
+    await db.store(Line).insert_many([Line((10, 1), 10, "p1"), Line((10, 2), 10)])
+
+    async def preview(model: type, *keys: object) -> tuple[list[tuple[Any, ...]], bool]:
+        """(model, key, stored?, removed key it is reached from) per record, and refused?"""
+        runtime = db._runtime
+        info = runtime.actor_for(model).info
+        answer = await send(
+            runtime.actor_for(model).mailbox,
+            PlanRemoval([info.encode_key(key) for key in keys]),
+            deadlines=runtime.deadlines,
+            seconds=5,
+        )
+        shown = [
+            (
+                r.model,
+                runtime.models[r.model].decode_key(r.key),
+                r.value is not None,
+                info.decode_key(r.origin),
+            )
+            for r in answer.records
+        ]
+        return shown, answer.refusal is not None
+
+    assert await preview(Purchase, 10) == (
+        [("Purchase", 10, True, 10), ("Line", (10, 1), True, 10), ("Line", (10, 2), True, 10)],
+        False,
+    )
+    assert await preview(Product, "p2", "p1") == (  # set_null rewrites, in reverse-index order
+        [
+            ("Product", "p2", True, "p2"),
+            ("Product", "p1", True, "p1"),
+            ("Line", (10, 1), True, "p1"),
+            ("Purchase", 10, True, "p1"),
+        ],
+        False,
+    )
+    # Refused by the purchase (restrict), and still walked whole: the account it would delete.
+    assert await preview(Client, "c1", "gone") == (
+        [
+            ("Client", "c1", True, "c1"),
+            ("Client", "gone", False, "gone"),
+            ("Account", 1, True, "c1"),
+        ],
+        True,
+    )
+    assert await db.store(Line).count() == 2 and await db.store(Account).contains(1)
+    assert await db.store(Purchase).get(10) == Purchase(10, "c1", frozenset({"p1"}))
     assert await check_integrity(db) == []
 
 

@@ -15,61 +15,23 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import _keys
-from .._errors import CorruptRecord, LinkViolation, NetabaseError
+from .._errors import LinkViolation, NetabaseError
 from .._keys import prefix_successor
 from .._model import LinkInfo, ModelInfo
 from ..backends import Condition, Delete, Expect, ExpectKeys, Op, Put, WriteBatch
 from ._claims import claim_kinds
+from ._effects import CacheEffects
 from ._links import RefEntry, parse_ref, ref_key, ref_prefix, unique_space
 from ._permission_spaces import revision_op
+from ._referrers import decoded_or_none, read_referrers, still_links
 
 if TYPE_CHECKING:
     from ..backends import Backend
-    from ._caches import CacheCoordinator
     from ._facts import SchemaFacts
 
-PAGE = 1024
 MAX_LISTED = 10
 PROBE = 64
 """Reverse-index entries per record read before a restrict-only removal may be refused."""
-
-
-class CacheEffects:
-    """Cache changes to make, in every actor they concern, once a batch is applied."""
-
-    __slots__ = ("deleted", "discards", "permissions", "stores")
-
-    def __init__(self) -> None:
-        self.stores: list[tuple[str, bytes, bytes, Any]] = []
-        self.discards: list[tuple[str, bytes]] = []
-        self.deleted: dict[str, list[bytes]] = {}
-        self.permissions = False
-        """Whether the batch rewrote the permission revision (a parent link changed)."""
-
-    def store(self, model: str, key: bytes, value: bytes, record: Any) -> None:
-        self.stores.append((model, key, value, record))
-
-    def discard(self, model: str, key: bytes) -> None:
-        self.discards.append((model, key))
-
-    def delete(self, model: str, key: bytes) -> None:
-        self.discards.append((model, key))
-        self.deleted.setdefault(model, []).append(key)
-
-    def apply(self, caches: CacheCoordinator, versions: Mapping[str, tuple[int, int]]) -> None:
-        touched = set()
-        for model, key in self.discards:
-            caches.discard(model, key)
-            touched.add(model)
-        for model, key, value, record in self.stores:
-            caches.store(model, key, value, record)
-            touched.add(model)
-        for model, keys in self.deleted.items():
-            caches.forget_links(model, keys)
-        for model in touched:
-            caches.after_write(model, versions)
-        if self.permissions:
-            caches.permissions_changed()
 
 
 class Removal:
@@ -127,26 +89,87 @@ async def plan_removal(
     known: Mapping[bytes, bytes | None],
 ) -> Removal:
     """Plan removing ``keys`` (present, with stored values in ``known``) of ``info``'s model."""
-    walk = _Walk(schema, backend)
-    for key in keys:
-        value = known[key]
-        assert value is not None
-        walk.deleted[(info.name, key)] = value
-    probed = await _probe_restricted(schema, backend, info, keys)
-    if probed is not None:
-        blocking, partial = probed
-        refusal = RestrictRefusal(blocking, partial)
-        return Removal(None, None, _restrict_violation(blocking, partial), refusal=refusal)
-    await walk.run([(info, key) for key in keys])
-    blocking = [b for b in walk.restricted if (b.source, b.source_key) not in walk.deleted]
-    if blocking:
-        refusal = RestrictRefusal(blocking, False)
-        return Removal(None, None, _restrict_violation(blocking), refusal=refusal)
+    walk, refusal = await _walked(schema, backend, info, keys, known, whole=False)
+    if refusal is not None:
+        violation = _restrict_violation(refusal.blocking, refusal.partial)
+        return Removal(None, None, violation, refusal=refusal)
     effects = walk.finish()
     if effects.permissions:
         walk.ops.append(revision_op())
     touched = frozenset(walk.deleted) | frozenset(walk.updates)
     return Removal(WriteBatch(tuple(walk.ops), tuple(walk.expects)), effects, touched=touched)
+
+
+class Reached(NamedTuple):
+    """A record a removal would delete or rewrite, as the planner read it."""
+
+    model: str
+    key: bytes
+    value: bytes | None
+    """Its stored bytes as the plan read them (None: absent)."""
+    origin: bytes
+    """The removed key it is reached from (its own key, for a removed record)."""
+
+
+class RemovalPreview(NamedTuple):
+    """What removing some keys would do, planned and not written (the answer to
+    `PlanRemoval`): what the enforced view judges before it sends the `Remove`."""
+
+    records: tuple[Reached, ...]
+    """The removed keys in the order asked (absent ones too), then every record the removal
+    would delete by cascade or rewrite by set_null, in the order the walk reached them."""
+    refusal: RestrictRefusal | None
+    """The restrict referrers that refuse it, as `plan_removal` would refuse it."""
+
+
+async def preview_removal(
+    schema: SchemaFacts, backend: Backend, info: ModelInfo[Any], keys: list[bytes]
+) -> RemovalPreview:
+    """Plan removing ``keys`` of ``info``'s model as `plan_removal` would, without writing: the
+    whole walk runs even when the first referrers refuse it, so that every record it would
+    touch is known."""
+    unique = list(dict.fromkeys(keys))
+    _, values = await backend.read(info.space, unique)
+    known = dict(zip(unique, values, strict=True))
+    records = [Reached(info.name, key, known[key], key) for key in unique]
+    present = [key for key in unique if known[key] is not None]
+    if not present:
+        return RemovalPreview(tuple(records), None)
+    walk, refusal = await _walked(schema, backend, info, present, known, whole=True)
+    asked = {(info.name, key) for key in unique}
+    for obj, origin in walk.origins.items():
+        if obj not in asked:
+            value = walk.deleted[obj] if obj in walk.deleted else walk.values[obj]
+            records.append(Reached(obj[0], obj[1], value, origin))
+    return RemovalPreview(tuple(records), refusal)
+
+
+async def _walked(
+    schema: SchemaFacts,
+    backend: Backend,
+    info: ModelInfo[Any],
+    keys: list[bytes],
+    known: Mapping[bytes, bytes | None],
+    *,
+    whole: bool,
+) -> tuple[_Walk, RestrictRefusal | None]:
+    """The walk from ``keys`` (present), and the restrict refusal if one refuses the removal;
+    unless ``whole``, a refusal found by `_probe_restricted` leaves the walk unrun."""
+    walk = _Walk(schema, backend)
+    for key in keys:
+        value = known[key]
+        assert value is not None
+        walk.deleted[(info.name, key)] = value
+        walk.origins[(info.name, key)] = key
+    probed = await _probe_restricted(schema, backend, info, keys)
+    refusal = None if probed is None else RestrictRefusal(*probed)
+    if refusal is None or whole:
+        await walk.run([(info, key) for key in keys])
+    if refusal is None:
+        blocking = [b for b in walk.restricted if (b.source, b.source_key) not in walk.deleted]
+        if blocking:
+            refusal = RestrictRefusal(blocking, False)
+    return walk, refusal
 
 
 def restrict_probes(links: Mapping[tuple[str, str], LinkInfo]) -> dict[str, frozenset[str]]:
@@ -226,6 +249,8 @@ class _Walk:
         self.values: dict[tuple[str, bytes], bytes | None] = {}
         self.updates: dict[tuple[str, bytes], list[tuple[LinkInfo, bytes]]] = {}
         self.restricted: list[_Blocker] = []
+        self.origins: dict[tuple[str, bytes], bytes] = {}
+        """The removed key each record deleted or rewritten is first reached from."""
         self.effects = CacheEffects()
 
     async def run(self, frontier: list[tuple[ModelInfo[Any], bytes]]) -> None:
@@ -282,16 +307,20 @@ class _Walk:
             )
             return None
         value = self.values.get((entry.source, entry.source_key))
-        if value is None or not _still_links(source, link, entry.source_key, value, target_key):
+        if value is None or not still_links(source, link, entry.source_key, value, target_key):
             self.ops.append(Delete(target.ref_space, entry.index_key))  # stale entry
             return None
-        if (source.name, entry.source_key) in self.deleted:
+        obj = (source.name, entry.source_key)
+        if obj in self.deleted:
             return None
+        if link.on_delete in ("cascade", "set_null"):
+            origin = self.origins.get((target.name, target_key), target_key)
+            self.origins.setdefault(obj, origin)
         if link.on_delete == "cascade":
-            self.deleted[(source.name, entry.source_key)] = value
+            self.deleted[obj] = value
             return source, entry.source_key
         if link.on_delete == "set_null":
-            self.updates.setdefault((source.name, entry.source_key), []).append((link, target_key))
+            self.updates.setdefault(obj, []).append((link, target_key))
             return None
         shown = source.decode_key(entry.source_key)
         self.restricted.append(
@@ -309,7 +338,7 @@ class _Walk:
             self.ops.append(Delete(model.space, key))
             self.expects.append(Expect(model.space, key, old))
             self.effects.delete(name, key)
-            record = _decode(model, key, old)
+            record = decoded_or_none(model, key, old)
             if record is None:
                 continue
             for link, targets in zip(model.links, model.encode_links(record), strict=True):
@@ -343,56 +372,6 @@ class _Walk:
         )
         if link.unique:
             self.ops.append(Delete(unique_space(source, link.field), target_key))
-
-
-async def read_referrers(backend: Backend, space: str, prefix: bytes) -> list[RefEntry]:
-    """Every reverse-index entry under ``prefix``, page by page."""
-    upper = prefix_successor(prefix)
-    entries: list[RefEntry] = []
-    lo = prefix
-    while True:
-        page = await backend.scan(space, lo, upper, limit=PAGE)
-        entries.extend(parse_ref(key, value) for key, value in page)
-        if len(page) < PAGE:
-            return entries
-        lo = page[-1][0] + b"\x00"
-
-
-async def verified_referrers(
-    schema: SchemaFacts, backend: Backend, target: ModelInfo[Any], key: bytes
-) -> list[Any]:
-    """(model, field, key) of the records that really link to ``key`` of ``target``."""
-    entries = await read_referrers(backend, target.ref_space, ref_prefix(key))
-    out = []
-    for entry in entries:
-        source = schema.models.get(entry.source)
-        link = schema.link_index.get((entry.source, entry.field))
-        if source is None or link is None:
-            continue
-        _, (value,) = await backend.read(source.space, [entry.source_key])
-        if value is not None and _still_links(source, link, entry.source_key, value, key):
-            out.append((source.name, entry.field, entry.source_key))
-    out.sort()
-    return [(name, field, schema.models[name].decode_key(k)) for name, field, k in out]
-
-
-def _decode(model: ModelInfo[Any], key: bytes, value: bytes) -> Any:
-    try:
-        return model.codec.decode(value, key)
-    except CorruptRecord:
-        return None  # its own index entries become stale and are cleaned when met
-
-
-def _still_links(
-    source: ModelInfo[Any], link: LinkInfo, source_key: bytes, value: bytes, target_key: bytes
-) -> bool:
-    record = _decode(source, source_key, value)
-    if record is None:
-        return True  # cannot tell: obey the entry (a corrupt referrer blocks or cascades)
-    try:
-        return target_key in link.encoded_keys_of(record)
-    except NetabaseError:
-        return False
 
 
 def _restrict_violation(

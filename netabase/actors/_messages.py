@@ -1,7 +1,7 @@
 """The messages actors receive: one frozen class per request, with typed fields.
 
 ``operation`` names the public call a message serves, so `RequestTimeout` and `ActorCrashed`
-can say what the caller was doing. Store actors' main lanes take `Get` .. `Remove`, their query
+can say what the caller was doing. Store actors' main lanes take `Get` .. `PlanRemoval`, their query
 lanes `Exists` and `Peek`, and the permission actor `Check` .. `RemoveMember`.
 """
 
@@ -85,6 +85,15 @@ class Remove(Message):
     keys: Sequence[bytes]
     many: bool
     guard: Guard | None = None
+
+
+@attrs.frozen
+class PlanRemoval(Message):
+    """A dry run of `Remove` for the enforced view: what it would delete, rewrite and be
+    refused by (a `RemovalPreview`); nothing is written."""
+
+    operation: ClassVar[str] = "remove"
+    keys: Sequence[bytes]
 
 
 READS = frozenset({Get, GetMany, Contains})

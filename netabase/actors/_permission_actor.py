@@ -41,8 +41,8 @@ from .._keys import component_range, encode_str
 from .._model import ModelInfo
 from .._roles import Explanation, Grant, Roles, lookup_condition
 from ..backends import Backend, Delete, Expect, ExpectKeys, Op, Put, WriteBatch
+from ..backends._paging import scan_pages
 from ._actor import BatchingActor, in_rounds
-from ._cascade import read_referrers
 from ._config import RuntimeConfig
 from ._facts import SchemaFacts
 from ._links import ref_prefix
@@ -74,6 +74,7 @@ from ._permission_spaces import (
     object_key,
     revision_op,
 )
+from ._referrers import read_referrers
 from ._stats import ActorStats
 
 Ask = Callable[[str, Peek], Awaitable[Any]]
@@ -124,13 +125,7 @@ class Verdict(NamedTuple):
 async def _scan_prefix(backend: Backend, space: str, prefix: bytes) -> list[tuple[bytes, bytes]]:
     """Every row whose leading elements are ``prefix`` (complete elements: names, object ids)."""
     lo, upper = component_range(prefix)
-    out: list[tuple[bytes, bytes]] = []
-    while True:
-        page = await backend.scan(space, lo, upper, limit=PAGE)
-        out.extend(page)
-        if len(page) < PAGE:
-            return out
-        lo = page[-1][0] + b"\x00"
+    return [row async for rows in scan_pages(backend, space, lo, upper, page=PAGE) for row in rows]
 
 
 class PermissionActor:
@@ -581,13 +576,8 @@ class PermissionActor:
         """With conditions, decide record by record: every record may be allowed by a rule."""
         info = self.schema.models[model]
         candidates = set(granted)
-        lo = b""
-        while True:
-            page = await self.backend.scan(info.space, lo, None, limit=PAGE)
-            candidates.update(key for key, _ in page)
-            if len(page) < PAGE:
-                break
-            lo = page[-1][0] + b"\x00"
+        async for rows in scan_pages(self.backend, info.space, page=PAGE):
+            candidates.update(key for key, _ in rows)
         ordered = sorted(candidates)
         decided = await self._prove([(principal, action, model, k, None) for k in ordered])
         return [key for key in ordered if decided[(principal, action, model, key, None)].allowed]

@@ -17,6 +17,7 @@ import msgpack
 
 from .._keys import MAX_KEY_SIZE, decode_element, encode_str
 from ..backends import Backend, Delete, Expect, Op, Put, WriteBatch
+from ..backends._paging import scan_pages
 from ._permission_spaces import (
     GRANTS,
     LAYOUT,
@@ -116,14 +117,7 @@ async def _oversized_memberships(backend: Backend) -> list[tuple[str, bytes, byt
 
 
 async def _all_rows(backend: Backend, space: str) -> list[tuple[bytes, bytes]]:
-    rows: list[tuple[bytes, bytes]] = []
-    lo = b""
-    while True:
-        page = await backend.scan(space, lo, None, limit=PAGE)
-        rows.extend(page)
-        if len(page) < PAGE:
-            return rows
-        lo = page[-1][0] + b"\x00"
+    return [row async for rows in scan_pages(backend, space, page=PAGE) for row in rows]
 
 
 def _old_grant(key: bytes, value: bytes) -> tuple[str, bytes, tuple[str, bytes, str]] | None:

@@ -25,6 +25,7 @@ from ._messages import Exists, Peek
 from ._permission_actor import PermissionActor
 from ._permission_layout import upgrade_permission_layout
 from ._permission_spaces import SPACES as PERMISSION_SPACES
+from ._routes import Routes
 from ._stats import ActorStats
 from ._store_actor import StoreActor
 from ._supervisor import Supervised, Supervisor
@@ -32,8 +33,8 @@ from ._supervisor import Supervised, Supervisor
 
 class Runtime:
     """Builds and owns the actors of one open database: it hands each what it uses
-    (`SchemaFacts`, the backend, `ask`, the `CacheCoordinator`), routes callers to them
-    (`actor_for`, `ask`) and shuts them down (`drain`, `fail`)."""
+    (`SchemaFacts`, the backend, `ask`, the `CacheCoordinator`), the facades their `Routes`
+    to them (`actor_for`, `ask`), and shuts them down (`drain`, `fail`)."""
 
     def __init__(
         self,
@@ -79,6 +80,21 @@ class Runtime:
         self.permission_actor = PermissionActor(
             backend, self.schema, roles, config, ask=self.ask, on_drained=self.main_lane_finished
         )
+        self.routes = Routes(
+            schema=self.schema,
+            backend=backend,
+            deadlines=self.deadlines,
+            request_timeout=config.request_timeout,
+            actor_for=self.actor_for,
+            ask=self.ask,
+            permissions=self.permission_actor.mailbox,
+            roles=roles,
+            caches=self.caches,
+            leases=self.leases,
+            config=config,
+            is_closing=lambda: self.closing,
+        )
+        """What the facades are given instead of the runtime."""
         self.extra_actors: list[Supervised] = [self.permission_actor]
         self.supervisor = Supervisor(self.all_actors(), config, self.fail)
         self.failure: BaseException | None = None

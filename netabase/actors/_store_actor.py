@@ -27,12 +27,26 @@ from ..backends import Backend
 from ._actor import BatchingActor, in_rounds
 from ._cache import RecordCache
 from ._caches import CacheCoordinator
-from ._cascade import verified_referrers
+from ._cascade import RemovalPreview, preview_removal
 from ._config import RuntimeConfig
 from ._facts import SchemaFacts
 from ._links import Referrer
 from ._mailbox import Mailbox, Request
-from ._messages import READS, WRITES, Contains, Count, Exists, Get, GetMany, Peek, Referrers, Scan
+from ._messages import (
+    READS,
+    WRITES,
+    Contains,
+    Count,
+    Exists,
+    Get,
+    GetMany,
+    Message,
+    Peek,
+    PlanRemoval,
+    Referrers,
+    Scan,
+)
+from ._referrers import verified_referrers
 from ._stats import ActorStats
 from ._writes import WritePlanner
 
@@ -105,38 +119,35 @@ class StoreActor:
     # -- main lane ---------------------------------------------------------------------------
 
     async def _serve_batch(self, live: list[Request]) -> None:
+        """Reads together (one backend read), then writes together (one apply), then the
+        others one by one, each by the handler `_ALONE` names for its message type."""
         self._fault("batch", live)
         reads: list[Request] = []
         writes: list[Request] = []
-        others: list[Request] = []
+        alone: list[Request] = []
         for request in live:
             kind = type(request.message)
-            (reads if kind in READS else writes if kind in WRITES else others).append(request)
+            (reads if kind in READS else writes if kind in WRITES else alone).append(request)
         if reads:
             await self._serve_reads(reads)
         if writes:
             # A write that started is finished even if the runtime is shutting down.
             with trio.CancelScope(shield=True):
                 await in_rounds(writes, self._write_round, self.name)
-        for request in others:
-            message = request.message
-            if isinstance(message, Scan):
-                await self._serve_scan(request, message)
-            elif isinstance(message, Referrers):
-                await self._serve_referrers(request, message)
-            elif isinstance(message, Count):
-                await self._serve_count(request)
+        for request in alone:
+            serve = _ALONE.get(type(request.message))
+            if serve is None:
+                request.fail(TypeError(f"{self.name}: no main-lane handler for {request.message}"))
+                continue
+            try:
+                request.reply(await serve(self, request.message))
+            except Exception as exc:  # whatever this one request caused fails it, not the actor
+                request.fail(exc)
 
     # reads
 
     async def _serve_reads(self, requests: list[Request]) -> None:
-        keys: list[bytes] = []
-        for request in requests:
-            message = request.message
-            if isinstance(message, GetMany):
-                keys.extend(message.keys)
-            elif isinstance(message, (Get, Contains)):
-                keys.append(message.key)
+        keys = [key for request in requests for key in _read_keys(request.message)]
         try:
             found = await self.load(keys)
         except NetabaseError as exc:  # e.g. BackendUnavailable: these callers, not the actor
@@ -147,12 +158,7 @@ class StoreActor:
         for request in requests:
             message = request.message
             try:
-                if isinstance(message, Get):
-                    request.reply(value(found, message.key))
-                elif isinstance(message, Contains):
-                    request.reply(found.get(message.key) is not None)
-                elif isinstance(message, GetMany):
-                    request.reply([value(found, key) for key in message.keys])
+                request.reply(_READ_ANSWERS[type(message)](message, found, value))
             except NetabaseError as exc:
                 request.fail(exc)
 
@@ -202,29 +208,21 @@ class StoreActor:
     def _from_cache(self, key: bytes, entry: Any) -> Any:
         return self._decode_or_error(key, entry) if self.decode_cached else entry
 
-    async def _serve_scan(self, request: Request, scan: Scan) -> None:
-        try:
-            pairs = await self.backend.scan(
-                self.info.space, scan.lo, scan.hi, limit=scan.limit, reverse=scan.reverse
-            )
-        except Exception as exc:  # whatever this one request caused fails it, not the actor
-            request.fail(exc)
-            return
-        request.reply([(key, self._decode_or_error(key, raw)) for key, raw in pairs])
+    async def _scan(self, scan: Scan) -> list[tuple[bytes, Any]]:
+        pairs = await self.backend.scan(
+            self.info.space, scan.lo, scan.hi, limit=scan.limit, reverse=scan.reverse
+        )
+        return [(key, self._decode_or_error(key, raw)) for key, raw in pairs]
 
-    async def _serve_count(self, request: Request) -> None:
-        try:
-            request.reply(await self.backend.count(self.info.space))
-        except Exception as exc:
-            request.fail(exc)
+    async def _count(self, _: Count) -> int:
+        return await self.backend.count(self.info.space)
 
-    async def _serve_referrers(self, request: Request, message: Referrers) -> None:
-        try:
-            found = await verified_referrers(self.schema, self.backend, self.info, message.key)
-        except Exception as exc:
-            request.fail(exc)
-            return
-        request.reply([Referrer(*entry) for entry in found])
+    async def _referrers(self, message: Referrers) -> list[Referrer]:
+        found = await verified_referrers(self.schema, self.backend, self.info, message.key)
+        return [Referrer(*entry) for entry in found]
+
+    async def _plan_removal(self, message: PlanRemoval) -> RemovalPreview:
+        return await preview_removal(self.schema, self.backend, self.info, [*message.keys])
 
     def _decode_or_error(self, key: bytes, raw: bytes) -> Any:
         try:
@@ -314,6 +312,33 @@ class StoreActor:
                 if raw is not None:
                     found[key] = self._decode_or_error(key, raw)
         return found
+
+
+_ALONE: dict[type[Message], Callable[[StoreActor, Any], Awaitable[Any]]] = {
+    Scan: StoreActor._scan,
+    Count: StoreActor._count,
+    Referrers: StoreActor._referrers,
+    PlanRemoval: StoreActor._plan_removal,
+}
+"""Main-lane messages served one at a time: the handler whose answer is the reply."""
+
+_Value = Callable[[dict[bytes, Any], bytes], Any]
+
+_READ_KEYS: dict[type[Message], Callable[[Any], Sequence[bytes]]] = {
+    Get: lambda message: (message.key,),
+    Contains: lambda message: (message.key,),
+    GetMany: lambda message: message.keys,
+}
+_READ_ANSWERS: dict[type[Message], Callable[[Any, dict[bytes, Any], _Value], Any]] = {
+    Get: lambda message, found, value: value(found, message.key),
+    Contains: lambda message, found, _: found.get(message.key) is not None,
+    GetMany: lambda message, found, value: [value(found, key) for key in message.keys],
+}
+"""The keys each read wants, and its reply from the records found (``value`` hands one out)."""
+
+
+def _read_keys(message: Message) -> Sequence[bytes]:
+    return _READ_KEYS[type(message)](message)
 
 
 def _asked(request: Request) -> Sequence[bytes]:

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .._errors import CorruptRecord, HierarchyCycle, LinkViolation, NetabaseError
 from .._model import LinkInfo, ModelInfo
 from ..backends import EXISTS, Condition, Delete, Expect, Op, Put, WriteBatch
-from ._cascade import CacheEffects, plan_removal
+from ._cascade import plan_removal
 from ._claims import ClaimRefusal, claim_kinds
+from ._effects import CacheEffects
 from ._links import LinkCache, ref_key, ref_value
 from ._mailbox import Request
 from ._messages import Exists, Insert, Remove

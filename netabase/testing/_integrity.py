@@ -8,34 +8,33 @@ from __future__ import annotations
 from typing import Any
 
 from .._database import Database
+from .._model import ModelInfo, info_of
 from ..actors._claims import claim_kinds
 from ..actors._links import ref_key, ref_value
 from ..backends import Backend
+from ..backends._paging import scan_pages
 
 PAGE = 1000
 
 
 async def _all(backend: Backend, space: str) -> list[tuple[bytes, bytes]]:
-    out: list[tuple[bytes, bytes]] = []
-    lo = b""
-    while True:
-        page = await backend.scan(space, lo, None, limit=PAGE)
-        out.extend(page)
-        if len(page) < PAGE:
-            return out
-        lo = page[-1][0] + b"\x00"
+    return [row async for rows in scan_pages(backend, space, page=PAGE) for row in rows]
+
+
+def _info(cls: type) -> ModelInfo[Any]:
+    info: ModelInfo[Any] | None = info_of(cls)
+    assert info is not None  # every class of an open database is a model
+    return info
 
 
 async def check_integrity(db: Database) -> list[str]:
     """Every problem found, as readable lines; an empty list means the links are consistent."""
-    runtime = db._runtime
-    backend = runtime.backend
+    backend = db.backend
+    models = [_info(cls) for cls in db.models]
     problems: list[str] = []
-    expected_refs: dict[str, set[tuple[bytes, bytes]]] = {
-        info.ref_space: set() for info in runtime.models.values()
-    }
+    expected_refs: dict[str, set[tuple[bytes, bytes]]] = {info.ref_space: set() for info in models}
     expected_unique: dict[str, set[tuple[bytes, bytes]]] = {}
-    for info in runtime.models.values():
+    for info in models:
         kinds = claim_kinds(info)
         for kind in kinds:
             expected_unique[kind.space] = set()
