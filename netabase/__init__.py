@@ -21,6 +21,7 @@ from ._database import Database, DatabaseStats
 from ._database import open_database as open
 from ._errors import (
     ActorCrashed,
+    AlreadyExists,
     BackendUnavailable,
     Closed,
     ConditionError,
@@ -66,6 +67,7 @@ from .backends import register_backend
 __all__ = [
     "ActorCrashed",
     "ActorStats",
+    "AlreadyExists",
     "AsyncioDatabase",
     "AsyncioPermissions",
     "AsyncioPrincipalView",

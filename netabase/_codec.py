@@ -1,10 +1,12 @@
 """Record codec: cattrs (un)structuring plus msgpack, behind a two-byte envelope.
 
 The envelope is ``[FORMAT_VERSION, model schema version]``: a later change of either is detected
-on read instead of silently misreading old bytes. Hooks are built once per model. Decoding is
-strict: a stored map with a field the class lacks, or without one it has, is a `CorruptRecord`,
-never a record with the field dropped or defaulted (except fields a recorded schema change added,
-see `RecordCodec.allow_missing`).
+on read instead of silently misreading old bytes. Records of format 2 end with an 8-byte
+big-endian stamp, the record's version, which the backend writes when it applies the put
+(`encode` leaves `NO_STAMP` there); records of format 1 have none and read as version 1.
+Hooks are built once per model. Decoding is strict: a stored map with a field the class lacks,
+or without one it has, is a `CorruptRecord`, never a record with the field dropped or
+defaulted (except fields a recorded schema change added, see `RecordCodec.allow_missing`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ from cattrs.gen import make_dict_structure_fn
 
 from ._errors import CorruptRecord, SchemaMismatch
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+LEGACY_FORMAT = 1
+"""Records written before versions: no stamp, read as version 1."""
+STAMP_SIZE = 8
+NO_STAMP = bytes(STAMP_SIZE)
+"""The placeholder `encode` ends a record with; the backend replaces it when it stores it."""
 
 T = TypeVar("T")
 
@@ -145,6 +152,15 @@ def _strict_hook(cls: type, converter: cattrs.Converter) -> Callable[[Any, Any],
     return strict
 
 
+def record_version(raw: bytes | None) -> int:
+    """The version of a record as stored (0 when absent, 1 for a record of format 1)."""
+    if raw is None:
+        return 0
+    if raw[:1] == bytes((FORMAT_VERSION,)) and len(raw) >= 2 + STAMP_SIZE:
+        return int.from_bytes(raw[-STAMP_SIZE:], "big")
+    return 1
+
+
 CONVERTER = _make_converter()
 INPUT_CONVERTER = _make_converter(stored=False)
 
@@ -165,6 +181,7 @@ class RecordCodec(Generic[T]):
         "_describe_key",
         "_fields",
         "_header",
+        "_legacy_header",
         "_map_head",
         "_may_lack",
         "_structure",
@@ -181,6 +198,7 @@ class RecordCodec(Generic[T]):
         self.version = version
         self._describe_key = describe_key
         self._header = bytes((FORMAT_VERSION, version))
+        self._legacy_header = bytes((LEGACY_FORMAT, version))
         self._unstructure: Callable[[T], Any] = CONVERTER.get_unstructure_hook(cls)
         structure = make_dict_structure_fn(cls, CONVERTER)  # the field check is `decode`'s
         self._structure: Callable[[Any], T] = lambda data: structure(data, cls)
@@ -224,15 +242,20 @@ class RecordCodec(Generic[T]):
 
     def encode(self, record: T) -> bytes:
         payload: bytes = msgpack.packb(self._unstructure(record), use_bin_type=True)
-        return self._header + payload
+        return self._header + payload + NO_STAMP
 
     def decode(self, data: bytes, key: bytes, may_lack: frozenset[str] | None = None) -> T:
         """Decode the bytes stored under encoded ``key``; failures raise `CorruptRecord`.
         ``may_lack``: the fields it may lack (default: those `allow_missing` allowed)."""
-        if data[:2] != self._header:
+        head = data[:2]
+        if head == self._header and len(data) >= 2 + STAMP_SIZE:
+            body = data[2:-STAMP_SIZE]
+        elif head == self._legacy_header:
+            body = data[2:]
+        else:
             raise CorruptRecord(self.model_name, self._key(key), self._describe_header(data))
         try:
-            fields = msgpack.unpackb(data[2:], raw=False, strict_map_key=False)
+            fields = msgpack.unpackb(body, raw=False, strict_map_key=False)
             if (
                 type(fields) is dict
                 and fields.keys() == self._fields
@@ -241,8 +264,8 @@ class RecordCodec(Generic[T]):
                 return self._structure(fields)
             lack = self._may_lack if may_lack is None else may_lack
             problem = field_problem(self.model_name, fields, self._fields, lack)
-            if problem is None and _map_length(data, 2) != len(fields):
-                problem = f"a field is stored twice ({_map_length(data, 2)} entries)"
+            if problem is None and _map_length(body, 0) != len(fields):
+                problem = f"a field is stored twice ({_map_length(body, 0)} entries)"
             if problem is None:
                 return self._structure(fields)
         except (RecursionError, msgpack.StackError):
@@ -265,8 +288,15 @@ class RecordCodec(Generic[T]):
     def _describe_header(self, data: bytes) -> str:
         if len(data) < 2:
             return f"{len(data)} bytes is shorter than the 2-byte envelope"
-        if data[0] != FORMAT_VERSION:
-            return f"envelope format {data[0]} is not the supported format {FORMAT_VERSION}"
+        if data[0] not in (LEGACY_FORMAT, FORMAT_VERSION):
+            return (
+                f"envelope format {data[0]} is not a supported format "
+                f"({LEGACY_FORMAT} or {FORMAT_VERSION})"
+            )
+        if data[0] == FORMAT_VERSION and data[1] == self.version:
+            return (
+                f"{len(data)} bytes is too short for the envelope and the {STAMP_SIZE}-byte stamp"
+            )
         return (
             f"stored with schema version {data[1]}, but the model declares version "
             f"{self.version}; migrate the data or declare the matching version"

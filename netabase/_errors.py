@@ -241,14 +241,49 @@ class RuntimeFailed(NetabaseError):
 
 
 class WriteConflict(NetabaseError):
-    """Other writers kept changing the same records; the write was not applied."""
+    """Other writers kept changing the same records, or the record is not at the version the
+    write expected (``if_version``, ``update``); the write was not applied."""
 
-    def __init__(self, model: str, attempts: int) -> None:
+    def __init__(
+        self,
+        model: str,
+        attempts: int,
+        *,
+        key: object = None,
+        expected: int | None = None,
+        actual: int | None = None,
+    ) -> None:
         self.model = model
         self.attempts = attempts
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+        if expected is not None:
+            message = (
+                f"write to {model} key {key!r} not applied: expected version {expected}, "
+                f"found {actual}" + (" (absent)" if actual == 0 else "")
+            )
+        elif key is not None:
+            message = (
+                f"write to {model} key {key!r} not applied: the record changed under it "
+                f"{attempts} times in a row"
+            )
+        else:
+            message = (
+                f"write to {model} not applied: the records it depends on changed under it "
+                f"{attempts} times in a row (heavy contention from other processes)"
+            )
+        super().__init__(message)
+
+
+class AlreadyExists(NetabaseError):
+    """``insert(..., if_absent=True)`` found a record under the key; nothing was written."""
+
+    def __init__(self, model: str, key: object) -> None:
+        self.model = model
+        self.key = key
         super().__init__(
-            f"write to {model} not applied: the records it depends on changed under it "
-            f"{attempts} times in a row (heavy contention from other processes)"
+            f"{model} key {key!r} already exists; insert(if_absent=True) wrote nothing"
         )
 
 

@@ -1,7 +1,7 @@
 """`Permissions` (``db.permissions``) and the enforced `PrincipalView` (``db.as_principal``).
 
 Arguments are checked in the caller's task (unknown model, bad key, unknown role or action), then
-the request goes to the permission actor. See `netabase.actors._permission_actor` for how
+the request goes to the permission actor. See `netabase.permissions` for how
 decisions are made and cached.
 """
 
@@ -26,6 +26,7 @@ from ._requests import DEFAULT_PAGE_SIZE, Pages, put_items
 from ._roles import Explanation
 from ._store import Loaded, Store
 from ._transaction import Transaction, check_transact_function, transact
+from ._update import DEFAULT_UPDATE_RETRIES, MAX_UPDATE_RETRIES, check_function, run_update
 from .actors._calls import send
 from .actors._cascade import RemovalPreview, RestrictRefusal
 from .actors._claims import ClaimRefusal
@@ -43,10 +44,11 @@ from .actors._messages import (
     RemoveMember,
     RevokeRole,
 )
-from .actors._permission_actor import Judgement, Obj, Query, _parent_of
 from .actors._permission_spaces import GRANTS_REVISION, MAX_NAME_KEY, META
 from .actors._writes import Guard, PutItem, Rejudge, _missing
 from .backends import Condition, Expect
+from .permissions._queries import Judgement, Obj, Query
+from .permissions._queries import parent_of as _parent_of
 
 if TYPE_CHECKING:
     from .actors._routes import Routes
@@ -330,6 +332,26 @@ class GuardedStore(Generic[T]):
                 raise record
         return records
 
+    async def get_versioned(self, key: Any) -> tuple[T | None, int]:
+        """Needs ``read`` on the record, as `get`; the version is that of the record judged."""
+        info = self._info
+        encoded = info.encode_key(key)
+        for _ in range(MAX_JUDGE_ROUNDS):
+            try:
+                record, version = await self._store.get_versioned(key)
+            except CorruptRecord as corrupt:
+                (peeked,) = await self._peek([encoded])
+                _, (ok,) = await self._judged_reads([encoded], [peeked])
+                if not ok:
+                    raise PermissionDenied(self._principal, "read", info.name, key) from None
+                raise corrupt from None
+            (judged,), (ok,) = await self._judged_reads([encoded], [record])
+            if not ok:
+                raise PermissionDenied(self._principal, "read", info.name, key)
+            if judged is record:  # judged as read at this version, not re-read meanwhile
+                return record, version
+        raise WriteConflict(info.name, MAX_JUDGE_ROUNDS, key=key)
+
     async def _peek(self, keys: list[bytes], info: ModelInfo[Any] | None = None) -> list[Any]:
         """The records under ``keys`` of this model (or ``info``'s): None if absent,
         `CorruptRecord` if undecodable."""
@@ -359,25 +381,61 @@ class GuardedStore(Generic[T]):
 
     # writes
 
-    async def insert(self, record: T) -> None:
-        await self._insert(put_items(self._info, [record]), False, self._info.key_of(record))
+    async def insert(
+        self, record: T, *, if_absent: bool = False, if_version: int | None = None
+    ) -> None:
+        """Needs what `insert_many` needs; ``if_absent`` / ``if_version`` as on `Store.insert`."""
+        absent, version = self._store._conditions(if_absent, if_version)
+        items = put_items(self._info, [record])
+        await self._insert(items, False, self._info.key_of(record), absent, version)
 
-    async def insert_many(self, records: Iterable[T]) -> None:
+    async def insert_many(self, records: Iterable[T], *, if_absent: bool = False) -> None:
         """Needs ``write`` on each record as stored, if it exists; and, to create it or move it
         to another parent, a grant of ``write`` where it will be (allow rules do not apply
         there); require rules must hold on it as stored and as written; and ``read`` on every
         record a link newly names (an unreadable one is reported as missing)."""
+        absent, _ = self._store._conditions(if_absent, None)
         items = put_items(self._info, records)
         if items:
-            await self._insert(items, True, None)
+            await self._insert(items, True, None, absent)
 
-    async def _insert(self, items: list[PutItem], many: bool, key: object) -> None:
+    async def update(
+        self,
+        key: Any,
+        fn: Callable[[T | None], T],
+        *,
+        retries: int = DEFAULT_UPDATE_RETRIES,
+    ) -> T:
+        """Needs ``read`` on the record as read and what `insert` needs to write the result,
+        judged again on every attempt; otherwise as `Store.update`."""
+        name = self._info.name
+        check_function(name, fn)
+        count = _validate.integer(name, "retries", retries, maximum=MAX_UPDATE_RETRIES)
+        return await run_update(
+            self._permissions._routes.update_queues,
+            self._info,
+            key,
+            fn,
+            count,
+            self.get_versioned,
+            self.insert,
+            alone=True,
+        )
+
+    async def _insert(
+        self,
+        items: list[PutItem],
+        many: bool,
+        key: object,
+        if_absent: bool = False,
+        if_version: int | None = None,
+    ) -> None:
         for _ in range(MAX_JUDGE_ROUNDS):
             guard = await self._judge_insert(items)
             if guard is None:
                 continue
             try:
-                await self._store._put(items, many, guard, key)
+                await self._store._put(items, many, guard, key, if_absent, if_version)
                 return
             except Rejudge:
                 continue

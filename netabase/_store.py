@@ -20,6 +20,7 @@ from . import _validate
 from ._errors import ValidationError
 from ._model import ModelInfo
 from ._requests import DEFAULT_PAGE_SIZE, Pages, key_range, put_items
+from ._update import DEFAULT_UPDATE_RETRIES, MAX_UPDATE_RETRIES, check_function, run_update
 from .actors._calls import send
 from .actors._links import Referrer
 from .actors._messages import (
@@ -27,6 +28,7 @@ from .actors._messages import (
     Count,
     Get,
     GetMany,
+    GetVersioned,
     Insert,
     Message,
     Referrers,
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
     from .actors._writes import Guard
 
 T = TypeVar("T")
+
+MAX_VERSION = (1 << 64) - 1
 
 
 class Store(Generic[T]):
@@ -209,6 +213,16 @@ class Store(Generic[T]):
             if (source is None or entry.model == source) and (field is None or entry.field == field)
         ]
 
+    async def get_versioned(self, key: Any) -> tuple[T | None, int]:
+        """The record under ``key`` and its version, ``(None, 0)`` when absent.
+
+        The version grows on every write of the key, from any process; pass it to
+        ``insert(..., if_version=)`` to write only if nobody wrote the key since."""
+        found: tuple[T | None, int] = await self._call(
+            GetVersioned(self._info.encode_key(key)), key
+        )
+        return found
+
     async def get_many(self, keys: Iterable[Any]) -> list[T | None]:
         """Records for ``keys`` in the same order (None where absent), in one actor round."""
         encode = self._info.encode_key
@@ -263,21 +277,76 @@ class Store(Generic[T]):
 
     # writes
 
-    async def insert(self, record: T) -> None:
-        """Store ``record`` under its key, replacing any record there; durable on return."""
-        await self._put(put_items(self._info, [record]), False, None, self._info.key_of(record))
+    async def insert(
+        self, record: T, *, if_absent: bool = False, if_version: int | None = None
+    ) -> None:
+        """Store ``record`` under its key, replacing any record there; durable on return.
 
-    async def insert_many(self, records: Iterable[T]) -> None:
-        """Store every record, all or none of them, in one atomic batch."""
+        ``if_absent``: only if the key holds no record, else `AlreadyExists`. ``if_version``:
+        only if the stored record is at that version (from `get_versioned`; 0: absent), else
+        `WriteConflict`."""
+        absent, version = self._conditions(if_absent, if_version)
+        items = put_items(self._info, [record])
+        await self._put(items, False, None, self._info.key_of(record), absent, version)
+
+    async def insert_many(self, records: Iterable[T], *, if_absent: bool = False) -> None:
+        """Store every record, all or none of them, in one atomic batch; with ``if_absent``
+        only if none of the keys holds a record (else `AlreadyExists`, nothing written)."""
+        absent, _ = self._conditions(if_absent, None)
         items = put_items(self._info, records)
         if items:
-            await self._put(items, True, None)
+            await self._put(items, True, None, None, absent)
+
+    async def update(
+        self,
+        key: Any,
+        fn: Callable[[T | None], T],
+        *,
+        retries: int = DEFAULT_UPDATE_RETRIES,
+    ) -> T:
+        """Atomically replace the record under ``key`` by ``fn(old)`` (``old`` None when
+        absent) and return it; ``fn`` runs again, after a short random pause, whenever another
+        write got there first, at most ``retries`` times more (then `WriteConflict`).
+
+        ``fn`` must be a plain function returning a record with the same key; an exception it
+        raises propagates and nothing is written."""
+        name = self._info.name
+        check_function(name, fn)
+        count = _validate.integer(name, "retries", retries, maximum=MAX_UPDATE_RETRIES)
+        return await run_update(
+            self._routes.update_queues,
+            self._info,
+            key,
+            fn,
+            count,
+            self.get_versioned,
+            self.insert,
+        )
+
+    def _conditions(self, if_absent: object, if_version: object) -> tuple[bool, int | None]:
+        """The checked ``if_absent`` / ``if_version`` of an insert."""
+        name = self._info.name
+        absent = _validate.flag(name, "if_absent", if_absent)
+        version = _validate.optional_integer(name, "if_version", if_version, maximum=MAX_VERSION)
+        if absent and version is not None:
+            raise ValidationError(
+                name,
+                "if_absent and if_version cannot be combined (if_version=0 means absent)",
+                field="if_version",
+            )
+        return absent, version
 
     async def _put(
-        self, items: list[PutItem], many: bool, guard: Guard | None, key: object = None
+        self,
+        items: list[PutItem],
+        many: bool,
+        guard: Guard | None,
+        key: object = None,
+        if_absent: bool = False,
+        if_version: int | None = None,
     ) -> None:
         """The write behind every insert; the enforced view passes a `Guard`."""
-        await self._call(Insert(items, many, guard), key)
+        await self._call(Insert(items, many, guard, if_absent, if_version), key)
 
     async def remove(self, key: Any) -> bool:
         """Remove the record under ``key``; True if there was one."""

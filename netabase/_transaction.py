@@ -16,7 +16,6 @@ refused whole with `TransactionConflict`).
 from __future__ import annotations
 
 import contextvars
-import inspect
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -35,6 +34,7 @@ from ._errors import (
 )
 from ._model import ModelInfo
 from ._requests import DEFAULT_PAGE_SIZE, SKIPPED, Pages, key_range, put_items
+from ._update import check_function
 from .actors._cascade import RestrictRefusal
 from .actors._claims import ClaimRefusal
 from .actors._permission_spaces import SPACES as PERMISSION_SPACES
@@ -366,28 +366,34 @@ class TransactionStore(Generic[T]):
 
     # writes
 
-    async def insert(self, record: T) -> None:
+    async def insert(self, record: T, *, if_absent: bool = False) -> None:
         """Stage ``record`` under its key (checked now: links, unique values, validators;
-        enforced: as `GuardedStore.insert_many` judges it)."""
+        enforced: as `GuardedStore.insert_many` judges it). ``if_absent``: `AlreadyExists`
+        now if the transaction sees a record there. (``if_version`` has no place here: the
+        transaction's own reads already make it conditional on what it read.)"""
+        absent = _validate.flag(self._info.name, "if_absent", if_absent)
         items = put_items(self._info, [record])
-        await self._tx._run(lambda view, writes: self._insert(view, writes, items, False))
+        await self._tx._run(lambda view, writes: self._insert(view, writes, items, False, absent))
 
-    async def insert_many(self, records: Iterable[T]) -> None:
+    async def insert_many(self, records: Iterable[T], *, if_absent: bool = False) -> None:
         """Stage every record (all of them or, on an error, none)."""
+        absent = _validate.flag(self._info.name, "if_absent", if_absent)
         items = put_items(self._info, records)
         if items:
-            await self._tx._run(lambda view, writes: self._insert(view, writes, items, True))
+            await self._tx._run(
+                lambda view, writes: self._insert(view, writes, items, True, absent)
+            )
 
     async def _insert(
-        self, view: TxView, writes: TxWrites, items: list[PutItem], many: bool
+        self, view: TxView, writes: TxWrites, items: list[PutItem], many: bool, absent: bool
     ) -> None:
         guard = self._tx._guard
         if guard is None:
-            await writes.insert(self._info, items, many, None)
+            await writes.insert(self._info, items, many, None, absent)
             return
         await guard.check_insert(view, self._info, items)
         try:
-            await writes.insert(self._info, items, many, ENFORCED)
+            await writes.insert(self._info, items, many, ENFORCED, absent)
         except ClaimRefusal as refusal:
             raise await guard.claim_refused(self._info, refusal, items) from None
 
@@ -426,7 +432,7 @@ class TransactionStore(Generic[T]):
     async def update(self, key: Any, fn: Callable[[T | None], T]) -> T:
         """``fn(old)`` (None when absent) stored under ``key``; returns what was stored."""
         info = self._info
-        check_update_function(info, fn)
+        check_function(info.name, fn)
         old = await self.get(key)
         new = fn(old)
         if not isinstance(new, info.cls):
@@ -444,14 +450,6 @@ class TransactionStore(Generic[T]):
             )
         await self.insert(new)
         return new
-
-
-def check_update_function(info: ModelInfo[Any], fn: object) -> None:
-    """``fn`` must be a plain function of the old record (a coroutine would never run)."""
-    if not callable(fn) or inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
-        raise ValidationError(
-            info.name, f"update takes a plain function old -> new, got {fn!r}", field="fn"
-        )
 
 
 async def transact(

@@ -270,3 +270,14 @@ async def test_a_transaction_of_a_closed_database_is_refused(backend_url: str) -
     with pytest.raises(netabase.Closed, match="transaction"):
         async with tx:
             await tx.store(Balance).get("a")
+
+
+async def test_if_absent_inside_a_transaction(db: netabase.Database) -> None:
+    await _fund(db, a=1)
+    async with db.transaction() as tx:
+        with pytest.raises(netabase.AlreadyExists, match="Balance key 'a'"):
+            await tx.store(Balance).insert(Balance("a", 2), if_absent=True)
+        await tx.store(Balance).insert(Balance("b", 2), if_absent=True)
+        with pytest.raises(netabase.AlreadyExists, match="'b'"):  # its own write counts
+            await tx.store(Balance).insert_many([Balance("b", 3)], if_absent=True)
+    assert await db.store(Balance).get_many(["a", "b"]) == [Balance("a", 1), Balance("b", 2)]

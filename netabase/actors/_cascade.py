@@ -360,7 +360,7 @@ class _Walk:
                 if link is model.parent:
                     self.effects.permissions = True
             new_value = model.codec.encode(record)
-            self.ops.append(Put(model.space, key, new_value))
+            self.ops.append(Put(model.space, key, new_value, True))
             self.expects.append(Expect(model.space, key, old_value))
             self.effects.store(name, key, new_value, record)
         return self.effects

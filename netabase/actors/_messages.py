@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 import attrs
 
 if TYPE_CHECKING:
-    from ._permission_actor import Judgement, Query
+    from ..permissions._queries import Judgement, Query
     from ._writes import Guard, PutItem
 
 
@@ -68,13 +68,26 @@ class Referrers(Message):
 
 
 @attrs.frozen
+class GetVersioned(Message):
+    """The record and its version, read from the backend (the cache does not know versions)."""
+
+    operation: ClassVar[str] = "get_versioned"
+    key: bytes
+
+
+@attrs.frozen
 class Insert(Message):
-    """``insert`` (``many`` False) or ``insert_many``; the enforced view adds a `Guard`."""
+    """``insert`` (``many`` False) or ``insert_many``; the enforced view adds a `Guard`.
+
+    ``if_absent``: every key must be absent; ``if_version``: the one key must be at that
+    version (0: absent)."""
 
     operation: ClassVar[str] = "insert"
     items: Sequence[PutItem]
     many: bool
     guard: Guard | None = None
+    if_absent: bool = False
+    if_version: int | None = None
 
 
 @attrs.frozen

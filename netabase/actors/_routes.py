@@ -9,6 +9,7 @@ import attrs
 
 if TYPE_CHECKING:
     from .._roles import Roles
+    from .._update import UpdateQueues
     from ..backends import Backend
     from ._caches import CacheCoordinator
     from ._config import RuntimeConfig
@@ -47,3 +48,5 @@ class Routes:
     """The database's settings (a transaction's timeout and size limit)."""
     is_closing: Callable[[], bool]
     """Whether the database has stopped taking requests."""
+    update_queues: UpdateQueues = attrs.field(factory=dict)
+    """Updates of one key queue here, to be served together (see `netabase._update`)."""

@@ -13,6 +13,7 @@ from .._roles import Roles, lookup_condition
 from .._stored_schema import SPACE as SCHEMA_SPACE
 from .._stored_schema import reconcile
 from ..backends import Backend
+from ..permissions._actor import PermissionActor
 from ._caches import CacheCoordinator
 from ._calls import send
 from ._cascade import restrict_probes
@@ -22,7 +23,6 @@ from ._deadlines import Deadlines
 from ._facts import Rules, SchemaFacts
 from ._leases import SnapshotLeases
 from ._messages import Exists, Peek
-from ._permission_actor import PermissionActor
 from ._permission_layout import upgrade_permission_layout
 from ._permission_spaces import SPACES as PERMISSION_SPACES
 from ._routes import Routes

@@ -21,6 +21,7 @@ from typing import Any
 
 import trio
 
+from .._codec import record_version
 from .._errors import CorruptRecord, NetabaseError
 from .._model import ModelInfo
 from ..backends import Backend
@@ -40,6 +41,7 @@ from ._messages import (
     Exists,
     Get,
     GetMany,
+    GetVersioned,
     Message,
     Peek,
     PlanRemoval,
@@ -124,12 +126,18 @@ class StoreActor:
         self._fault("batch", live)
         reads: list[Request] = []
         writes: list[Request] = []
+        versioned: list[Request] = []
         alone: list[Request] = []
         for request in live:
             kind = type(request.message)
-            (reads if kind in READS else writes if kind in WRITES else alone).append(request)
+            if kind is GetVersioned:
+                versioned.append(request)
+            else:
+                (reads if kind in READS else writes if kind in WRITES else alone).append(request)
         if reads:
             await self._serve_reads(reads)
+        if versioned:
+            await self._serve_versioned(versioned)
         if writes:
             # A write that started is finished even if the runtime is shutting down.
             with trio.CancelScope(shield=True):
@@ -161,6 +169,27 @@ class StoreActor:
                 request.reply(_READ_ANSWERS[type(message)](message, found, value))
             except NetabaseError as exc:
                 request.fail(exc)
+
+    async def _serve_versioned(self, requests: list[Request]) -> None:
+        """(record, version) of each key, in one backend read (None, 0 when absent)."""
+        keys = [_versioned_key(request) for request in requests]
+        try:
+            _, values = await self.backend.read(self.info.space, list(dict.fromkeys(keys)))
+        except NetabaseError as exc:
+            for request in requests:
+                request.fail(exc)
+            return
+        found = dict(zip(dict.fromkeys(keys), values, strict=True))
+        for request, key in zip(requests, keys, strict=True):
+            raw = found[key]
+            if raw is None:
+                request.reply((None, 0))
+                continue
+            record = self._decode_or_error(key, raw)
+            if isinstance(record, CorruptRecord):
+                request.fail(record)
+            else:
+                request.reply((record, record_version(raw)))
 
     async def load(self, keys: list[bytes], *, fill: bool = True) -> dict[bytes, Any]:
         """Records for ``keys`` (None if absent, `CorruptRecord` if undecodable), cache first.
@@ -339,6 +368,12 @@ _READ_ANSWERS: dict[type[Message], Callable[[Any, dict[bytes, Any], _Value], Any
 
 def _read_keys(message: Message) -> Sequence[bytes]:
     return _READ_KEYS[type(message)](message)
+
+
+def _versioned_key(request: Request) -> bytes:
+    message = request.message
+    assert isinstance(message, GetVersioned)
+    return message.key
 
 
 def _asked(request: Request) -> Sequence[bytes]:

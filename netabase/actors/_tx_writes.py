@@ -77,9 +77,14 @@ class TxWrites:
         return (() if plan.batch is None else plan.batch.ops), plan.reply
 
     async def insert(
-        self, info: ModelInfo[Any], items: list[PutItem], many: bool, guard: Guard | None
+        self,
+        info: ModelInfo[Any],
+        items: list[PutItem],
+        many: bool,
+        guard: Guard | None,
+        if_absent: bool = False,
     ) -> None:
-        ops, _ = await self.plan(info, Insert(items, many, guard))
+        ops, _ = await self.plan(info, Insert(items, many, guard, if_absent))
         self._view.stage(ops)
 
     async def plan_remove(

@@ -17,9 +17,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .._errors import CorruptRecord, HierarchyCycle, LinkViolation, NetabaseError
+from .._codec import record_version
+from .._errors import (
+    AlreadyExists,
+    CorruptRecord,
+    HierarchyCycle,
+    LinkViolation,
+    NetabaseError,
+    WriteConflict,
+)
 from .._model import LinkInfo, ModelInfo
-from ..backends import EXISTS, Condition, Delete, Expect, Op, Put, WriteBatch
+from ..backends import EXISTS, Condition, Delete, Expect, Op, Put, Stamped, WriteBatch
 from ._cascade import plan_removal
 from ._claims import ClaimRefusal, claim_kinds
 from ._effects import CacheEffects
@@ -120,6 +128,9 @@ class _BatchState:
 
     def __init__(self) -> None:
         self.values: dict[bytes, bytes | None] = {}
+        """Stored values, or `Stamped` ones an earlier plan of the batch puts."""
+        self.stored: dict[bytes, bytes | None] = {}
+        """Values as the backend returned them, before any plan of the batch."""
         self.records: dict[bytes, Any] = {}
         self.claims: dict[tuple[str, bytes], bytes | None] = {}
         self.stale: set[tuple[str, bytes]] = set()
@@ -149,7 +160,7 @@ class WritePlanner:
         needs_old = [
             key
             for r in requests
-            if isinstance(r.message, Remove) or self.tracks_old
+            if isinstance(r.message, Remove) or self.tracks_old or _conditional(r)
             for key in (
                 r.message.keys
                 if isinstance(r.message, Remove)
@@ -160,6 +171,7 @@ class WritePlanner:
             keys = list(dict.fromkeys(needs_old))
             _, values = await self.actor.backend.read(self.space, keys)
             state.values.update(zip(keys, values, strict=True))
+            state.stored.update(state.values)
         puts = [r for r in requests if isinstance(r.message, Insert)]
         if self.claim_kinds and puts:
             await self._read_claims(puts, state)
@@ -201,9 +213,10 @@ class WritePlanner:
         expects: list[Condition] = list(state.pins.get(id(request), ()))
         errors: dict[int, Callable[[], BaseException]] = {}
         effects = CacheEffects()
-        staged_values: dict[bytes, bytes] = {}
+        staged_values: dict[bytes, Stamped] = {}
         reparented = False
         for key, value, record, links in items:
+            self._plan_condition(request, key, record, state, expects, errors)
             if self.tracks_old:
                 old_value = staged_values.get(key, state.values.get(key))
                 expects.append(Expect(self.space, key, old_value))
@@ -223,8 +236,8 @@ class WritePlanner:
                 self._plan_claims(
                     key, record, old_record, state, claims_before, released, ops, expects, guarded
                 )
-            ops.append(Put(self.space, key, value))
-            staged_values[key] = value
+            ops.append(Put(self.space, key, value, True))
+            staged_values[key] = Stamped(value)
             effects.store(info.name, key, value, record)
         for key, value in staged_values.items():
             state.values[key] = value
@@ -235,6 +248,40 @@ class WritePlanner:
             effects.permissions = True
         batch = _guarded(WriteBatch(tuple(ops), tuple(expects)), _guard_of(request), errors)
         return WritePlan(request, batch, None, effects=effects, errors=errors)
+
+    def _plan_condition(
+        self,
+        request: Request,
+        key: bytes,
+        record: Any,
+        state: _BatchState,
+        expects: list[Condition],
+        errors: dict[int, Callable[[], BaseException]],
+    ) -> None:
+        """The condition ``if_absent`` / ``if_version`` puts on one key: refused at once when
+        the stored value already fails it, else carried to the backend (a write between this
+        read and the apply: `AlreadyExists`, or for a version a new plan, which then fails)."""
+        message = request.message
+        assert isinstance(message, Insert)
+        name = self.info.name
+        stored = state.stored.get(key)
+        if message.if_absent:
+            current = state.values.get(key)
+            if current is not None and not isinstance(current, Stamped):  # as stored, kept
+                raise AlreadyExists(name, self.info.key_of(record))
+            expects.append(Expect(self.space, key, None))
+            errors[len(expects) - 1] = _exists(name, self.info.key_of(record))
+        elif message.if_version is not None:
+            actual = record_version(stored)
+            if actual != message.if_version:
+                raise WriteConflict(
+                    name,
+                    1,
+                    key=self.info.key_of(record),
+                    expected=message.if_version,
+                    actual=actual,
+                )
+            expects.append(Expect(self.space, key, stored))
 
     def _plan_links(
         self,
@@ -498,6 +545,15 @@ class WritePlanner:
     def applied(self, plan: WritePlan, versions: Mapping[str, tuple[int, int]]) -> None:
         if plan.effects is not None:
             plan.effects.apply(self.actor.caches, versions)
+
+
+def _conditional(request: Request) -> bool:
+    message = request.message
+    return isinstance(message, Insert) and (message.if_absent or message.if_version is not None)
+
+
+def _exists(model: str, key: object) -> Callable[[], BaseException]:
+    return lambda: AlreadyExists(model, key)
 
 
 def _links_of(info: ModelInfo[Any], record: Any) -> tuple[tuple[bytes, ...], ...] | None:

@@ -66,6 +66,13 @@ class AsyncioStore(AsyncioCrossing, Generic[T]):
         Each entry is checked against the referring record, so the answer is exact."""
         return await self._run(lambda: self._target.referrers(key, model, field))
 
+    async def get_versioned(self, key: Any) -> tuple[T | None, int]:
+        """The record under ``key`` and its version, ``(None, 0)`` when absent.
+
+        The version grows on every write of the key, from any process; pass it to
+        ``insert(..., if_version=)`` to write only if nobody wrote the key since."""
+        return await self._run(lambda: self._target.get_versioned(key))
+
     async def get_many(self, keys: Iterable[Any]) -> list[T | None]:
         """Records for ``keys`` in the same order (None where absent), in one actor round."""
         keys = listed(model_name(self._target.model), "keys", keys)
@@ -109,14 +116,32 @@ class AsyncioStore(AsyncioCrossing, Generic[T]):
             "AsyncioStore.scan",
         )
 
-    async def insert(self, record: T) -> None:
-        """Store ``record`` under its key, replacing any record there; durable on return."""
-        return await self._run(lambda: self._target.insert(record))
+    async def insert(
+        self, record: T, *, if_absent: bool = False, if_version: int | None = None
+    ) -> None:
+        """Store ``record`` under its key, replacing any record there; durable on return.
 
-    async def insert_many(self, records: Iterable[T]) -> None:
-        """Store every record, all or none of them, in one atomic batch."""
+        ``if_absent``: only if the key holds no record, else `AlreadyExists`. ``if_version``:
+        only if the stored record is at that version (from `get_versioned`; 0: absent), else
+        `WriteConflict`."""
+        return await self._run(
+            lambda: self._target.insert(record, if_absent=if_absent, if_version=if_version)
+        )
+
+    async def insert_many(self, records: Iterable[T], *, if_absent: bool = False) -> None:
+        """Store every record, all or none of them, in one atomic batch; with ``if_absent``
+        only if none of the keys holds a record (else `AlreadyExists`, nothing written)."""
         records = listed(model_name(self._target.model), "records", records)
-        return await self._run(lambda: self._target.insert_many(records))
+        return await self._run(lambda: self._target.insert_many(records, if_absent=if_absent))
+
+    async def update(self, key: Any, fn: Callable[[T | None], T], *, retries: int = 100) -> T:
+        """Atomically replace the record under ``key`` by ``fn(old)`` (``old`` None when
+        absent) and return it; ``fn`` runs again, after a short random pause, whenever another
+        write got there first, at most ``retries`` times more (then `WriteConflict`).
+
+        ``fn`` must be a plain function returning a record with the same key; an exception it
+        raises propagates and nothing is written."""
+        return await self._run(lambda: self._target.update(key, fn, retries=retries))
 
     async def remove(self, key: Any) -> bool:
         """Remove the record under ``key``; True if there was one."""
@@ -365,15 +390,17 @@ class AsyncioTransactionStore(AsyncioCrossing, Generic[T]):
             "AsyncioTransactionStore.scan",
         )
 
-    async def insert(self, record: T) -> None:
+    async def insert(self, record: T, *, if_absent: bool = False) -> None:
         """Stage ``record`` under its key (checked now: links, unique values, validators;
-        enforced: as `GuardedStore.insert_many` judges it)."""
-        return await self._run(lambda: self._target.insert(record))
+        enforced: as `GuardedStore.insert_many` judges it). ``if_absent``: `AlreadyExists`
+        now if the transaction sees a record there. (``if_version`` has no place here: the
+        transaction's own reads already make it conditional on what it read.)"""
+        return await self._run(lambda: self._target.insert(record, if_absent=if_absent))
 
-    async def insert_many(self, records: Iterable[T]) -> None:
+    async def insert_many(self, records: Iterable[T], *, if_absent: bool = False) -> None:
         """Stage every record (all of them or, on an error, none)."""
         records = listed(model_name(self._target.model), "records", records)
-        return await self._run(lambda: self._target.insert_many(records))
+        return await self._run(lambda: self._target.insert_many(records, if_absent=if_absent))
 
     async def remove(self, key: Any) -> bool:
         """Stage removing ``key`` (restrict / cascade / set_null planned now); True if present."""

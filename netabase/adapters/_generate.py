@@ -92,11 +92,11 @@ FLAVORS = {"_sync.py": SYNC, "_asyncio.py": ASYNCIO}
 
 IMPORTS = {
     "AsyncIterator": "collections.abc",
+    "Callable": "collections.abc",
     "Iterable": "collections.abc",
     "Iterator": "collections.abc",
     "Sequence": "collections.abc",
     "Awaitable": "collections.abc",
-    "Callable": "collections.abc",
     "Any": "typing",
     "Generic": "typing",
     "TypeVar": "typing",

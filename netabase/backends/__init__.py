@@ -17,6 +17,7 @@ from ._base import (
     ExpectKeys,
     Op,
     Put,
+    Stamped,
     WriteBatch,
 )
 from ._snapshot import LiveSnapshot, Snapshot, SnapshotLost
@@ -37,6 +38,7 @@ __all__ = [
     "Put",
     "Snapshot",
     "SnapshotLost",
+    "Stamped",
     "WriteBatch",
     "open_backend",
     "register_backend",

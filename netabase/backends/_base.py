@@ -9,9 +9,15 @@ permissions, caches) is built from four primitives, which each backend implement
 * ``apply`` - a list of `WriteBatch`es, group-committed: each batch is applied all-or-nothing
   and only if all its `Expect`/`ExpectKeys` conditions hold when it is applied. Batches may touch
   several spaces. Once ``apply`` returns, the applied batches are durable (as durable as the
-  backend is configured to be). Every space a call changed gets its version advanced by one;
+  backend is configured to be). Every space a call changed gets its version advanced (by one,
+  or by as many as the call stamped, see below);
 * ``version`` - a space's version counter, so a cache in one process can detect writes made by
   another process (Redis, or LMDB shared between processes).
+
+A `Put` with ``stamp`` ends with an 8-byte placeholder that the backend replaces, inside the
+atomic apply, with the key's new version: a number larger than the space's version before the
+call and no larger than after it, and larger for each stamped put of the call, so a key's
+stamps increase on every write, across deletions and processes.
 
 Conditions make optimistic concurrency work the same on every backend: a writer reads, plans,
 then applies with conditions on what it read; if another writer got there first the batch is
@@ -45,10 +51,23 @@ EXISTS: Final = _Exists()
 """Expectation value meaning "the key is present, whatever its value"."""
 
 
+STAMP_SIZE = 8
+
+
 class Put(NamedTuple):
+    """Store ``value`` under ``key``; with ``stamp`` its last 8 bytes become the key's version."""
+
     space: str
     key: bytes
     value: bytes
+    stamp: bool = False
+
+
+class Stamped(bytes):
+    """A value that a stamped `Put` of the same `apply` call writes: as an `Expect` value it
+    matches the stored bytes whatever stamp the backend gave them (the last 8 bytes)."""
+
+    __slots__ = ()
 
 
 class Delete(NamedTuple):
@@ -119,13 +138,28 @@ def check_key_sizes(batches: Iterable[WriteBatch]) -> None:
                 raise KeyTooLarge(op.space, op.key, len(op.key), MAX_KEY_SIZE)
             if not op.key:
                 raise ValidationError(op.space, "keys must not be empty", key=op.key)
+            if isinstance(op, Put) and op.stamp and len(op.value) < STAMP_SIZE:
+                raise ValidationError(
+                    op.space, f"a stamped value needs its {STAMP_SIZE}-byte placeholder", key=op.key
+                )
 
 
 def matches(value: bytes | None, expected: bytes | _Exists | None) -> bool:
     """Whether a stored value (None when absent) satisfies an `Expect` value."""
     if expected is EXISTS:
         return value is not None
+    if isinstance(expected, Stamped):
+        return (
+            value is not None
+            and len(value) == len(expected)
+            and value[:-STAMP_SIZE] == expected[:-STAMP_SIZE]
+        )
     return value == expected
+
+
+def with_stamp(value: bytes, stamp: int) -> bytes:
+    """``value`` with its last 8 bytes replaced by ``stamp``."""
+    return value[:-STAMP_SIZE] + stamp.to_bytes(STAMP_SIZE, "big")
 
 
 class Backend(abc.ABC):

@@ -29,6 +29,7 @@ from ._base import (
     WriteBatch,
     check_key_sizes,
     matches,
+    with_stamp,
 )
 from ._snapshot import LiveSnapshot, Snapshot, SnapshotLost
 from ._worker import WorkerThread
@@ -408,7 +409,9 @@ class LmdbBackend(Backend):
     def _apply_in(self, txn: lmdb.Transaction, batches: Sequence[WriteBatch]) -> ApplyResult:
         failed: list[int | None] = []
         touched: set[str] = set()
+        stamps: dict[str, int] = {}
         dbs = self._dbs
+        meta = dbs[_META]
         for batch in batches:
             unmet = next(
                 (i for i, cond in enumerate(batch.expects) if not self._holds(txn, cond)), None
@@ -420,15 +423,21 @@ class LmdbBackend(Backend):
                 db = dbs[op.space]
                 if isinstance(op, Delete):
                     txn.delete(op.key, db=db)
+                elif op.stamp:
+                    last = stamps.get(op.space)
+                    if last is None:
+                        last = _version_of(txn.get(op.space.encode(), db=meta))
+                    stamps[op.space] = last + 1
+                    txn.put(op.key, with_stamp(op.value, last + 1), db=db)
                 else:
                     txn.put(op.key, op.value, db=db)
                 touched.add(op.space)
         versions = {}
-        meta = dbs[_META]
         for name in touched:
             before = _version_of(txn.get(name.encode(), db=meta))
-            txn.put(name.encode(), _version_bytes(before + 1), db=meta)
-            versions[name] = (before, before + 1)
+            after = max(before + 1, stamps.get(name, 0))
+            txn.put(name.encode(), _version_bytes(after), db=meta)
+            versions[name] = (before, after)
         return ApplyResult(tuple(failed), versions)
 
     def _holds(self, txn: lmdb.Transaction, condition: Condition) -> bool:

@@ -25,6 +25,7 @@ from ._base import (
     WriteBatch,
     check_key_sizes,
     matches,
+    with_stamp,
 )
 from ._snapshot import Snapshot, SnapshotLost
 
@@ -104,6 +105,7 @@ class MemoryBackend(Backend):
         check_key_sizes(batches)
         failed: list[int | None] = []
         touched: set[str] = set()
+        stamps: dict[str, int] = {}
         for batch in batches:
             unmet = next(
                 (i for i, condition in enumerate(batch.expects) if not self._holds(condition)),
@@ -113,19 +115,23 @@ class MemoryBackend(Backend):
             if unmet is not None:
                 continue
             for op in batch.ops:
-                data = self._space(op.space).data
+                space = self._space(op.space)
                 for snapshot in self._snapshots:
-                    snapshot.preserve(op.space, op.key, data.get(op.key))
+                    snapshot.preserve(op.space, op.key, space.data.get(op.key))
                 if isinstance(op, Delete):
-                    data.pop(op.key, None)
+                    space.data.pop(op.key, None)
+                elif op.stamp:
+                    stamp = stamps[op.space] = stamps.get(op.space, space.version) + 1
+                    space.data[op.key] = with_stamp(op.value, stamp)
                 else:
-                    data[op.key] = op.value
+                    space.data[op.key] = op.value
                 touched.add(op.space)
         versions = {}
         for name in touched:
             space = self._spaces[name]
-            versions[name] = (space.version, space.version + 1)
-            space.version += 1
+            after = max(space.version + 1, stamps.get(name, 0))
+            versions[name] = (space.version, after)
+            space.version = after
         return ApplyResult(tuple(failed), versions)
 
     async def version(self, space: str) -> int:

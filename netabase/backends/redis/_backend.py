@@ -32,6 +32,7 @@ from .._base import (
     Delete,
     Expect,
     Op,
+    Stamped,
     WriteBatch,
     check_key_sizes,
 )
@@ -217,7 +218,7 @@ class RedisBackend(Backend):
 def _op(op: Op) -> list[Any]:
     if isinstance(op, Delete):
         return [1, op.space, op.key]
-    return [0, op.space, op.key, op.value]
+    return [2 if op.stamp else 0, op.space, op.key, op.value]
 
 
 def _condition(condition: Condition) -> list[Any]:
@@ -226,7 +227,14 @@ def _condition(condition: Condition) -> list[Any]:
             return [0, condition.space, condition.key]
         if condition.value is EXISTS:
             return [1, condition.space, condition.key]
-        return [2, condition.space, condition.key, condition.value]
+        value = condition.value
+        assert isinstance(value, bytes)
+        return [
+            4 if isinstance(value, Stamped) else 2,
+            condition.space,
+            condition.key,
+            bytes(value),
+        ]
     lo, hi = condition.bounds()
     return [3, condition.space, lo, hi or b"", sorted(condition.keys)]
 
