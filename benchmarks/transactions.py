@@ -76,6 +76,8 @@ class Run:
     commits: int
     attempts: int
     gave_up: int = 0
+    retries: bool = True
+    """False where the operation cannot conflict (plain inserts): no retry rate is shown."""
 
     @property
     def retry_rate(self) -> float:
@@ -204,7 +206,7 @@ async def netabase_inserts(url: str) -> Run:
 
         elapsed = await run_trio_clients(client)
     count = CLIENTS * Config.inserts_per_client
-    return Run(count / elapsed, count, count)
+    return Run(count / elapsed, count, count, retries=False)
 
 
 # -- aiosqlite -------------------------------------------------------------------------------
@@ -373,7 +375,7 @@ async def sqlite_inserts(path: Path) -> Run:
 
         elapsed = await run_asyncio_clients(client)
     count = CLIENTS * Config.inserts_per_client
-    return Run(count / elapsed, count, count)
+    return Run(count / elapsed, count, count, retries=False)
 
 
 # -- driver ----------------------------------------------------------------------------------
@@ -407,7 +409,7 @@ def print_rows(title: str, rows: list[tuple[str, Run, str]]) -> None:
     print(f"\n{title}")
     width = max(len(name) for name, _, _ in rows)
     for name, run, note in rows:
-        retries = f"{run.retry_rate:6.1%} retries"
+        retries = f"{run.retry_rate:6.1%} retries" if run.retries else " " * 14
         if run.gave_up:
             retries += f", {run.gave_up} gave up"
         print(f"  {name:<{width}}  {run.rate:>10,.0f} /s  {retries}  {note}")
