@@ -197,3 +197,47 @@ async def test_an_idle_transaction_loses_its_snapshot_then_times_out(
         async with db.transaction() as tx:  # a new one works
             await tx.store(Balance).insert(Balance("a", 2))
         assert await db.store(Balance).get("a") == Balance("a", 2)
+
+
+async def test_each_idle_snapshot_is_released_at_its_own_deadline(
+    snapshot_url: str, mock_clock: trio.testing.MockClock
+) -> None:
+    """A transaction entered first but read last has the earlier deadline: its snapshot must
+    not wait for the other's."""
+    async with netabase.open(snapshot_url, models=MODELS, transaction_timeout=1.0) as db:
+        await _fund(db, a=1)
+        leases = db._runtime.leases
+        entered, read, finish = trio.Event(), [trio.Event(), trio.Event()], trio.Event()
+        outcomes: list[str] = []
+
+        async def idle(index: int, go: trio.Event | None) -> None:
+            try:
+                async with db.transaction() as tx:
+                    entered.set()
+                    if go is not None:
+                        await go.wait()
+                    await tx.store(Balance).get("a")
+                    read[index].set()
+                    await finish.wait()
+                    await tx.store(Balance).get("a")
+            except netabase.TransactionTimeout:
+                outcomes.append("timeout")
+
+        async with trio.open_nursery() as nursery:
+            first_reads = trio.Event()
+            nursery.start_soon(idle, 0, first_reads)  # deadline 1.0
+            await entered.wait()
+            mock_clock.jump(0.5)
+            nursery.start_soon(idle, 1, None)  # deadline 1.5, reads first
+            await read[1].wait()
+            first_reads.set()
+            await read[0].wait()
+            assert len(leases) == 2
+            mock_clock.jump(0.6)  # past the first deadline only
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(leases) == 1
+            mock_clock.jump(0.5)
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(leases) == 0
+            finish.set()
+        assert outcomes == ["timeout", "timeout"]
