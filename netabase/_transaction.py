@@ -164,7 +164,10 @@ class Transaction:
             try:
                 result = await step(view, writes)
             except SnapshotLost:
+                expired = trio.current_time() >= self._deadline  # closed by its lease
                 self._discard()
+                if expired:
+                    raise TransactionTimeout(self._timeout) from None
                 raise TransactionConflict(
                     None, detail=" (the backend ended its snapshot)"
                 ) from None

@@ -282,6 +282,8 @@ class LmdbBackend(Backend):
     async def snapshot(self) -> Snapshot:
         """A read transaction kept open (a reader slot: past half of ``max_readers`` live
         ones, the snapshot reads live instead, and the transaction relies on validation)."""
+        # Checkpoint first: cancelled after the read began, nobody would ever close it.
+        await trio.lowlevel.checkpoint()
         env = self._env
         if env is None:
             raise BackendUnavailable(self.url, "the environment is closed")
@@ -294,7 +296,6 @@ class LmdbBackend(Backend):
                 raise BackendUnavailable(self.url, f"cannot begin a read: {exc}") from exc
             snapshot = _LmdbSnapshot(self, txn)
             self._snapshots.add(snapshot)
-        await trio.lowlevel.checkpoint()
         return snapshot
 
     def _end_snapshots(self) -> None:

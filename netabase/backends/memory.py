@@ -168,9 +168,10 @@ class _MemorySnapshot(Snapshot):
         return self._backend
 
     async def read(self, space: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        # Checkpoint first: a write during it may create this space's undo values.
+        await trio.lowlevel.checkpoint()
         data = self._live()._space(space).data
         before = self._before.get(space)
-        await trio.lowlevel.checkpoint()
         if before is None:
             return [data.get(key) for key in keys]
         return [before[key] if key in before else data.get(key) for key in keys]
@@ -184,9 +185,9 @@ class _MemorySnapshot(Snapshot):
         limit: int | None = None,
         reverse: bool = False,
     ) -> list[tuple[bytes, bytes]]:
+        await trio.lowlevel.checkpoint()
         target = self._live()._space(space)
         before = self._before.get(space)
-        await trio.lowlevel.checkpoint()
         keys: Iterator[bytes] = target.keys_between(lo, hi, reverse)
         if before:
             changed = before.irange(lo, hi, inclusive=(True, False), reverse=reverse)
