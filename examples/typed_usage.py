@@ -29,9 +29,20 @@ class Order:
     total_cents: int = 0
 
 
+@netabase.model(key="id")
+@attrs.frozen
+class Ticket:
+    title: str
+    id: int = netabase.auto()  # generated on insert: declared last, it is a default like any
+
+
 async def main() -> None:
-    async with netabase.open("memory://", models=[Customer, Order]) as db:
+    async with netabase.open("memory://", models=[Customer, Order, Ticket]) as db:
         assert_type(db, netabase.Database)
+        ticket = await db.store(Ticket).insert(Ticket("first"))
+        assert_type(ticket, Ticket)
+        assert_type(await db.store(Ticket).insert_many([Ticket("more")]), list[Ticket])
+        assert ticket.id == 1
         orders = db.store(Order)
         assert_type(orders, netabase.Store[Order])
         await db.store(Customer).insert(Customer("c1", "Ann"))
@@ -71,7 +82,7 @@ def sync_main() -> None:
         orders = db.store(Order)
         assert_type(orders, netabase.SyncStore[Order])
         db.store(Customer).insert(Customer("c1", "Ann"))
-        orders.insert_many([Order(1, "c1", 990)])
+        assert_type(orders.insert_many([Order(1, "c1", 990)]), list[Order])
         assert_type(orders.get(1), Order | None)
         assert_type(orders.get(1, load=["customer"]), netabase.Loaded[Order] | None)
         assert_type(orders.scan(limit=10), Iterator[Order])
@@ -91,7 +102,7 @@ async def asyncio_main() -> None:
         orders = db.store(Order)
         assert_type(orders, netabase.AsyncioStore[Order])
         await db.store(Customer).insert(Customer("c1", "Ann"))
-        await orders.insert(Order(1, "c1", 990))
+        assert_type(await orders.insert(Order(1, "c1", 990)), Order)
         assert_type(await orders.get(1), Order | None)
         assert_type(orders.scan(), AsyncIterator[Order])
         assert_type(await db.permissions.check_record("ann", "write", Order(2, "c1")), bool)

@@ -17,6 +17,7 @@ from ._asyncio import (
     AsyncioTransactionStore,
     open_asyncio,
 )
+from ._auto import auto
 from ._database import Database, DatabaseStats
 from ._database import open_database as open
 from ._errors import (
@@ -120,6 +121,7 @@ __all__ = [
     "ValidationError",
     "WriteConflict",
     "allow",
+    "auto",
     "condition",
     "connect_sync",
     "info_of",

@@ -17,6 +17,7 @@ import attrs
 import cattrs
 
 from . import _keys
+from ._auto import AUTO, is_auto
 from ._codec import INPUT_CONVERTER, RecordCodec
 from ._errors import KeyTooLarge, ModelDefinitionError, ValidationError
 from ._roles import Rule
@@ -151,6 +152,8 @@ class ModelInfo(Generic[T]):
         self.rules: tuple[Rule, ...] = ()
         self.links: tuple[LinkInfo, ...] = ()
         self.parent: LinkInfo | None = None
+        self.auto: type | None = None
+        """The key type (int or str) when the key is declared ``= netabase.auto()``."""
 
     @property
     def space(self) -> str:
@@ -169,6 +172,8 @@ class ModelInfo(Generic[T]):
         """Check and encode a key given by a caller; raise a `ValidationError` naming the model."""
         problem = self.key_check(key)
         if problem is not None:
+            if key is AUTO:
+                problem = _UNFILLED
             raise ValidationError(self.name, f"bad key: {problem}", field=self.key_field)
         encoded = self._encode_key_text(key)
         if len(encoded) > _keys.MAX_KEY_SIZE:
@@ -305,6 +310,8 @@ class ModelInfo(Generic[T]):
 
     def _invalid(self, record: object, field: str, problem: str) -> NoReturn:
         key = getattr(record, self.key_field, None)
+        if getattr(record, field, None) is AUTO:
+            raise ValidationError(self.name, _UNFILLED, field=field)
         if len(problem) > 300:  # a long path into nested values: keep where it starts and ends
             problem = f"{problem[:100]} ... {problem[-180:]}"
         raise ValidationError(self.name, problem, field=field, key=key)
@@ -336,6 +343,12 @@ class ModelInfo(Generic[T]):
             return encoded_key, self.codec.encode(record)
         except (OverflowError, TypeError, ValueError, RecursionError) as exc:
             self._check_thoroughly(record, exc)
+
+
+_UNFILLED = (
+    "holds netabase.auto(), a key not generated yet: insert / insert_many fill it and return "
+    "the stored record; use that record's key"
+)
 
 
 def model(
@@ -521,6 +534,7 @@ def _build_info(
             "tuple of these",
             field=key,
         )
+    auto = _auto_key(model_name, fields, key, key_type)
     checks: list[tuple[str, Checker]] = []
     for field_name in fields:
         if field_name not in hints:
@@ -537,6 +551,7 @@ def _build_info(
         raise ModelDefinitionError(
             model_name, f"the codec cannot handle this class: {exc}"
         ) from exc
+    info.auto = auto
     info.links = tuple(
         _resolve_link(info, field_name, hints[field_name], field.metadata[_LINK_KEY])
         for field_name, field in fields.items()
@@ -556,6 +571,28 @@ def _build_info(
             )
         info.parent = by_field[parent]
     return info
+
+
+def _auto_key(
+    model_name: str, fields: dict[str, attrs.Attribute[Any]], key: str, key_type: object
+) -> type | None:
+    """The generated key's type (None: keys are given); `auto` only fits an int or str key."""
+    for field_name, field in fields.items():
+        if is_auto(field) and field_name != key:
+            raise ModelDefinitionError(
+                model_name,
+                f"netabase.auto() generates keys; only the key field ({key!r}) may use it",
+                field=field_name,
+            )
+    if not is_auto(fields[key]):
+        return None
+    if key_type is not int and key_type is not str:
+        raise ModelDefinitionError(
+            model_name,
+            f"netabase.auto() generates int or str keys, not {_type_name(key_type)}",
+            field=key,
+        )
+    return key_type
 
 
 def _is_key_type(tp: object) -> bool:

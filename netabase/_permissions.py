@@ -20,11 +20,12 @@ from ._errors import (
     ValidationError,
     WriteConflict,
 )
+from ._key_blocks import KeyTaken
 from ._keys import encode_str
 from ._model import LinkInfo, ModelInfo
-from ._requests import DEFAULT_PAGE_SIZE, Pages, put_items
+from ._requests import DEFAULT_PAGE_SIZE, Pages
 from ._roles import Explanation
-from ._store import Loaded, Store
+from ._store import Loaded, Store, WriteItems
 from ._transaction import Transaction, check_transact_function, transact
 from ._update import DEFAULT_UPDATE_RETRIES, MAX_UPDATE_RETRIES, check_function, run_update
 from .actors._calls import send
@@ -383,21 +384,26 @@ class GuardedStore(Generic[T]):
 
     async def insert(
         self, record: T, *, if_absent: bool = False, if_version: int | None = None
-    ) -> None:
-        """Needs what `insert_many` needs; ``if_absent`` / ``if_version`` as on `Store.insert`."""
+    ) -> T:
+        """Needs what `insert_many` needs; ``if_absent`` / ``if_version`` as on `Store.insert`.
+        Returns the record as stored (its key generated if it is ``netabase.auto()``)."""
         absent, version = self._store._conditions(if_absent, if_version)
-        items = put_items(self._info, [record])
-        await self._insert(items, False, self._info.key_of(record), absent, version)
+        key = getattr(record, self._info.key_field, None)
+        write = self._write(False, key, absent, version)
+        (stored,) = await self._store._inserted([record], write, version)
+        return stored
 
-    async def insert_many(self, records: Iterable[T], *, if_absent: bool = False) -> None:
+    async def insert_many(self, records: Iterable[T], *, if_absent: bool = False) -> list[T]:
         """Needs ``write`` on each record as stored, if it exists; and, to create it or move it
         to another parent, a grant of ``write`` where it will be (allow rules do not apply
         there); require rules must hold on it as stored and as written; and ``read`` on every
-        record a link newly names (an unreadable one is reported as missing)."""
+        record a link newly names (an unreadable one is reported as missing). Returns the
+        records as stored."""
         absent, _ = self._store._conditions(if_absent, None)
-        items = put_items(self._info, records)
-        if items:
-            await self._insert(items, True, None, absent)
+        wanted = list(_validate.collection(self._info.name, "records", records))
+        if not wanted:
+            return []
+        return await self._store._inserted(wanted, self._write(True, None, absent))
 
     async def update(
         self,
@@ -422,16 +428,25 @@ class GuardedStore(Generic[T]):
             alone=True,
         )
 
+    def _write(
+        self, many: bool, key: object, if_absent: bool = False, if_version: int | None = None
+    ) -> WriteItems:
+        async def write(items: list[PutItem], fresh: frozenset[bytes]) -> None:
+            await self._insert(items, many, key, fresh, if_absent, if_version)
+
+        return write
+
     async def _insert(
         self,
         items: list[PutItem],
         many: bool,
         key: object,
+        fresh: frozenset[bytes],
         if_absent: bool = False,
         if_version: int | None = None,
     ) -> None:
         for _ in range(MAX_JUDGE_ROUNDS):
-            guard = await self._judge_insert(items)
+            guard = await self._judge_insert(items, fresh)
             if guard is None:
                 continue
             try:
@@ -455,12 +470,15 @@ class GuardedStore(Generic[T]):
         )
         return refusal.redacted(readable)
 
-    async def _judge_insert(self, items: list[PutItem]) -> Guard | None:
-        """The conditions the insert was allowed on (None: they changed while judged)."""
+    async def _judge_insert(self, items: list[PutItem], fresh: frozenset[bytes]) -> Guard | None:
+        """The conditions the insert was allowed on (None: they changed while judged); the
+        guard pins the ``fresh`` (generated) keys absent, and `KeyTaken` says one is not."""
         info, principal, permissions = self._info, self._principal, self._permissions
         latest = {item.key: item for item in items}  # a key given twice: the last record wins
         keys = list(latest)
         stored = dict(zip(keys, await permissions._read(info, keys), strict=True))
+        if any(stored[key] is not None for key in fresh):
+            raise KeyTaken()
         parents = permissions._routes.schema.hierarchy_parents
         writes = _put_judgements(principal, "write", info, latest, stored, parents)
         targets = _new_targets(info, latest, stored)
@@ -941,16 +959,20 @@ def _new_targets(
     info: ModelInfo[Any], latest: dict[bytes, PutItem], stored: dict[bytes, bytes | None]
 ) -> list[tuple[LinkInfo, bytes, Any]]:
     """(link, target key, record naming it) for each record a link names that the stored
-    record did not, except records written by the same call."""
+    record did not name in any of its links, except records written by the same call."""
     out: list[tuple[LinkInfo, bytes, Any]] = []
     seen: set[Obj] = set()
     for key, (_, _, record, links) in latest.items():
-        old_links = _links_of(info, _decoded(info, key, stored[key]))
+        old_links = _links_of(info, _decoded(info, key, stored[key])) or ()
+        old = {
+            (each.target.name, k)
+            for each, ks in zip(info.links, old_links, strict=False)
+            for k in ks
+        }
         for index, link in enumerate(info.links):
-            old = old_links[index] if old_links else ()
             for target_key in links[index]:
                 obj = (link.target.name, target_key)
-                if target_key in old or obj in seen:
+                if obj in old or obj in seen:
                     continue
                 if link.target is info and target_key in latest:
                     continue

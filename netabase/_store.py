@@ -16,12 +16,17 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+import attrs
+
 from . import _validate
-from ._errors import ValidationError
+from ._auto import AUTO, uuid7
+from ._errors import ValidationError, WriteConflict
+from ._key_blocks import KeyTaken
 from ._model import ModelInfo
 from ._requests import DEFAULT_PAGE_SIZE, Pages, key_range, put_items
 from ._update import DEFAULT_UPDATE_RETRIES, MAX_UPDATE_RETRIES, check_function, run_update
 from .actors._calls import send
+from .actors._claims import ClaimRefusal
 from .actors._links import Referrer
 from .actors._messages import (
     Contains,
@@ -35,16 +40,22 @@ from .actors._messages import (
     Remove,
     Scan,
 )
-from .actors._writes import PutItem
+from .actors._writes import Guard, PutItem, Rejudge
+from .backends import Expect
 
 if TYPE_CHECKING:
     from .actors._routes import Routes
     from .actors._store_actor import StoreActor
-    from .actors._writes import Guard
 
 T = TypeVar("T")
 
 MAX_VERSION = (1 << 64) - 1
+
+MAX_KEY_ROUNDS = 16
+"""Tries of an insert whose generated keys explicit inserts keep taking first."""
+
+WriteItems = Callable[[list[PutItem], frozenset[bytes]], Awaitable[None]]
+"""Writes encoded records; the second argument: generated keys that must still be free."""
 
 
 class Store(Generic[T]):
@@ -279,23 +290,33 @@ class Store(Generic[T]):
 
     async def insert(
         self, record: T, *, if_absent: bool = False, if_version: int | None = None
-    ) -> None:
+    ) -> T:
         """Store ``record`` under its key, replacing any record there; durable on return.
 
         ``if_absent``: only if the key holds no record, else `AlreadyExists`. ``if_version``:
         only if the stored record is at that version (from `get_versioned`; 0: absent), else
-        `WriteConflict`."""
+        `WriteConflict`. Returns the record as stored: with its key filled in if the key is
+        ``netabase.auto()`` (a generated key never replaces a record).
+        """
         absent, version = self._conditions(if_absent, if_version)
-        items = put_items(self._info, [record])
-        await self._put(items, False, None, self._info.key_of(record), absent, version)
+        key = getattr(record, self._info.key_field, None)  # a non-record: `_items` says so
+        if key is not AUTO:
+            await self._put(put_items(self._info, [record]), False, None, key, absent, version)
+            return record
+        (stored,) = await self._inserted([record], self._write(False), version)
+        return stored
 
-    async def insert_many(self, records: Iterable[T], *, if_absent: bool = False) -> None:
+    async def insert_many(self, records: Iterable[T], *, if_absent: bool = False) -> list[T]:
         """Store every record, all or none of them, in one atomic batch; with ``if_absent``
-        only if none of the keys holds a record (else `AlreadyExists`, nothing written)."""
+        only if none of the keys holds a record (else `AlreadyExists`, nothing written).
+        Returns them as stored (generated keys filled in)."""
         absent, _ = self._conditions(if_absent, None)
-        items = put_items(self._info, records)
-        if items:
-            await self._put(items, True, None, None, absent)
+        wanted = list(_validate.collection(self._info.name, "records", records))
+        if self._info.auto is None:
+            if wanted:
+                await self._put(put_items(self._info, wanted), True, None, None, absent)
+            return wanted
+        return await self._inserted(wanted, self._write(True, absent=absent)) if wanted else []
 
     async def update(
         self,
@@ -335,6 +356,56 @@ class Store(Generic[T]):
                 field="if_version",
             )
         return absent, version
+
+    def _write(self, many: bool, key: object = None, *, absent: bool = False) -> WriteItems:
+        async def write(items: list[PutItem], fresh: frozenset[bytes]) -> None:
+            space = self._info.space
+            guard = Guard(tuple(Expect(space, k, None) for k in fresh)) if fresh else None
+            try:
+                await self._put(items, many, guard, key, absent)
+            except Rejudge:  # the only conditions of the guard: a generated key was taken
+                raise KeyTaken() from None
+            except ClaimRefusal as refusal:  # a guarded write is told the holder: name it
+                raise refusal.redacted(True) from None
+
+        return write
+
+    async def _inserted(
+        self, records: list[T], write: WriteItems, if_version: int | None = None
+    ) -> list[T]:
+        """``records`` with their generated keys filled, once ``write`` stored them; a generated
+        key an explicit insert took first (`KeyTaken`) is generated again."""
+        info = self._info
+        field = info.key_field
+        blank = [i for i, record in enumerate(records) if getattr(record, field, None) is AUTO]
+        if not blank or info.auto is None:  # an unfilled key of another model: `_items` says so
+            await write(put_items(self._info, records), frozenset())
+            return records
+        if if_version is not None:
+            raise ValidationError(
+                info.name,
+                "if_version names a stored version, and a generated key has none",
+                field="if_version",
+            )
+        blocks = self._routes.key_blocks.get(info.name)
+        for _ in range(MAX_KEY_ROUNDS):
+            wanted = len(blank)
+            if blocks is None:
+                keys: list[Any] = [uuid7() for _ in blank]
+            else:
+                keys = blocks.ready(wanted) or await blocks.take(wanted, seconds=self._timeout)
+            filled = list(records)
+            for index, key in zip(blank, keys, strict=True):
+                filled[index] = attrs.evolve(records[index], **{field: key})  # type: ignore[misc]
+            items = put_items(self._info, filled)
+            try:
+                await write(items, frozenset(items[index].key for index in blank))
+            except KeyTaken:
+                if blocks is not None:
+                    blocks.discard()
+                continue
+            return filled
+        raise WriteConflict(info.name, MAX_KEY_ROUNDS)
 
     async def _put(
         self,

@@ -16,13 +16,16 @@ refused whole with `TransactionConflict`).
 from __future__ import annotations
 
 import contextvars
+import functools
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+import attrs
 import trio
 
 from . import _validate
+from ._auto import AUTO, uuid7
 from ._errors import (
     Closed,
     CorruptRecord,
@@ -34,6 +37,7 @@ from ._errors import (
 )
 from ._model import ModelInfo
 from ._requests import DEFAULT_PAGE_SIZE, SKIPPED, Pages, key_range, put_items
+from ._store import MAX_KEY_ROUNDS
 from ._update import check_function
 from .actors._cascade import RestrictRefusal
 from .actors._claims import ClaimRefusal
@@ -369,23 +373,68 @@ class TransactionStore(Generic[T]):
 
     # writes
 
-    async def insert(self, record: T, *, if_absent: bool = False) -> None:
+    async def insert(self, record: T, *, if_absent: bool = False) -> T:
         """Stage ``record`` under its key (checked now: links, unique values, validators;
-        enforced: as `GuardedStore.insert_many` judges it). ``if_absent``: `AlreadyExists`
-        now if the transaction sees a record there. (``if_version`` has no place here: the
-        transaction's own reads already make it conditional on what it read.)"""
+        enforced: as `GuardedStore.insert_many` judges it) and return it as it will be stored
+        (a ``netabase.auto()`` key filled in). ``if_absent``: `AlreadyExists` now if the
+        transaction sees a record there. (``if_version`` has no place here: the transaction's
+        own reads already make it conditional on what it read.)"""
         absent = _validate.flag(self._info.name, "if_absent", if_absent)
-        items = put_items(self._info, [record])
-        await self._tx._run(lambda view, writes: self._insert(view, writes, items, False, absent))
+        (stored,) = await self._insert_records([record], False, absent)
+        return stored
 
-    async def insert_many(self, records: Iterable[T], *, if_absent: bool = False) -> None:
-        """Stage every record (all of them or, on an error, none)."""
+    async def insert_many(self, records: Iterable[T], *, if_absent: bool = False) -> list[T]:
+        """Stage every record (all of them or, on an error, none); returns them as stored."""
         absent = _validate.flag(self._info.name, "if_absent", if_absent)
-        items = put_items(self._info, records)
-        if items:
+        wanted = list(_validate.collection(self._info.name, "records", records))
+        return await self._insert_records(wanted, True, absent) if wanted else []
+
+    async def _insert_records(self, records: list[T], many: bool, absent: bool) -> list[T]:
+        info = self._info
+        field = info.key_field
+        blank = [i for i, record in enumerate(records) if getattr(record, field, None) is AUTO]
+        if not blank or info.auto is None:  # an unfilled key of another model: encoding says so
+            items = put_items(info, records)
             await self._tx._run(
-                lambda view, writes: self._insert(view, writes, items, True, absent)
+                lambda view, writes: self._insert(view, writes, items, many, absent)
             )
+            return records
+        routes = self._tx._routes
+        blocks = routes.key_blocks.get(info.name)
+        for _ in range(MAX_KEY_ROUNDS):
+            if blocks is None:
+                keys: list[Any] = [uuid7() for _ in blank]
+            else:
+                count = len(blank)
+                keys = blocks.ready(count) or await blocks.take(
+                    count, seconds=routes.request_timeout
+                )
+            filled = list(records)
+            for index, key in zip(blank, keys, strict=True):
+                filled[index] = attrs.evolve(records[index], **{field: key})  # type: ignore[misc]
+            items = put_items(info, filled)
+            fresh = [items[index].key for index in blank]
+            stage = functools.partial(self._insert_fresh, items, fresh, many, absent)
+            if await self._tx._run(stage):
+                return filled
+            if blocks is not None:
+                blocks.discard()
+        raise TransactionConflict(info.name, detail=" (its generated keys kept being taken)")
+
+    async def _insert_fresh(
+        self,
+        items: list[PutItem],
+        fresh: list[bytes],
+        many: bool,
+        absent: bool,
+        view: TxView,
+        writes: TxWrites,
+    ) -> bool:
+        """Stage records with generated keys; False if an explicit insert took one of them."""
+        if any(await view.exists(self._info.space, fresh)):
+            return False
+        await self._insert(view, writes, items, many, absent)
+        return True
 
     async def _insert(
         self, view: TxView, writes: TxWrites, items: list[PutItem], many: bool, absent: bool

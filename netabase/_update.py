@@ -89,7 +89,7 @@ async def run_update(
     fn: Callable[[T | None], T],
     retries: int,
     get_versioned: Callable[[Any], Awaitable[tuple[T | None, int]]],
-    insert: Callable[..., Awaitable[None]],
+    insert: Callable[..., Awaitable[Any]],
     *,
     alone: bool = False,
 ) -> T:
@@ -160,7 +160,7 @@ async def _serve(
     key: Any,
     served: list[_Pending],
     get_versioned: Callable[[Any], Awaitable[tuple[Any, int]]],
-    insert: Callable[..., Awaitable[None]],
+    insert: Callable[..., Awaitable[Any]],
 ) -> None:
     """One read, every function in turn, one conditional write; again after a conflict."""
     live = served

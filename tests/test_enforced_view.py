@@ -363,6 +363,20 @@ async def test_a_link_to_an_unreadable_record_fails_like_one_to_a_missing_record
     await mallory.insert(Note("x", "f1", see_also="f3"))
 
 
+async def test_a_record_the_stored_record_names_is_not_newly_named_by_another_link(
+    db: netabase.Database,
+) -> None:
+    """ "Newly names" is per record, not per field: a rewrite may name, in another link, a record
+    the stored record already names, without ``read`` on it."""
+    await db.store(Note).insert(Note("n", "f3", "mallory"))  # in s2: mallory may not read f3
+    mallory = db.as_principal("mallory").store(Note)
+    await mallory.insert(Note("n", "f3", "mallory", see_also="f3"))  # her note, as its author
+    assert await db.store(Note).get("n") == Note("n", "f3", "mallory", see_also="f3")
+    await db.store(Note).insert(Note("m", "f1", "mallory"))
+    with pytest.raises(netabase.LinkViolation):  # "m" as stored names no f3: newly named
+        await mallory.insert(Note("m", "f1", "mallory", see_also="f3"))
+
+
 async def test_an_enforced_scan_skips_corrupt_records_it_may_not_read(
     db: netabase.Database,
 ) -> None:

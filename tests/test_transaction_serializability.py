@@ -116,9 +116,9 @@ def _expected(state: State, op: Op) -> Any:
         return [records[k] for k in keys[:limit]]
     if kind == "count":
         return len(records)
-    if kind == "insert":
-        records[op[2]] = _record(model, op[2], op[3])
-        return None
+    if kind == "insert":  # insert returns the record as stored
+        record = records[op[2]] = _record(model, op[2], op[3])
+        return record
     if kind == "remove":
         return records.pop(op[2], None) is not None
     assert kind == "update"

@@ -14,6 +14,7 @@ import trio.testing
 
 import netabase
 
+from .auto_models import AUTO_MODELS, Memo, Ticket
 from .tx_models import TX_MODELS, Balance, Customer, Doctor, Order
 
 
@@ -281,3 +282,16 @@ async def test_if_absent_inside_a_transaction(db: netabase.Database) -> None:
         with pytest.raises(netabase.AlreadyExists, match="'b'"):  # its own write counts
             await tx.store(Balance).insert_many([Balance("b", 3)], if_absent=True)
     assert await db.store(Balance).get_many(["a", "b"]) == [Balance("a", 1), Balance("b", 2)]
+
+
+async def test_generated_keys_inside_a_transaction(backend_url: str) -> None:
+    async with netabase.open(backend_url, models=AUTO_MODELS) as db:
+        async with db.transaction() as tx:
+            first = await tx.store(Ticket).insert(Ticket(title="a"))
+            more = await tx.store(Ticket).insert_many([Ticket(title="b"), Ticket(title="c")])
+            memo = await tx.store(Memo).insert(Memo(text="m"))
+            assert await tx.store(Ticket).get(first.id) == first
+        keys = [first.id, *(t.id for t in more)]
+        assert len(set(keys)) == 3
+        assert await db.store(Ticket).get_many(keys) == [first, *more]
+        assert await db.store(Memo).get(memo.id) == memo

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 if TYPE_CHECKING:
+    from .._key_blocks import KeyBlocks
     from .._roles import Roles
     from .._update import UpdateQueues
     from ..backends import Backend
@@ -48,5 +49,7 @@ class Routes:
     """The database's settings (a transaction's timeout and size limit)."""
     is_closing: Callable[[], bool]
     """Whether the database has stopped taking requests."""
+    key_blocks: Mapping[str, KeyBlocks]
+    """Per model with generated int keys, the blocks its inserts take keys from."""
     update_queues: UpdateQueues = attrs.field(factory=dict)
     """Updates of one key queue here, to be served together (see `netabase._update`)."""

@@ -8,6 +8,7 @@ from typing import Any
 import trio
 
 from .._errors import ModelDefinitionError, UnknownModel
+from .._key_blocks import KEYS_SPACE, KeyBlocks
 from .._model import LinkInfo, ModelInfo, info_of
 from .._roles import Roles, lookup_condition
 from .._stored_schema import SPACE as SCHEMA_SPACE
@@ -76,6 +77,10 @@ class Runtime:
                 caches=self.caches,
                 on_drained=self.main_lane_finished,
             )
+        self.key_blocks = {
+            name: KeyBlocks(backend, info) for name, info in self.models.items() if info.auto is int
+        }
+        """Per model with generated int keys, the block its inserts take keys from."""
         self._by_class = {info.cls: self.actors[name] for name, info in self.models.items()}
         self.permission_actor = PermissionActor(
             backend, self.schema, roles, config, ask=self.ask, on_drained=self.main_lane_finished
@@ -93,6 +98,7 @@ class Runtime:
             leases=self.leases,
             config=config,
             is_closing=lambda: self.closing,
+            key_blocks=self.key_blocks,
         )
         """What the facades are given instead of the runtime."""
         self.extra_actors: list[Supervised] = [self.permission_actor]
@@ -113,6 +119,8 @@ class Runtime:
             spaces.extend(claim_spaces(info))
         spaces.extend(PERMISSION_SPACES)
         spaces.append(SCHEMA_SPACE)
+        if self.key_blocks:
+            spaces.append(KEYS_SPACE)
         return spaces
 
     async def start(self) -> None:

@@ -118,19 +118,21 @@ class AsyncioStore(AsyncioCrossing, Generic[T]):
 
     async def insert(
         self, record: T, *, if_absent: bool = False, if_version: int | None = None
-    ) -> None:
+    ) -> T:
         """Store ``record`` under its key, replacing any record there; durable on return.
 
         ``if_absent``: only if the key holds no record, else `AlreadyExists`. ``if_version``:
         only if the stored record is at that version (from `get_versioned`; 0: absent), else
-        `WriteConflict`."""
+        `WriteConflict`. Returns the record as stored: with its key filled in if the key is
+        ``netabase.auto()`` (a generated key never replaces a record)."""
         return await self._run(
             lambda: self._target.insert(record, if_absent=if_absent, if_version=if_version)
         )
 
-    async def insert_many(self, records: Iterable[T], *, if_absent: bool = False) -> None:
+    async def insert_many(self, records: Iterable[T], *, if_absent: bool = False) -> list[T]:
         """Store every record, all or none of them, in one atomic batch; with ``if_absent``
-        only if none of the keys holds a record (else `AlreadyExists`, nothing written)."""
+        only if none of the keys holds a record (else `AlreadyExists`, nothing written).
+        Returns them as stored (generated keys filled in)."""
         records = listed(model_name(self._target.model), "records", records)
         return await self._run(lambda: self._target.insert_many(records, if_absent=if_absent))
 
@@ -390,15 +392,16 @@ class AsyncioTransactionStore(AsyncioCrossing, Generic[T]):
             "AsyncioTransactionStore.scan",
         )
 
-    async def insert(self, record: T, *, if_absent: bool = False) -> None:
+    async def insert(self, record: T, *, if_absent: bool = False) -> T:
         """Stage ``record`` under its key (checked now: links, unique values, validators;
-        enforced: as `GuardedStore.insert_many` judges it). ``if_absent``: `AlreadyExists`
-        now if the transaction sees a record there. (``if_version`` has no place here: the
-        transaction's own reads already make it conditional on what it read.)"""
+        enforced: as `GuardedStore.insert_many` judges it) and return it as it will be stored
+        (a ``netabase.auto()`` key filled in). ``if_absent``: `AlreadyExists` now if the
+        transaction sees a record there. (``if_version`` has no place here: the transaction's
+        own reads already make it conditional on what it read.)"""
         return await self._run(lambda: self._target.insert(record, if_absent=if_absent))
 
-    async def insert_many(self, records: Iterable[T], *, if_absent: bool = False) -> None:
-        """Stage every record (all of them or, on an error, none)."""
+    async def insert_many(self, records: Iterable[T], *, if_absent: bool = False) -> list[T]:
+        """Stage every record (all of them or, on an error, none); returns them as stored."""
         records = listed(model_name(self._target.model), "records", records)
         return await self._run(lambda: self._target.insert_many(records, if_absent=if_absent))
 
