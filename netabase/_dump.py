@@ -25,9 +25,9 @@ import msgpack
 
 from ._errors import NetabaseError
 from ._keys import decode_element, encode_str, prefix_successor
+from ._layout import GRANTS, MEMBERS, SCHEMA_SPACE
+from ._layout import PERMISSION_META as META
 from ._model import LinkInfo, ModelInfo
-from ._stored_schema import SPACE as SCHEMA_SPACE
-from .actors._permission_spaces import GRANTS, MEMBERS, META
 from .backends import Backend, Delete, Expect, Put, WriteBatch
 from .backends._paging import scan_pages
 

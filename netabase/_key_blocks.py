@@ -15,11 +15,10 @@ from typing import Any
 import trio
 
 from ._errors import CorruptRecord, RequestTimeout, WriteConflict
+from ._layout import KEYS_SPACE
 from ._model import ModelInfo
 from .backends import Backend, Expect, Put, WriteBatch
 
-KEYS_SPACE = "~keys"
-"""Model name (UTF-8) -> the highest key reserved for it so far, as decimal text."""
 FIRST_BLOCK = 16
 MAX_BLOCK = 1024
 MAX_RESERVE_ROUNDS = 64

@@ -16,7 +16,7 @@ from typing import Any, Generic, Literal, NoReturn, TypeVar
 import attrs
 import cattrs
 
-from . import _keys
+from . import _keys, _layout
 from ._auto import AUTO, is_auto
 from ._codec import INPUT_CONVERTER, RecordCodec
 from ._errors import KeyTooLarge, ModelDefinitionError, ValidationError
@@ -158,12 +158,12 @@ class ModelInfo(Generic[T]):
     @property
     def space(self) -> str:
         """The backend keyspace holding this model's records."""
-        return self.name
+        return _layout.record_space(self.name)
 
     @property
     def ref_space(self) -> str:
         """The keyspace of the reverse index of links that point at this model."""
-        return f"~ref.{self.name}"
+        return _layout.ref_space(self.name)
 
     def __repr__(self) -> str:
         return f"<netabase model {self.name} key={self.key_field}>"
@@ -491,9 +491,7 @@ def _is_frozen(cls: type) -> bool:
 def _check_space_names(info: ModelInfo[Any]) -> None:
     """Every keyspace the model uses is named after it (and its unique fields and links), and
     a name must fit a backend key (LMDB names its databases with keys): refuse longer ones."""
-    from .actors._claims import claim_spaces  # the actors import this module
-
-    for space in (info.space, info.ref_space, *claim_spaces(info)):
+    for space in _layout.model_spaces(info):
         size = len(space.encode())
         if size > _keys.MAX_KEY_SIZE:
             raise ModelDefinitionError(

@@ -23,10 +23,11 @@ from typing import Any
 import attrs
 
 from ._errors import CorruptRecord, SchemaMismatch, WriteConflict
+from ._layout import SCHEMA_SPACE
 from ._model import ModelInfo
 from .backends import Backend, Expect, Put, WriteBatch
 
-SPACE = "~schema"
+SPACE = SCHEMA_SPACE
 FORMAT = 1
 _ATTEMPTS = 10
 

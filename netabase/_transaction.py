@@ -35,13 +35,13 @@ from ._errors import (
     TransactionTooLarge,
     ValidationError,
 )
+from ._layout import PERMISSION_SPACES
 from ._model import ModelInfo
 from ._requests import DEFAULT_PAGE_SIZE, SKIPPED, Pages, key_range, put_items
 from ._store import MAX_KEY_ROUNDS
 from ._update import check_function
 from .actors._cascade import RestrictRefusal
 from .actors._claims import ClaimRefusal
-from .actors._permission_spaces import SPACES as PERMISSION_SPACES
 from .actors._tx_view import TxView
 from .actors._tx_writes import ENFORCED, TxWrites
 from .actors._writes import PutItem

@@ -18,7 +18,8 @@ import trio.testing
 
 import netabase
 from netabase._auto import AUTO, uuid7
-from netabase._key_blocks import FIRST_BLOCK, KEYS_SPACE, MAX_BLOCK
+from netabase._key_blocks import FIRST_BLOCK, MAX_BLOCK
+from netabase._layout import KEYS_SPACE
 from netabase.testing import RedisServer
 
 from .auto_models import AUTO_MODELS, Board, Card, Memo, Ticket

@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .. import _keys
 from .._errors import LinkViolation, NetabaseError
 from .._keys import prefix_successor
+from .._layout import RefEntry, parse_ref, ref_key, ref_prefix, unique_link_space
 from .._model import LinkInfo, ModelInfo
 from ..backends import Condition, Delete, Expect, ExpectKeys, Op, Put, WriteBatch
 from ._claims import claim_kinds
 from ._effects import CacheEffects
-from ._links import RefEntry, parse_ref, ref_key, ref_prefix, unique_space
 from ._permission_spaces import revision_op
 from ._referrers import decoded_or_none, read_referrers, still_links
 
 if TYPE_CHECKING:
+    from .._schema import Schema
     from ..backends import Backend
-    from ._facts import SchemaFacts
 
 MAX_LISTED = 10
 PROBE = 64
@@ -82,7 +82,7 @@ class RestrictRefusal(Exception):
 
 
 async def plan_removal(
-    schema: SchemaFacts,
+    schema: Schema,
     backend: Backend,
     info: ModelInfo[Any],
     keys: list[bytes],
@@ -123,7 +123,7 @@ class RemovalPreview(NamedTuple):
 
 
 async def preview_removal(
-    schema: SchemaFacts, backend: Backend, info: ModelInfo[Any], keys: list[bytes]
+    schema: Schema, backend: Backend, info: ModelInfo[Any], keys: list[bytes]
 ) -> RemovalPreview:
     """Plan removing ``keys`` of ``info``'s model as `plan_removal` would, without writing: the
     whole walk runs even when the first referrers refuse it, so that every record it would
@@ -145,7 +145,7 @@ async def preview_removal(
 
 
 async def _walked(
-    schema: SchemaFacts,
+    schema: Schema,
     backend: Backend,
     info: ModelInfo[Any],
     keys: list[bytes],
@@ -195,7 +195,7 @@ def restrict_probes(links: Mapping[tuple[str, str], LinkInfo]) -> dict[str, froz
 
 
 async def _probe_restricted(
-    schema: SchemaFacts,
+    schema: Schema,
     backend: Backend,
     info: ModelInfo[Any],
     keys: list[bytes],
@@ -240,7 +240,7 @@ class _Blocker(NamedTuple):
 
 
 class _Walk:
-    def __init__(self, schema: SchemaFacts, backend: Backend) -> None:
+    def __init__(self, schema: Schema, backend: Backend) -> None:
         self.schema = schema
         self.backend = backend
         self.ops: list[Op] = []
@@ -371,7 +371,7 @@ class _Walk:
             Delete(link.target.ref_space, ref_key(target_key, source, link.field, source_key))
         )
         if link.unique:
-            self.ops.append(Delete(unique_space(source, link.field), target_key))
+            self.ops.append(Delete(unique_link_space(source, link.field), target_key))
 
 
 def _restrict_violation(

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from .._errors import LinkViolation, NetabaseError, ValidationError
+from .._layout import unique_field_space, unique_link_space
 from .._model import LinkInfo, ModelInfo
-from ._links import unique_space
 
 
 class ClaimKind(NamedTuple):
@@ -49,7 +49,7 @@ def claim_kinds(info: ModelInfo[Any]) -> tuple[ClaimKind, ...]:
 
             kinds.append(
                 ClaimKind(
-                    unique_space(info.name, link.field),
+                    unique_link_space(info.name, link.field),
                     link.field,
                     link.encoded_keys_of,
                     link_violation,
@@ -74,7 +74,9 @@ def claim_kinds(info: ModelInfo[Any]) -> tuple[ClaimKind, ...]:
             )
 
         kinds.append(
-            ClaimKind(f"~uniqf.{info.name}.{field}", field, field_values, field_violation, None)
+            ClaimKind(
+                unique_field_space(info.name, field), field, field_values, field_violation, None
+            )
         )
     return tuple(kinds)
 
@@ -100,7 +102,3 @@ class ClaimRefusal(Exception):
 
     def redacted(self, readable: bool) -> NetabaseError:
         return self.kind.violation(self.record, self.value, self.holder if readable else None)
-
-
-def claim_spaces(info: ModelInfo[Any]) -> list[str]:
-    return [kind.space for kind in claim_kinds(info)]

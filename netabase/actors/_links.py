@@ -1,40 +1,12 @@
-"""Link bookkeeping shared by the planners: reverse-index keys and the validation cache.
+"""Link bookkeeping shared by the planners: `Referrer` and the validation cache `LinkCache`.
 
-The reverse index of a target model T lives in space ``~ref.T``. An entry says "record ``sk`` of
-model S names ``tk`` in field f"; its key is ``H(tk) + H(S, f, sk)`` with ``H`` a 16-byte BLAKE2b
-digest, so all referrers of ``tk`` share a fixed 16-byte prefix and every entry key is 32 bytes
-whatever the key sizes (LMDB's 511-byte limit applies to index keys too). The value holds S, f and
-``sk`` in full.
+The reverse index's space and entry format live in `netabase._layout`.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from typing import Any, NamedTuple
-
-import msgpack
-
-DIGEST = 16
-
-
-def _digest(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=DIGEST).digest()
-
-
-def ref_prefix(target_key: bytes) -> bytes:
-    """The prefix every reverse-index entry of ``target_key`` starts with."""
-    return _digest(target_key)
-
-
-def ref_key(target_key: bytes, source: str, field: str, source_key: bytes) -> bytes:
-    origin = source.encode() + b"\x00" + field.encode() + b"\x00" + source_key
-    return _digest(target_key) + _digest(origin)
-
-
-def ref_value(source: str, field: str, source_key: bytes) -> bytes:
-    packed: bytes = msgpack.packb((source, field, source_key), use_bin_type=True)
-    return packed
 
 
 class Referrer(NamedTuple):
@@ -43,25 +15,6 @@ class Referrer(NamedTuple):
     model: str
     field: str
     key: Any
-
-
-class RefEntry(NamedTuple):
-    """One decoded reverse-index entry."""
-
-    index_key: bytes
-    source: str
-    field: str
-    source_key: bytes
-
-
-def parse_ref(index_key: bytes, value: bytes) -> RefEntry:
-    source, field, source_key = msgpack.unpackb(value, raw=False)
-    return RefEntry(index_key, source, field, source_key)
-
-
-def unique_space(source: str, field: str) -> str:
-    """Space holding, for a ``unique`` link, target key -> the source key that claims it."""
-    return f"~uniq.{source}.{field}"
 
 
 class LinkCache:

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import CorruptRecord, NetabaseError
 from .._keys import prefix_successor
+from .._layout import RefEntry, parse_ref, ref_prefix
 from .._model import LinkInfo, ModelInfo
 from ..backends._paging import scan_pages
-from ._links import RefEntry, parse_ref, ref_prefix
 
 if TYPE_CHECKING:
+    from .._schema import Schema
     from ..backends import Backend
-    from ._facts import SchemaFacts
 
 PAGE = 1024
 
@@ -25,7 +25,7 @@ async def read_referrers(backend: Backend, space: str, prefix: bytes) -> list[Re
 
 
 async def verified_referrers(
-    schema: SchemaFacts, backend: Backend, target: ModelInfo[Any], key: bytes
+    schema: Schema, backend: Backend, target: ModelInfo[Any], key: bytes
 ) -> list[Any]:
     """(model, field, key) of the records that really link to ``key`` of ``target``."""
     entries = await read_referrers(backend, target.ref_space, ref_prefix(key))

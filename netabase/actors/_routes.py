@@ -10,12 +10,12 @@ import attrs
 if TYPE_CHECKING:
     from .._key_blocks import KeyBlocks
     from .._roles import Roles
+    from .._schema import Schema
     from .._update import UpdateQueues
     from ..backends import Backend
     from ._caches import CacheCoordinator
     from ._config import RuntimeConfig
     from ._deadlines import Deadlines
-    from ._facts import SchemaFacts
     from ._leases import SnapshotLeases
     from ._mailbox import Mailbox
     from ._messages import Exists, Peek
@@ -28,7 +28,7 @@ class Routes:
     `Transaction`: the schema facts, the way to each actor, and the deadlines requests are sent
     under."""
 
-    schema: SchemaFacts
+    schema: Schema
     backend: Backend
     """For the stored bytes an enforced write is judged on (one snapshot per read)."""
     deadlines: Deadlines

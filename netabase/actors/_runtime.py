@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import trio
 
-from .._errors import ModelDefinitionError, UnknownModel
-from .._key_blocks import KEYS_SPACE, KeyBlocks
-from .._model import LinkInfo, ModelInfo, info_of
-from .._roles import Roles, lookup_condition
-from .._stored_schema import SPACE as SCHEMA_SPACE
+from .._errors import UnknownModel
+from .._key_blocks import KeyBlocks
+from .._model import LinkInfo, ModelInfo
+from .._roles import Roles
+from .._schema import Rules, Schema
 from .._stored_schema import reconcile
 from ..backends import Backend
 from ..permissions._actor import PermissionActor
 from ._caches import CacheCoordinator
 from ._calls import send
-from ._cascade import restrict_probes
-from ._claims import claim_spaces
 from ._config import RuntimeConfig
 from ._deadlines import Deadlines
-from ._facts import Rules, SchemaFacts
 from ._leases import SnapshotLeases
 from ._messages import Exists, Peek
 from ._permission_layout import upgrade_permission_layout
-from ._permission_spaces import SPACES as PERMISSION_SPACES
 from ._routes import Routes
 from ._stats import ActorStats
 from ._store_actor import StoreActor
@@ -34,8 +30,8 @@ from ._supervisor import Supervised, Supervisor
 
 class Runtime:
     """Builds and owns the actors of one open database: it hands each what it uses
-    (`SchemaFacts`, the backend, `ask`, the `CacheCoordinator`), the facades their `Routes`
-    to them (`actor_for`, `ask`), and shuts them down (`drain`, `fail`)."""
+    (the `Schema`, the backend, `ask`, the `CacheCoordinator`), routes callers to them
+    (`actor_for`, `ask`) and shuts them down (`drain`, `fail`)."""
 
     def __init__(
         self,
@@ -49,21 +45,8 @@ class Runtime:
         self.deadlines = Deadlines()
         self.leases = SnapshotLeases()
         """The open snapshots of transactions, closed at their deadlines."""
-        self.models = _register(models)
-        self.link_index: dict[tuple[str, str], LinkInfo] = {
-            (info.name, link.field): link for info in self.models.values() for link in info.links
-        }
         roles = roles or Roles()
-        self.rules = _rules(self.models, roles)
-        self.schema = SchemaFacts(
-            models=self.models,
-            link_index=self.link_index,
-            restrict_probes=restrict_probes(self.link_index),
-            hierarchy_parents=frozenset(
-                info.parent.target.name for info in self.models.values() if info.parent is not None
-            ),
-            rules=self.rules,
-        )
+        self.schema = Schema.from_models(models, roles)
         """What the models say; the facades read ``models``, ``link_index`` and ``rules``."""
         self.actors: dict[str, StoreActor] = {}
         self.caches = CacheCoordinator(self.actors, self.permissions_changed)
@@ -110,18 +93,24 @@ class Runtime:
         self._main_lanes_done = trio.Event()
         self._may_lack: dict[str, frozenset[str]] = {}
 
+    @property
+    def models(self) -> Mapping[str, ModelInfo[Any]]:
+        """The registered models by name (`Schema.models`)."""
+        return self.schema.models
+
+    @property
+    def link_index(self) -> Mapping[tuple[str, str], LinkInfo]:
+        """(source model, field) -> the link (`Schema.link_index`)."""
+        return self.schema.link_index
+
+    @property
+    def rules(self) -> Rules:
+        """(model, action) -> allow and require conditions (`Schema.rules`)."""
+        return self.schema.rules
+
     def spaces(self) -> list[str]:
-        """Every backend keyspace the registered models use."""
-        spaces: list[str] = []
-        for info in self.models.values():
-            spaces.append(info.space)
-            spaces.append(info.ref_space)
-            spaces.extend(claim_spaces(info))
-        spaces.extend(PERMISSION_SPACES)
-        spaces.append(SCHEMA_SPACE)
-        if self.key_blocks:
-            spaces.append(KEYS_SPACE)
-        return spaces
+        """Every backend keyspace the registered models use (`Schema.spaces`)."""
+        return list(self.schema.spaces)
 
     async def start(self) -> None:
         """Open the backend's spaces, check the models against the stored schemas
@@ -212,46 +201,3 @@ class Runtime:
             for request in each.take_inflight():
                 request.fail(error)
         self._main_lanes_done.set()
-
-
-def _rules(models: dict[str, ModelInfo[Any]], roles: Roles) -> Rules:
-    table: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
-    for info in models.values():
-        for rule in info.rules:
-            roles.check_action(rule.action, info.name)
-            if lookup_condition(rule.condition) is None:
-                raise ModelDefinitionError(
-                    info.name,
-                    f"rule {rule.kind}({rule.action!r}, when={rule.condition!r}) names a condition "
-                    "that is not registered (use @netabase.condition)",
-                )
-            allows, requires = table.setdefault((info.name, rule.action), ([], []))
-            (allows if rule.kind == "allow" else requires).append(rule.condition)
-    return {key: (tuple(a), tuple(r)) for key, (a, r) in table.items()}
-
-
-def _register(models: Iterable[type]) -> dict[str, ModelInfo[Any]]:
-    registered: dict[str, ModelInfo[Any]] = {}
-    for cls in models:
-        info: ModelInfo[Any] | None = info_of(cls)
-        if info is None:
-            name = getattr(cls, "__name__", repr(cls))
-            raise ModelDefinitionError(
-                name, "is not a netabase model (decorate it with @netabase.model)"
-            )
-        other = registered.get(info.name)
-        if other is not None and other.cls is not cls:
-            raise ModelDefinitionError(
-                info.name,
-                f"two registered classes share the model name {info.name!r}; give one name=...",
-            )
-        registered[info.name] = info
-    for info in registered.values():
-        for link in info.links:
-            if registered.get(link.target.name) is not link.target:
-                raise ModelDefinitionError(
-                    info.name,
-                    f"links to {link.target.name}, which is not in models=[...]; register it too",
-                    field=link.field,
-                )
-    return registered

@@ -24,13 +24,13 @@ import trio
 from .._codec import record_version
 from .._errors import CorruptRecord, NetabaseError
 from .._model import ModelInfo
+from .._schema import Schema
 from ..backends import Backend
 from ._actor import BatchingActor, in_rounds
 from ._cache import RecordCache
 from ._caches import CacheCoordinator
 from ._cascade import RemovalPreview, preview_removal
 from ._config import RuntimeConfig
-from ._facts import SchemaFacts
 from ._links import Referrer
 from ._mailbox import Mailbox, Request
 from ._messages import (
@@ -63,7 +63,7 @@ class StoreActor:
         self,
         info: ModelInfo[Any],
         backend: Backend,
-        schema: SchemaFacts,
+        schema: Schema,
         config: RuntimeConfig,
         *,
         ask: Ask,

@@ -19,8 +19,8 @@ from ._messages import Exists, Insert, Message, Peek, Remove
 from ._writes import Guard, PutItem, WritePlanner
 
 if TYPE_CHECKING:
+    from .._schema import Schema
     from ._config import RuntimeConfig
-    from ._facts import SchemaFacts
     from ._store_actor import StoreActor
     from ._tx_view import TxView
 
@@ -33,7 +33,7 @@ class _Planning:
     """The parts of a store actor its planner reads, pointed at a transaction's view."""
 
     def __init__(
-        self, info: ModelInfo[Any], schema: SchemaFacts, config: RuntimeConfig, view: TxView
+        self, info: ModelInfo[Any], schema: Schema, config: RuntimeConfig, view: TxView
     ) -> None:
         self.info = info
         self.schema = schema
@@ -56,7 +56,7 @@ class _Planning:
 class TxWrites:
     """The write planners of one transaction, one per model it writes."""
 
-    def __init__(self, schema: SchemaFacts, config: RuntimeConfig, view: TxView) -> None:
+    def __init__(self, schema: Schema, config: RuntimeConfig, view: TxView) -> None:
         self._schema = schema
         self._config = config
         self._view = view

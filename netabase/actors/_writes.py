@@ -26,12 +26,13 @@ from .._errors import (
     NetabaseError,
     WriteConflict,
 )
+from .._layout import ref_key, ref_value
 from .._model import LinkInfo, ModelInfo
 from ..backends import EXISTS, Condition, Delete, Expect, Op, Put, Stamped, WriteBatch
 from ._cascade import plan_removal
 from ._claims import ClaimRefusal, claim_kinds
 from ._effects import CacheEffects
-from ._links import LinkCache, ref_key, ref_value
+from ._links import LinkCache
 from ._mailbox import Request
 from ._messages import Exists, Insert, Remove
 from ._permission_spaces import revision_op

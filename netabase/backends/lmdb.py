@@ -20,6 +20,7 @@ import outcome
 import trio
 
 from .._errors import BackendUnavailable, InvalidURL
+from .._layout import BACKEND_META_SPACE
 from ._base import (
     ApplyResult,
     Backend,
@@ -37,7 +38,7 @@ from ._worker import WorkerThread
 if TYPE_CHECKING:
     from ._url import BackendURL
 
-_META = "~meta"
+_META = BACKEND_META_SPACE
 _OPEN_PATHS: set[str] = set()
 _OPEN_PATHS_LOCK = threading.Lock()
 

@@ -29,9 +29,9 @@ import trio
 
 from .._errors import NetabaseError
 from .._roles import Roles
+from .._schema import Schema
 from ..actors._actor import BatchingActor, in_rounds
 from ..actors._config import RuntimeConfig
-from ..actors._facts import SchemaFacts
 from ..actors._mailbox import Mailbox, Request
 from ..actors._messages import PERMISSION_WRITES, Check, Explain, Judge, ListObjects, Message
 from ..actors._stats import ActorStats
@@ -49,7 +49,7 @@ class PermissionActor:
     def __init__(
         self,
         backend: Backend,
-        schema: SchemaFacts,
+        schema: Schema,
         roles: Roles,
         config: RuntimeConfig,
         *,

@@ -8,8 +8,8 @@ import msgpack
 
 from .._errors import CorruptRecord
 from .._keys import encode_str
-from ..actors._facts import SchemaFacts
-from ..actors._links import ref_prefix
+from .._layout import ref_prefix
+from .._schema import Schema
 from ..actors._permission_spaces import GRANTS
 from ..actors._referrers import read_referrers
 from ..backends import Backend
@@ -22,7 +22,7 @@ from ._scan import scan_prefix
 class Listings:
     """Answers `ListObjects`; keeps each listing for the next page while the hierarchy stands."""
 
-    def __init__(self, backend: Backend, schema: SchemaFacts, engine: ProofEngine) -> None:
+    def __init__(self, backend: Backend, schema: Schema, engine: ProofEngine) -> None:
         self.backend = backend
         self.schema = schema
         self.engine = engine

@@ -18,7 +18,7 @@ import msgpack
 from .._errors import ConditionError, CorruptRecord
 from .._keys import encode_str
 from .._roles import Explanation, Grant, Roles, lookup_condition
-from ..actors._facts import SchemaFacts
+from .._schema import Schema
 from ..actors._messages import Peek
 from ..actors._permission_spaces import (
     GRANTS_REVISION,
@@ -52,7 +52,7 @@ class ProofEngine:
     """Proves, judges and explains; its caches belong to the revision last read by `sync`."""
 
     def __init__(
-        self, backend: Backend, schema: SchemaFacts, roles: Roles, *, ask: Ask, cache_size: int
+        self, backend: Backend, schema: Schema, roles: Roles, *, ask: Ask, cache_size: int
     ) -> None:
         self.backend = backend
         self.schema = schema

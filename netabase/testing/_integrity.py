@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from .._database import Database
+from .._layout import ref_key, ref_value
 from .._model import ModelInfo, info_of
 from ..actors._claims import claim_kinds
-from ..actors._links import ref_key, ref_value
 from ..backends import Backend
 from ..backends._paging import scan_pages
 
