@@ -1,0 +1,74 @@
+"""Adversarial review of transactions (issue 14): each test is a problem found, then fixed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+import netabase
+
+from .tx_models import TX_MODELS, Balance, Customer, Order
+
+
+@pytest.fixture
+async def db(backend_url: str) -> AsyncIterator[netabase.Database]:
+    async with netabase.open(backend_url, models=TX_MODELS) as database:
+        yield database
+
+
+async def test_a_link_to_a_record_removed_earlier_in_the_transaction_is_refused(
+    db: netabase.Database,
+) -> None:
+    await db.store(Customer).insert(Customer("c"))
+    async with db.transaction() as tx:
+        await tx.store(Order).insert(Order(1, "c"))  # c checked (and remembered) as existing
+        assert await tx.store(Customer).remove("c")  # cascades order 1
+        with pytest.raises(netabase.LinkViolation, match="Customer key 'c'"):
+            await tx.store(Order).insert(Order(2, "c"))
+    assert await db.store(Customer).get("c") is None
+    assert await db.store(Order).get_many([1, 2]) == [None, None]
+
+
+async def test_scan_with_limit_sees_own_puts_and_deletes_at_page_edges(
+    db: netabase.Database,
+) -> None:
+    await db.store(Balance).insert_many(Balance(k) for k in "bdfh")
+    async with db.transaction() as tx:
+        balances = tx.store(Balance)
+        await balances.insert(Balance("a"))
+        await balances.remove("d")
+        await balances.insert(Balance("z"))
+        forward = [b.id async for b in balances.scan(limit=3, page_size=2)]
+        backward = [b.id async for b in balances.scan(limit=3, page_size=2, reverse=True)]
+        everything = [b.id async for b in balances.scan(page_size=1)]
+        assert forward == ["a", "b", "f"]
+        assert backward == ["z", "h", "f"]
+        assert everything == ["a", "b", "f", "h", "z"]
+        assert await balances.count() == 5
+
+
+async def test_a_phantom_past_a_limited_scan_page_is_not_a_conflict_but_inside_is(
+    db: netabase.Database,
+) -> None:
+    await db.store(Balance).insert_many(Balance(k) for k in "bdf")
+    async with db.transaction() as tx:
+        assert [b.id async for b in tx.store(Balance).scan(limit=1)] == ["b"]
+        await db.store(Balance).insert(Balance("e"))  # outside what it read
+        await tx.store(Balance).insert(Balance("x"))
+    with pytest.raises(netabase.TransactionConflict):
+        async with db.transaction() as tx:
+            assert [b.id async for b in tx.store(Balance).scan(limit=2)] == ["b", "d"]
+            await db.store(Balance).insert(Balance("c"))  # a phantom inside it
+            await tx.store(Balance).insert(Balance("y"))
+
+
+async def test_contains_then_get_conflicts_on_a_value_change(db: netabase.Database) -> None:
+    await db.store(Balance).insert(Balance("a", 1))
+    with pytest.raises(netabase.TransactionConflict):
+        async with db.transaction() as tx:
+            assert await tx.store(Balance).contains("a")
+            got = await tx.store(Balance).get_many(["a", "a"])
+            assert got == [Balance("a", 1), Balance("a", 1)]
+            await db.store(Balance).insert(Balance("a", 2))
+            await tx.store(Balance).insert(Balance("b", got[0].cents if got[0] else 0))
