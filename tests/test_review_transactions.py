@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +74,33 @@ async def test_contains_then_get_conflicts_on_a_value_change(db: netabase.Databa
             assert got == [Balance("a", 1), Balance("a", 1)]
             await db.store(Balance).insert(Balance("a", 2))
             await tx.store(Balance).insert(Balance("b", got[0].cents if got[0] else 0))
+
+
+def test_a_blocking_transaction_that_fails_to_begin_does_not_block_the_thread(
+    tmp_path: Path,
+) -> None:
+    with netabase.connect_sync(f"lmdb://{tmp_path / 'db'}", models=TX_MODELS) as db:
+        tx = db.transaction()
+        with tx:
+            tx.store(Balance).insert(Balance("a", 1))
+        with pytest.raises(netabase.TransactionError, match="entered once"), tx:
+            pass
+        with db.transaction() as again:  # not "inside a transaction"
+            again.store(Balance).insert(Balance("b", 2))
+        assert db.store(Balance).get_many(["a", "b"]) == [Balance("a", 1), Balance("b", 2)]
+
+
+def test_an_asyncio_transaction_that_fails_to_begin_does_not_block_the_task() -> None:
+    async def main() -> None:
+        async with netabase.open_asyncio("memory://", models=TX_MODELS) as db:
+            tx = db.transaction()
+            async with tx:
+                await tx.store(Balance).insert(Balance("a", 1))
+            with pytest.raises(netabase.TransactionError, match="entered once"):
+                async with tx:
+                    pass
+            async with db.transaction() as again:
+                await again.store(Balance).insert(Balance("b", 2))
+            assert await db.store(Balance).get("b") == Balance("b", 2)
+
+    asyncio.run(main())

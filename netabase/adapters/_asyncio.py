@@ -314,7 +314,11 @@ class AsyncioTransaction(AsyncioCrossing):
 
     async def __aenter__(self) -> AsyncioTransaction:
         entered(self)
-        await self._run(self._target.__aenter__)
+        try:
+            await self._run(self._target.__aenter__)
+        except BaseException:
+            left(self)  # it never began: the task or thread is free again
+            raise
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:

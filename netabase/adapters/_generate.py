@@ -334,8 +334,18 @@ def render_class(source: Source, flavor: Flavor) -> list[str]:
         lines += [
             "",
             f"    {head} {enter}(self) -> {name}:",
-            *(["        entered(self)"] if once else []),
-            f"        {crossing}(self._target.__aenter__)",
+            *(
+                [
+                    "        entered(self)",
+                    "        try:",
+                    f"            {crossing}(self._target.__aenter__)",
+                    "        except BaseException:",
+                    "            left(self)  # it never began: the task or thread is free again",
+                    "            raise",
+                ]
+                if once
+                else [f"        {crossing}(self._target.__aenter__)"]
+            ),
             "        return self",
             "",
             f"    {head} {exit_}(self, *exc_info: Any) -> None:",
