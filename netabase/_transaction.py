@@ -84,6 +84,8 @@ class Transaction:
         return f"<netabase.Transaction {self._state}>"
 
     async def __aenter__(self) -> Transaction:
+        # Checkpoint first: cancelled after the mark below, `__aexit__` would never clear it.
+        await trio.lowlevel.checkpoint()
         if self._state != "new":
             raise TransactionError("a transaction object is entered once; call db.transaction()")
         if _CURRENT.get() is not None:
@@ -94,7 +96,6 @@ class Transaction:
         self._token = _CURRENT.set(self)
         self._state = "open"
         self._deadline = trio.current_time() + self._timeout
-        await trio.lowlevel.checkpoint()
         return self
 
     async def __aexit__(

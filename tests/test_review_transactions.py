@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import trio
 
 import netabase
 
@@ -104,3 +105,15 @@ def test_an_asyncio_transaction_that_fails_to_begin_does_not_block_the_task() ->
             assert await db.store(Balance).get("b") == Balance("b", 2)
 
     asyncio.run(main())
+
+
+async def test_a_transaction_cancelled_as_it_begins_does_not_block_the_task(
+    db: netabase.Database,
+) -> None:
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        async with db.transaction() as tx:
+            await tx.store(Balance).insert(Balance("a", 1))
+    async with db.transaction() as tx:  # not "inside a transaction"
+        await tx.store(Balance).insert(Balance("b", 2))
+    assert await db.store(Balance).get_many(["a", "b"]) == [None, Balance("b", 2)]
