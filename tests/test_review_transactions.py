@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import trio
 
 import netabase
 
+from .perm_models import PERM_MODELS, Department, Document, Organization, Project
 from .tx_models import TX_MODELS, Balance, Customer, Order
 
 
@@ -117,3 +119,45 @@ async def test_a_transaction_cancelled_as_it_begins_does_not_block_the_task(
     async with db.transaction() as tx:  # not "inside a transaction"
         await tx.store(Balance).insert(Balance("b", 2))
     assert await db.store(Balance).get_many(["a", "b"]) == [None, Balance("b", 2)]
+
+
+@pytest.fixture
+async def pdb(backend_url: str) -> AsyncIterator[netabase.Database]:
+    async with netabase.open(backend_url, models=PERM_MODELS) as database:
+        await database.store(Organization).insert(Organization("acme"))
+        await database.store(Department).insert_many(
+            [Department("eng", "acme"), Department("hr", "acme")]
+        )
+        await database.store(Project).insert_many([Project("p1", "eng"), Project("secret", "hr")])
+        await database.store(Document).insert_many(
+            [Document("d1", "p1"), Document("s1", "secret", author="CONFIDENTIAL")]
+        )
+        await database.permissions.grant("ann", Department, "eng", "write")
+        yield database
+
+
+async def test_an_enforced_read_never_hands_out_a_version_the_principal_could_never_read(
+    pdb: netabase.Database,
+) -> None:
+    # s1 is sanitized, then published by moving its project under eng: its old content was
+    # never readable by ann, though the snapshot still holds it and its ancestors now allow.
+    ann = pdb.as_principal("ann")
+    for read in ("get", "get_many", "scan"):
+        await pdb.store(Project).insert(Project("secret", "hr"))
+        await pdb.store(Document).insert(Document("s1", "secret", author="CONFIDENTIAL"))
+        seen: list[Document | None] = []
+        with contextlib.suppress(netabase.TransactionConflict):
+            async with ann.transaction() as tx:
+                docs = tx.store(Document)
+                await docs.get("d1")  # the snapshot is taken
+                await pdb.store(Document).insert(Document("s1", "secret", author="sanitized"))
+                await pdb.store(Project).insert(Project("secret", "eng"))
+                if read == "get":
+                    seen.append(await docs.get("s1"))
+                elif read == "get_many":
+                    seen.extend(await docs.get_many(["s1", "d1"]))
+                else:
+                    seen.extend([d async for d in docs.scan()])
+        assert all(d is None or d.author != "CONFIDENTIAL" for d in seen), read
+    async with ann.transaction() as tx:  # a fresh snapshot reads what is there now
+        assert await tx.store(Document).get("s1") == Document("s1", "secret", author="sanitized")
