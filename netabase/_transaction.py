@@ -79,6 +79,7 @@ class Transaction:
         self._state = "new"
         self._token: contextvars.Token[Transaction | None] | None = None
         self._stores: dict[str, TransactionStore[Any]] = {}
+        self._abandoned = False
 
     def __repr__(self) -> str:
         return f"<netabase.Transaction {self._state}>"
@@ -133,6 +134,12 @@ class Transaction:
             raise TransactionError("use the transaction inside `async with db.transaction()`")
         if self._state != "open":
             raise TransactionError(f"the transaction is {self._state}; start a new one")
+        if self._abandoned:
+            self._discard()
+            raise TransactionError(
+                "a write of this transaction was cancelled before its outcome was known, so "
+                "it may or may not be staged; the transaction is discarded, start a new one"
+            )
         if self._routes.is_closing():
             self._discard()
             raise Closed("transaction")
@@ -174,6 +181,11 @@ class Transaction:
                 ) from None
             self._check_size(view)
             return result
+
+    def _abandon(self) -> None:
+        """A caller in another event loop gave up on a write before hearing its outcome: it
+        may have been staged, so the transaction may not commit (any thread may call this)."""
+        self._abandoned = True
 
     # the end
 

@@ -161,3 +161,32 @@ async def test_an_enforced_read_never_hands_out_a_version_the_principal_could_ne
         assert all(d is None or d.author != "CONFIDENTIAL" for d in seen), read
     async with ann.transaction() as tx:  # a fresh snapshot reads what is there now
         assert await tx.store(Document).get("s1") == Document("s1", "secret", author="sanitized")
+
+
+def test_an_asyncio_write_cancelled_midway_is_never_committed_behind_the_callers_back() -> None:
+    # A cancelled crossing may have staged its write in trio before the cancel got there: the
+    # caller saw it fail, so the transaction must not commit it.
+    async def main() -> None:
+        async with netabase.open_asyncio("memory://", models=TX_MODELS, bridge="guest") as db:
+            cancelled = ghosts = 0
+            for i in range(200):
+                failed = False
+                try:
+                    async with db.transaction() as tx:
+                        await tx.store(Balance).get("a")
+                        try:
+                            insert = tx.store(Balance).insert(Balance(f"k{i}"))
+                            await asyncio.wait_for(insert, timeout=(i % 20) * 0.0001)
+                        except TimeoutError:
+                            failed = True
+                except netabase.TransactionError:
+                    assert failed
+                    cancelled += 1
+                    continue
+                if failed:
+                    cancelled += 1
+                    ghosts += await db.store(Balance).get(f"k{i}") is not None
+            assert cancelled > 0
+            assert ghosts == 0
+
+    asyncio.run(main())
