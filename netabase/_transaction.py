@@ -179,6 +179,9 @@ class Transaction:
                 raise TransactionConflict(
                     None, detail=" (the backend ended its snapshot)"
                 ) from None
+            except TransactionConflict:
+                self._discard()  # what it read cannot commit any more
+                raise
             self._check_size(view)
             return result
 

@@ -190,3 +190,39 @@ def test_an_asyncio_write_cancelled_midway_is_never_committed_behind_the_callers
             assert ghosts == 0
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("first", ["get", "contains"])
+@pytest.mark.parametrize("start", ["absent", "present"])
+async def test_two_different_answers_for_one_key_never_commit(
+    db: netabase.Database, first: str, start: str
+) -> None:
+    # Without a snapshot (Redis) a transaction reading a key twice can get two answers: no
+    # state at the commit matches both, so the commit must be refused.
+    balances = db.store(Balance)
+    if start == "present":
+        await balances.insert(Balance("x", 1))
+
+    async def flip() -> None:
+        if start == "absent":
+            await balances.insert(Balance("x", 1))
+        else:
+            await balances.remove("x")
+
+    async def read(tx: netabase.Transaction) -> object:
+        if first == "get":
+            return await tx.store(Balance).get("x")
+        return await tx.store(Balance).contains("x")
+
+    answers: list[object] = []
+    committed = False
+    with contextlib.suppress(netabase.TransactionConflict):
+        async with db.transaction() as tx:
+            answers.append(await read(tx))
+            await flip()
+            answers.append(await read(tx))
+            await balances.remove("x")  # absent at the commit, whichever answer that matches
+            await tx.store(Balance).insert(Balance("y"))
+        committed = True
+    if committed:
+        assert answers[0] == answers[1]
