@@ -137,8 +137,8 @@ class Transaction:
         if self._abandoned:
             self._discard()
             raise TransactionError(
-                "a write of this transaction was cancelled before its outcome was known, so "
-                "it may or may not be staged; the transaction is discarded, start a new one"
+                "a call of this transaction was cancelled before its outcome was known (a "
+                "write may or may not be staged); the transaction is discarded, start a new one"
             )
         if self._routes.is_closing():
             self._discard()
@@ -186,8 +186,8 @@ class Transaction:
             return result
 
     def _abandon(self) -> None:
-        """A caller in another event loop gave up on a write before hearing its outcome: it
-        may have been staged, so the transaction may not commit (any thread may call this)."""
+        """A caller in another event loop gave up on a call before hearing its outcome: a
+        write may have been staged, so the transaction may not commit (any thread may call)."""
         self._abandoned = True
 
     # the end
