@@ -83,11 +83,14 @@ class Transaction:
         self._state = "new"
         self._token: contextvars.Token[Transaction | None] | None = None
         self._stores: dict[str, TransactionStore[Any]] = {}
+        self._abandoned = False
 
     def __repr__(self) -> str:
         return f"<netabase.Transaction {self._state}>"
 
     async def __aenter__(self) -> Transaction:
+        # Checkpoint first: cancelled after the mark below, `__aexit__` would never clear it.
+        await trio.lowlevel.checkpoint()
         if self._state != "new":
             raise TransactionError("a transaction object is entered once; call db.transaction()")
         if _CURRENT.get() is not None:
@@ -98,7 +101,6 @@ class Transaction:
         self._token = _CURRENT.set(self)
         self._state = "open"
         self._deadline = trio.current_time() + self._timeout
-        await trio.lowlevel.checkpoint()
         return self
 
     async def __aexit__(
@@ -136,6 +138,12 @@ class Transaction:
             raise TransactionError("use the transaction inside `async with db.transaction()`")
         if self._state != "open":
             raise TransactionError(f"the transaction is {self._state}; start a new one")
+        if self._abandoned:
+            self._discard()
+            raise TransactionError(
+                "a call of this transaction was cancelled before its outcome was known (a "
+                "write may or may not be staged); the transaction is discarded, start a new one"
+            )
         if self._routes.is_closing():
             self._discard()
             raise Closed("transaction")
@@ -175,8 +183,16 @@ class Transaction:
                 raise TransactionConflict(
                     None, detail=" (the backend ended its snapshot)"
                 ) from None
+            except TransactionConflict:
+                self._discard()  # what it read cannot commit any more
+                raise
             self._check_size(view)
             return result
+
+    def _abandon(self) -> None:
+        """A caller in another event loop gave up on a call before hearing its outcome: a
+        write may have been staged, so the transaction may not commit (any thread may call)."""
+        self._abandoned = True
 
     # the end
 

@@ -28,6 +28,7 @@ from .actors._cascade import RestrictRefusal
 from .actors._claims import ClaimRefusal
 from .actors._writes import PutItem, _missing
 from .backends import Delete, Op, Put
+from .backends._base import matches
 
 if TYPE_CHECKING:
     from .actors._tx_view import TxView
@@ -67,7 +68,24 @@ class TransactionGuard:
             _as_read(self.principal, info, key, record)
             for key, record in zip(keys, records, strict=True)
         ]
-        return await self._pinned(view, judgements)
+        answers = await self._pinned(view, judgements)
+        await self._still_stored(view, info, keys, answers)
+        return answers
+
+    async def _still_stored(
+        self, view: TxView, info: ModelInfo[Any], keys: Sequence[bytes], answers: list[bool]
+    ) -> None:
+        """`TransactionConflict` if a record judged readable (on the ancestors and grants of
+        now) is no longer stored as the snapshot has it: its old version, judged on today's
+        hierarchy, may never have been readable (rewritten, then published by a move)."""
+        staged = view.staged.get(info.space, {})
+        wanted = [key for key, ok in zip(keys, answers, strict=True) if ok and key not in staged]
+        if not wanted:
+            return
+        _, live = await self._permissions._routes.backend.read(info.space, wanted)
+        for key, value in zip(wanted, live, strict=True):
+            if not matches(value, view.seen.get((info.space, key))):
+                raise TransactionConflict(None, detail=" (a record it read changed since)")
 
     async def check_reads(
         self, view: TxView, info: ModelInfo[Any], keys: Sequence[bytes], records: Sequence[Any]

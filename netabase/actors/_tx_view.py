@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .._errors import TransactionConflict
 from .._keys import MAX_KEY_SIZE
 from ..backends import EXISTS, Condition, Delete, Expect, ExpectKeys, Op, Put, Snapshot, WriteBatch
 from ..backends._base import _Exists
@@ -52,6 +53,11 @@ class TxView:
 
     def _note(self, space: str, key: bytes, value: _Seen) -> None:
         known = self.seen.get((space, key), value)
+        if (known is None) != (value is None) or (
+            isinstance(known, bytes) and isinstance(value, bytes) and known != value
+        ):
+            # Two answers for one key (no snapshot: Redis): no state at the commit has both.
+            raise TransactionConflict(None, detail=" (it read two versions of it)")
         # An exact value says more than "exists": keep the stronger observation.
         self.seen[(space, key)] = value if known is EXISTS else known
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .._model import ModelInfo
 from ..backends import Op
+from ._links import LinkCache
 from ._mailbox import Request
 from ._messages import Exists, Insert, Message, Peek, Remove
 from ._writes import Guard, PutItem, WritePlanner
@@ -67,6 +68,9 @@ class TxWrites:
         if planner is None:
             context = _Planning(info, self._schema, self._config, self._view)
             planner = self._planners[info.name] = WritePlanner(cast("StoreActor", context))
+            # No link-validation cache: a target the transaction removes later must be seen
+            # missing by its later writes, and the view's reads are cheap and recorded.
+            planner.links_cache = LinkCache(0)
         return planner
 
     async def plan(self, info: ModelInfo[Any], message: Message) -> tuple[Sequence[Op], Any]:

@@ -17,7 +17,15 @@ from .._store import Loaded, Store
 from .._transaction import Transaction, TransactionStore
 from ..actors._links import Referrer
 from ..backends import Backend
-from ._base import AsyncioCrossing, asyncio_transact, entered, left, listed, model_name
+from ._base import (
+    AsyncioCrossing,
+    AsyncioTxCrossing,
+    asyncio_transact,
+    entered,
+    left,
+    listed,
+    model_name,
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -316,7 +324,11 @@ class AsyncioTransaction(AsyncioCrossing):
 
     async def __aenter__(self) -> AsyncioTransaction:
         entered(self)
-        await self._run(self._target.__aenter__)
+        try:
+            await self._run(self._target.__aenter__)
+        except BaseException:
+            left(self)  # it never began: the task or thread is free again
+            raise
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
@@ -328,7 +340,7 @@ class AsyncioTransaction(AsyncioCrossing):
         return AsyncioTransactionStore(self._target.store(model), self._crossing)
 
 
-class AsyncioTransactionStore(AsyncioCrossing, Generic[T]):
+class AsyncioTransactionStore(AsyncioTxCrossing, Generic[T]):
     """`TransactionStore[T]` for asyncio callers; generated from it, so see
     `TransactionStore` for what each member does."""
 

@@ -15,7 +15,7 @@ from .._bridge import Runner
 from .._errors import TransactionConflict, TransactionError
 from .._model import ModelInfo, info_of
 from .._portal import TrioPortal
-from .._transaction import MAX_BACKOFF, check_transact_function
+from .._transaction import MAX_BACKOFF, TransactionStore, check_transact_function
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -87,6 +87,20 @@ class AsyncioCrossing:
 
     def _pages(self, source: AsyncIterator[R], page_size: int, where: str) -> AsyncIterator[R]:
         return Pages(self._crossing, source, page_size, where)
+
+
+class AsyncioTxCrossing(AsyncioCrossing):
+    """The crossing of a transaction's store: a call cancelled on the loop may still have
+    staged its write in trio, so the transaction is abandoned (it cannot commit)."""
+
+    _target: TransactionStore[Any]
+
+    async def _run(self, call: Callable[[], Awaitable[R]]) -> R:
+        try:
+            return await super()._run(call)
+        except asyncio.CancelledError:
+            self._target._tx._abandon()
+            raise
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -121,6 +121,7 @@ IMPORTS = {
     "TrioPortal": ".._portal",
     "SyncCrossing": "._base",
     "AsyncioCrossing": "._base",
+    "AsyncioTxCrossing": "._base",
     "listed": "._base",
     "model_name": "._base",
 }
@@ -313,7 +314,10 @@ def render_property(name: str, annotation: str, flavor: Flavor, doc: Any = None)
 def render_class(source: Source, flavor: Flavor) -> list[str]:
     name = flavor.prefix + source.name
     generic = "[T]" if source.generic else ""
-    bases = f"{flavor.base}, Generic[T]" if source.generic else flavor.base
+    base = flavor.base
+    if flavor.is_async and source.cls is TransactionStore:
+        base = "AsyncioTxCrossing"  # a cancelled write abandons the transaction
+    bases = f"{base}, Generic[T]" if source.generic else base
     lines = [
         f"class {name}({bases}):",
         f'    """`{source.name}{generic}` for {flavor.describe}; generated from it, so see',
@@ -334,8 +338,18 @@ def render_class(source: Source, flavor: Flavor) -> list[str]:
         lines += [
             "",
             f"    {head} {enter}(self) -> {name}:",
-            *(["        entered(self)"] if once else []),
-            f"        {crossing}(self._target.__aenter__)",
+            *(
+                [
+                    "        entered(self)",
+                    "        try:",
+                    f"            {crossing}(self._target.__aenter__)",
+                    "        except BaseException:",
+                    "            left(self)  # it never began: the task or thread is free again",
+                    "            raise",
+                ]
+                if once
+                else [f"        {crossing}(self._target.__aenter__)"]
+            ),
             "        return self",
             "",
             f"    {head} {exit_}(self, *exc_info: Any) -> None:",

@@ -314,7 +314,11 @@ class SyncTransaction(SyncCrossing):
 
     def __enter__(self) -> SyncTransaction:
         entered(self)
-        self._run(self._target.__aenter__)
+        try:
+            self._run(self._target.__aenter__)
+        except BaseException:
+            left(self)  # it never began: the task or thread is free again
+            raise
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
