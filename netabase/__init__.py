@@ -13,6 +13,8 @@ from ._asyncio import (
     AsyncioPermissions,
     AsyncioPrincipalView,
     AsyncioStore,
+    AsyncioTransaction,
+    AsyncioTransactionStore,
     open_asyncio,
 )
 from ._auto import auto
@@ -36,6 +38,10 @@ from ._errors import (
     RequestTimeout,
     RuntimeFailed,
     SchemaMismatch,
+    TransactionConflict,
+    TransactionError,
+    TransactionTimeout,
+    TransactionTooLarge,
     UnknownAction,
     UnknownModel,
     ValidationError,
@@ -45,7 +51,16 @@ from ._model import LinkInfo, ModelInfo, info_of, link, model
 from ._permissions import GuardedStore, Permissions, PrincipalView
 from ._roles import Explanation, Grant, Roles, Rule, allow, condition, register_condition, require
 from ._store import Loaded, Store
-from ._sync import SyncDatabase, SyncPermissions, SyncPrincipalView, SyncStore, connect_sync
+from ._sync import (
+    SyncDatabase,
+    SyncPermissions,
+    SyncPrincipalView,
+    SyncStore,
+    SyncTransaction,
+    SyncTransactionStore,
+    connect_sync,
+)
+from ._transaction import Transaction, TransactionStore
 from .actors._links import Referrer
 from .actors._stats import ActorStats
 from .backends import register_backend
@@ -58,6 +73,8 @@ __all__ = [
     "AsyncioPermissions",
     "AsyncioPrincipalView",
     "AsyncioStore",
+    "AsyncioTransaction",
+    "AsyncioTransactionStore",
     "BackendUnavailable",
     "Closed",
     "ConditionError",
@@ -91,6 +108,14 @@ __all__ = [
     "SyncPermissions",
     "SyncPrincipalView",
     "SyncStore",
+    "SyncTransaction",
+    "SyncTransactionStore",
+    "Transaction",
+    "TransactionConflict",
+    "TransactionError",
+    "TransactionStore",
+    "TransactionTimeout",
+    "TransactionTooLarge",
     "UnknownAction",
     "UnknownModel",
     "ValidationError",

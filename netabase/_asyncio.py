@@ -29,6 +29,8 @@ from .adapters._asyncio import (
     AsyncioPermissions,
     AsyncioPrincipalView,
     AsyncioStore,
+    AsyncioTransaction,
+    AsyncioTransactionStore,
 )
 
 __all__ = [
@@ -36,6 +38,8 @@ __all__ = [
     "AsyncioPermissions",
     "AsyncioPrincipalView",
     "AsyncioStore",
+    "AsyncioTransaction",
+    "AsyncioTransactionStore",
     "Bridge",
     "open_asyncio",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import attrs
@@ -14,6 +14,7 @@ from ._errors import ValidationError
 from ._permissions import Permissions, PrincipalView
 from ._roles import Roles
 from ._store import Store
+from ._transaction import Transaction, check_transact_function, transact
 from .actors._config import RuntimeConfig, Strategy
 from .actors._runtime import Runtime
 from .actors._stats import ActorStats
@@ -22,6 +23,7 @@ from .backends import Backend, open_backend
 from .backends._url import redact_url
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @attrs.frozen
@@ -79,6 +81,18 @@ class Database:
         """The database as ``principal`` sees it: reads need ``read``, writes ``write``."""
         return PrincipalView(self._runtime.routes, principal, self.permissions)
 
+    def transaction(self) -> Transaction:
+        """One transaction attempt across every store, used as ``async with``: serializable,
+        all-or-nothing, `TransactionConflict` if something it read changed (see `transact`)."""
+        return Transaction(self._runtime.routes)
+
+    async def transact(self, fn: Callable[..., Awaitable[R]], *args: Any, retries: int = 10) -> R:
+        """``await fn(tx, *args)`` in a transaction, run again on `TransactionConflict` (with
+        jittered backoff) at most ``retries`` more times; returns what ``fn`` returned."""
+        check_transact_function(fn)
+        retries = _validate.integer("transact", "retries", retries)
+        return await transact(self.transaction, fn, args, retries)
+
     def stats(self) -> DatabaseStats:
         """A snapshot of every actor's counters; cheap enough to call at any time."""
         return DatabaseStats(self.url, self._runtime.statistics())
@@ -93,6 +107,8 @@ async def open_database(
     mailbox_size: int = 1024,
     max_batch: int = 512,
     request_timeout: float = 5.0,
+    transaction_timeout: float = 10.0,
+    max_transaction_size: int = 10_000,
     strategy: Strategy = "one_for_one",
     max_restarts: int = 1,
     restart_period: float = 5.0,
@@ -112,6 +128,8 @@ async def open_database(
         mailbox_size=mailbox_size,
         max_batch=max_batch,
         request_timeout=request_timeout,
+        transaction_timeout=transaction_timeout,
+        max_transaction_size=max_transaction_size,
         strategy=strategy,
         max_restarts=max_restarts,
         restart_period=restart_period,
@@ -131,6 +149,7 @@ async def open_database(
         with actors_scope:
             async with trio.open_nursery() as actors:
                 actors.start_soon(runtime.deadlines.run, name="netabase deadlines")
+                actors.start_soon(runtime.leases.run, name="netabase snapshot leases")
                 await actors.start(runtime.supervisor.run)
                 started.set()
 

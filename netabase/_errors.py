@@ -298,3 +298,52 @@ class Closed(NetabaseError):
 def describe(value: Any) -> str:
     """A short type name for error messages."""
     return type(value).__name__
+
+
+class TransactionError(NetabaseError):
+    """A transaction was used wrongly (nested, used after it ended); nothing was applied."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        super().__init__(f"transaction: {problem}")
+
+
+class TransactionConflict(NetabaseError):
+    """Something the transaction read changed before it committed; nothing was applied and
+    running it again (``db.transact`` does) sees the new state."""
+
+    def __init__(self, model: str | None, key: object = None, *, detail: str = "") -> None:
+        self.model = model
+        self.key = key
+        if model is None:
+            what = "a record it read"
+        elif key is None:
+            what = f"the {model} records it read"
+        else:
+            what = f"{model} key {_fmt_key(key)}"
+        super().__init__(
+            f"transaction not applied: {what} changed since it was read{detail}; run it again"
+        )
+
+
+class TransactionTooLarge(NetabaseError):
+    """A transaction wrote and read more than ``max_transaction_size`` allows."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        self.count = count
+        self.limit = limit
+        super().__init__(
+            f"transaction too large: {count} writes and read conditions, more than "
+            f"max_transaction_size={limit}; split it or raise the limit in open()"
+        )
+
+
+class TransactionTimeout(NetabaseError, TimeoutError):
+    """A transaction ran past ``transaction_timeout``; nothing was applied."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        super().__init__(
+            f"transaction ran longer than transaction_timeout={timeout:g}s and was discarded "
+            "(nothing was applied)"
+        )

@@ -7,7 +7,7 @@ decisions are made and cached.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, overload
 
@@ -23,8 +23,10 @@ from ._errors import (
 from ._key_blocks import KeyTaken
 from ._keys import encode_str
 from ._model import LinkInfo, ModelInfo
+from ._requests import DEFAULT_PAGE_SIZE, Pages
 from ._roles import Explanation
-from ._store import DEFAULT_PAGE_SIZE, Loaded, Store, WriteItems, _Scan
+from ._store import Loaded, Store, WriteItems
+from ._transaction import Transaction, check_transact_function, transact
 from ._update import DEFAULT_UPDATE_RETRIES, MAX_UPDATE_RETRIES, check_function, run_update
 from .actors._calls import send
 from .actors._cascade import RemovalPreview, RestrictRefusal
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     from .actors._routes import Routes
 
 T = TypeVar("T")
+R = TypeVar("R")
 MAX_PRINCIPAL = MAX_NAME_KEY
 MAX_JUDGE_ROUNDS = 8
 """Times an enforced write is judged again after what it was judged on changed."""
@@ -257,6 +260,20 @@ class PrincipalView:
         tb: TracebackType | None,
     ) -> None:
         return None
+
+    def transaction(self) -> Transaction:
+        """A transaction as this principal: every record it reads needs ``read``, every write
+        is judged as the enforced stores judge it, and the commit applies only while every
+        judgement still holds (see `Database.transaction`)."""
+        from ._tx_guard import TransactionGuard  # it builds on this module
+
+        return Transaction(self._routes, TransactionGuard(self.principal, self._permissions))
+
+    async def transact(self, fn: Callable[..., Awaitable[R]], *args: Any, retries: int = 10) -> R:
+        """`Database.transact` as this principal."""
+        check_transact_function(fn)
+        retries = _validate.integer("transact", "retries", retries)
+        return await transact(self.transaction, fn, args, retries)
 
     def store(self, model: type[T]) -> GuardedStore[T]:
         routes = self._routes
@@ -630,10 +647,10 @@ class GuardedStore(Generic[T]):
             page_size=page_size,
             skip_corrupt=skip_corrupt,
         )
-        assert isinstance(scan, _Scan)
+        assert isinstance(scan, Pages)
         return _ReadableScan(self, scan, limit, skip_corrupt)
 
-    async def _readable_page(self, scan: _Scan[T]) -> list[Any] | None:
+    async def _readable_page(self, scan: Pages[T]) -> list[Any] | None:
         """The records of the next page of ``scan`` the principal may read (None: no more),
         each judged as it was read; one removed meanwhile is left out."""
         if scan._exhausted:
@@ -677,7 +694,7 @@ class GuardedStore(Generic[T]):
         `Store.count` it reads and judges every record of the model, a page at a time, so it
         costs a full scan."""
         scan = self._store.scan(page_size=DEFAULT_PAGE_SIZE)
-        assert isinstance(scan, _Scan)
+        assert isinstance(scan, Pages)
         total = 0
         while (page := await self._readable_page(scan)) is not None:
             total += len(page)
@@ -769,7 +786,7 @@ class _ReadableScan(Generic[T]):
     like `_KeyPages`, so one left unfinished needs no finalizing)."""
 
     def __init__(
-        self, view: GuardedStore[T], scan: _Scan[T], limit: int | None, skip_corrupt: bool
+        self, view: GuardedStore[T], scan: Pages[T], limit: int | None, skip_corrupt: bool
     ) -> None:
         self._view = view
         self._scan = scan

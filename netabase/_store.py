@@ -6,7 +6,6 @@ anything is queued. Every call then waits for the actor with a deadline (`Reques
 
 from __future__ import annotations
 
-import typing
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -19,12 +18,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import attrs
 
-from . import _keys, _validate
+from . import _validate
 from ._auto import AUTO, uuid7
-from ._errors import CorruptRecord, ValidationError, WriteConflict
+from ._errors import ValidationError, WriteConflict
 from ._key_blocks import KeyTaken
 from ._model import ModelInfo
-from ._types import build_checker
+from ._requests import DEFAULT_PAGE_SIZE, Pages, key_range, put_items
 from ._update import DEFAULT_UPDATE_RETRIES, MAX_UPDATE_RETRIES, check_function, run_update
 from .actors._calls import send
 from .actors._claims import ClaimRefusal
@@ -50,7 +49,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-DEFAULT_PAGE_SIZE = 256
 MAX_VERSION = (1 << 64) - 1
 
 MAX_KEY_ROUNDS = 16
@@ -271,9 +269,9 @@ class Store(Generic[T]):
         or is skipped with ``skip_corrupt=True``.
         """
         name = self._info.name
-        lo, hi = self._bounds(start, stop, prefix)
-        return _Scan(
-            self,
+        lo, hi = key_range(self._info, start, stop, prefix)
+        return Pages(
+            self._fetch_page,
             lo,
             hi,
             _validate.optional_integer(name, "limit", limit),
@@ -282,57 +280,11 @@ class Store(Generic[T]):
             _validate.flag(name, "skip_corrupt", skip_corrupt),
         )
 
-    def _bounds(self, start: Any, stop: Any, prefix: Any) -> tuple[bytes, bytes | None]:
-        info = self._info
-        lo = b"" if start is None else info.encode_key(start)
-        hi = None if stop is None else info.encode_key(stop)
-        if prefix is not None:
-            encoded = self._encode_prefix(prefix)
-            lo = max(lo, encoded)
-            upper = _keys.prefix_upper_bound(prefix, encoded)
-            if upper is not None:
-                hi = upper if hi is None else min(hi, upper)
-        return lo, hi
-
-    def _encode_prefix(self, prefix: Any) -> bytes:
-        info = self._info
-        key_type = info.key_type
-        ok = (
-            (key_type is str and isinstance(prefix, str))
-            or (key_type is bytes and isinstance(prefix, bytes))
-            or (isinstance(prefix, tuple) and key_type not in _keys.SCALAR_KEY_TYPES)
-        )
-        if not ok:
-            raise ValidationError(
-                info.name,
-                f"prefix {prefix!r} does not fit key type {key_type!r}: use a str or bytes "
-                "prefix for str/bytes keys, or a tuple of leading elements for tuple keys",
-                field=info.key_field,
-            )
-        if isinstance(prefix, tuple):
-            self._check_tuple_prefix(prefix)
-        try:
-            return _keys.encode_prefix(prefix)
-        except (TypeError, UnicodeEncodeError) as exc:
-            raise ValidationError(info.name, f"bad prefix: {exc}", field=info.key_field) from None
-
-    def _check_tuple_prefix(self, prefix: tuple[Any, ...]) -> None:
-        """Each element must fit the key element it stands for (a wrong one matches nothing)."""
-        info = self._info
-        items = typing.get_args(info.key_type)
-        variadic = len(items) == 2 and items[1] is Ellipsis
-        if not items or (not variadic and len(prefix) > len(items)):
-            raise ValidationError(
-                info.name,
-                f"prefix has {len(prefix)} elements, more than the key type {info.key_type!r}",
-                field=info.key_field,
-            )
-        for index, element in enumerate(prefix):
-            problem = build_checker(items[0 if variadic else index])(element)
-            if problem is not None:
-                raise ValidationError(
-                    info.name, f"bad prefix: item {index}: {problem}", field=info.key_field
-                )
+    async def _fetch_page(
+        self, lo: bytes, hi: bytes | None, limit: int, reverse: bool
+    ) -> list[tuple[bytes, Any]]:
+        page: list[tuple[bytes, Any]] = await self._call(Scan(lo, hi, limit, reverse))
+        return page
 
     # writes
 
@@ -349,7 +301,7 @@ class Store(Generic[T]):
         absent, version = self._conditions(if_absent, if_version)
         key = getattr(record, self._info.key_field, None)  # a non-record: `_items` says so
         if key is not AUTO:
-            await self._put(self._items([record]), False, None, key, absent, version)
+            await self._put(put_items(self._info, [record]), False, None, key, absent, version)
             return record
         (stored,) = await self._inserted([record], self._write(False), version)
         return stored
@@ -362,7 +314,7 @@ class Store(Generic[T]):
         wanted = list(_validate.collection(self._info.name, "records", records))
         if self._info.auto is None:
             if wanted:
-                await self._put(self._items(wanted), True, None, None, absent)
+                await self._put(put_items(self._info, wanted), True, None, None, absent)
             return wanted
         return await self._inserted(wanted, self._write(True, absent=absent)) if wanted else []
 
@@ -427,7 +379,7 @@ class Store(Generic[T]):
         field = info.key_field
         blank = [i for i, record in enumerate(records) if getattr(record, field, None) is AUTO]
         if not blank or info.auto is None:  # an unfilled key of another model: `_items` says so
-            await write(self._items(records), frozenset())
+            await write(put_items(self._info, records), frozenset())
             return records
         if if_version is not None:
             raise ValidationError(
@@ -445,7 +397,7 @@ class Store(Generic[T]):
             filled = list(records)
             for index, key in zip(blank, keys, strict=True):
                 filled[index] = attrs.evolve(records[index], **{field: key})  # type: ignore[misc]
-            items = self._items(filled)
+            items = put_items(self._info, filled)
             try:
                 await write(items, frozenset(items[index].key for index in blank))
             except KeyTaken:
@@ -454,15 +406,6 @@ class Store(Generic[T]):
                 continue
             return filled
         raise WriteConflict(info.name, MAX_KEY_ROUNDS)
-
-    def _items(self, records: Iterable[T]) -> list[PutItem]:
-        info = self._info
-        items = []
-        for record in _validate.collection(info.name, "records", records):
-            key, value = info.encode_record(record)
-            links = info.encode_links(record) if info.links else ()
-            items.append(PutItem(key, value, record, links))
-        return items
 
     async def _put(
         self,
@@ -511,65 +454,3 @@ class Loaded(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Loaded({self.record!r}, {self.links!r})"
-
-
-class _Scan(Generic[T]):
-    """Async iterator over a key range, fetching one page per actor request."""
-
-    def __init__(
-        self,
-        store: Store[T],
-        lo: bytes,
-        hi: bytes | None,
-        limit: int | None,
-        reverse: bool,
-        page_size: int,
-        skip_corrupt: bool,
-    ) -> None:
-        self._store = store
-        self._lo = lo
-        self._hi = hi
-        self._left = limit
-        self._reverse = reverse
-        self._page_size = page_size
-        self._skip_corrupt = skip_corrupt
-        self._page: list[tuple[bytes, Any]] = []
-        self._index = 0
-        self._exhausted = False
-
-    def __aiter__(self) -> _Scan[T]:
-        return self
-
-    async def __anext__(self) -> T:
-        while True:
-            if self._index >= len(self._page):
-                if self._exhausted or self._left == 0:
-                    raise StopAsyncIteration
-                await self._fetch()
-                if not self._page:
-                    raise StopAsyncIteration
-            _, record = self._page[self._index]
-            self._index += 1
-            if isinstance(record, CorruptRecord):
-                if self._skip_corrupt:
-                    continue
-                raise record
-            if self._left is not None:
-                self._left -= 1
-            return record  # type: ignore[no-any-return]
-
-    async def _fetch(self) -> None:
-        want = self._page_size if self._left is None else min(self._page_size, self._left)
-        page: list[tuple[bytes, Any]] = await self._store._call(
-            Scan(self._lo, self._hi, want, self._reverse)
-        )
-        self._page = page
-        self._index = 0
-        if len(page) < want:
-            self._exhausted = True
-        elif page:
-            last = page[-1][0]
-            if self._reverse:
-                self._hi = last
-            else:
-                self._lo = last + b"\x00"

@@ -15,9 +15,24 @@ from typing import Any
 from . import _validate
 from ._database import open_database
 from ._portal import TrioPortal
-from .adapters._sync import SyncDatabase, SyncPermissions, SyncPrincipalView, SyncStore
+from .adapters._sync import (
+    SyncDatabase,
+    SyncPermissions,
+    SyncPrincipalView,
+    SyncStore,
+    SyncTransaction,
+    SyncTransactionStore,
+)
 
-__all__ = ["SyncDatabase", "SyncPermissions", "SyncPrincipalView", "SyncStore", "connect_sync"]
+__all__ = [
+    "SyncDatabase",
+    "SyncPermissions",
+    "SyncPrincipalView",
+    "SyncStore",
+    "SyncTransaction",
+    "SyncTransactionStore",
+    "connect_sync",
+]
 
 
 @contextmanager

@@ -1159,7 +1159,14 @@ def run_scripts(full: bool) -> None:
     folder = Path(__file__).resolve().parent.parent / "benchmarks"
     if not folder.is_dir():
         fail("the benchmarks ship with the source checkout; run this from a git clone", 2)
-    for script in ["codec.py", "store.py", "links.py", "permissions.py", "asyncio_bridge.py"]:
+    for script in [
+        "codec.py",
+        "store.py",
+        "links.py",
+        "transactions.py",
+        "permissions.py",
+        "asyncio_bridge.py",
+    ]:
         out.rule(script)
         command = [sys.executable, script] + ([] if full else ["--quick"])
         if subprocess.run(command, cwd=folder, check=False).returncode != 0:

@@ -15,8 +15,12 @@ import pytest
 
 import netabase
 from netabase.adapters import _generate
-from netabase.adapters._asyncio import AsyncioPrincipalView
-from netabase.adapters._sync import SyncPrincipalView
+from netabase.adapters._asyncio import (
+    AsyncioPrincipalView,
+    AsyncioTransaction,
+    AsyncioTransactionStore,
+)
+from netabase.adapters._sync import SyncPrincipalView, SyncTransaction, SyncTransactionStore
 
 
 @attrs.frozen
@@ -76,6 +80,7 @@ def renamed(annotation: Any, prefix: str) -> Any:
         return re.sub(r"\bStore\b", "GuardedStore", annotation)
     names = {"GuardedStore": "Store", "Store": "Store", "Permissions": "Permissions"}
     names.update(PrincipalView="PrincipalView", Database="Database")
+    names.update(Transaction="Transaction", TransactionStore="TransactionStore")
     return re.sub(
         r"\b(" + "|".join(names) + r")\b", lambda m: prefix + names[m.group(1)], annotation
     )
@@ -101,6 +106,13 @@ def drift(reference: type, adapter: type, prefix: str) -> list[str]:
     problems += [f"{adapter.__name__} adds {name}" for name in sorted(have.keys() - want.keys())]
     for name in sorted(want.keys() & have.keys()):
         wanted = expected(want[name], prefix)
+        if name in _generate.CALLER_SIDE and prefix == "Sync":
+            # The function argument runs in the caller: a plain function for blocking code.
+            parameters = tuple(
+                (n, k, d, a.replace("Awaitable[R]", "R") if isinstance(a, str) else a)
+                for n, k, d, a in wanted.parameters
+            )
+            wanted = attrs.evolve(wanted, parameters=parameters)
         if have[name] != wanted:
             problems.append(f"{adapter.__name__}.{name}: {have[name]} != {wanted}")
     return problems
@@ -116,6 +128,10 @@ PAIRS = [
     (netabase.PrincipalView, AsyncioPrincipalView, "Asyncio"),
     (netabase.Database, netabase.SyncDatabase, "Sync"),
     (netabase.Database, netabase.AsyncioDatabase, "Asyncio"),
+    (netabase.Transaction, SyncTransaction, "Sync"),
+    (netabase.Transaction, AsyncioTransaction, "Asyncio"),
+    (netabase.TransactionStore, SyncTransactionStore, "Sync"),
+    (netabase.TransactionStore, AsyncioTransactionStore, "Asyncio"),
 ]
 
 

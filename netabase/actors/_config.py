@@ -46,6 +46,10 @@ class RuntimeConfig:
     """Most requests an actor serves in one backend round."""
     request_timeout: float = attrs.field(default=5.0, validator=_seconds)
     """Deadline of every request, in seconds (RequestTimeout after it)."""
+    transaction_timeout: float = attrs.field(default=10.0, validator=_seconds)
+    """Longest a transaction may run, from its start to its commit (`TransactionTimeout`)."""
+    max_transaction_size: int = attrs.field(default=10_000, validator=_positive)
+    """Most writes plus read conditions one transaction may carry (`TransactionTooLarge`)."""
     strategy: Strategy = attrs.field(default="one_for_one", validator=_strategy)
     """Restart only the crashed actor, or every actor (OTP's strategies)."""
     max_restarts: int = attrs.field(default=1, validator=_non_negative)

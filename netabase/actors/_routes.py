@@ -13,7 +13,10 @@ if TYPE_CHECKING:
     from .._schema import Schema
     from .._update import UpdateQueues
     from ..backends import Backend
+    from ._caches import CacheCoordinator
+    from ._config import RuntimeConfig
     from ._deadlines import Deadlines
+    from ._leases import SnapshotLeases
     from ._mailbox import Mailbox
     from ._messages import Exists, Peek
     from ._store_actor import StoreActor
@@ -21,8 +24,9 @@ if TYPE_CHECKING:
 
 @attrs.frozen
 class Routes:
-    """Built by the `Runtime` for `Store`, `Permissions`, `PrincipalView` and `GuardedStore`:
-    the schema facts, the way to each actor, and the deadlines requests are sent under."""
+    """Built by the `Runtime` for `Store`, `Permissions`, `PrincipalView`, `GuardedStore` and
+    `Transaction`: the schema facts, the way to each actor, and the deadlines requests are sent
+    under."""
 
     schema: Schema
     backend: Backend
@@ -37,6 +41,14 @@ class Routes:
     permissions: Mailbox
     """The permission actor's mailbox."""
     roles: Roles
+    caches: CacheCoordinator
+    """Where a committed transaction's writes reach this process's caches."""
+    leases: SnapshotLeases
+    """Transactions' open snapshots, closed at their deadlines."""
+    config: RuntimeConfig
+    """The database's settings (a transaction's timeout and size limit)."""
+    is_closing: Callable[[], bool]
+    """Whether the database has stopped taking requests."""
     key_blocks: Mapping[str, KeyBlocks]
     """Per model with generated int keys, the blocks its inserts take keys from."""
     update_queues: UpdateQueues = attrs.field(factory=dict)

@@ -19,6 +19,7 @@ from ._caches import CacheCoordinator
 from ._calls import send
 from ._config import RuntimeConfig
 from ._deadlines import Deadlines
+from ._leases import SnapshotLeases
 from ._messages import Exists, Peek
 from ._permission_layout import upgrade_permission_layout
 from ._routes import Routes
@@ -42,6 +43,8 @@ class Runtime:
         self.backend = backend
         self.config = config
         self.deadlines = Deadlines()
+        self.leases = SnapshotLeases()
+        """The open snapshots of transactions, closed at their deadlines."""
         roles = roles or Roles()
         self.schema = Schema.from_models(models, roles)
         """What the models say; the facades read ``models``, ``link_index`` and ``rules``."""
@@ -74,12 +77,18 @@ class Runtime:
             ask=self.ask,
             permissions=self.permission_actor.mailbox,
             roles=roles,
+            caches=self.caches,
+            leases=self.leases,
+            config=config,
+            is_closing=lambda: self.closing,
             key_blocks=self.key_blocks,
         )
         """What the facades are given instead of the runtime."""
         self.extra_actors: list[Supervised] = [self.permission_actor]
         self.supervisor = Supervisor(self.all_actors(), config, self.fail)
         self.failure: BaseException | None = None
+        self.closing = False
+        """Set once the database stops taking requests (closed, or the supervisor gave up)."""
         self._finished: set[str] = set()
         self._main_lanes_done = trio.Event()
         self._may_lack: dict[str, frozenset[str]] = {}
@@ -169,6 +178,8 @@ class Runtime:
 
     async def drain(self) -> None:
         """Refuse new requests, finish every queued one, then let the actors stop."""
+        self.closing = True
+        self.leases.release_all()
         for actor in self.actors.values():
             actor.mailbox.close()
         self.permission_actor.mailbox.close()
@@ -179,6 +190,7 @@ class Runtime:
     def fail(self, error: BaseException) -> None:
         """The supervisor gave up: answer everything still waiting with ``error``."""
         self.failure = error
+        self.closing = True
         mailboxes = [self.permission_actor.mailbox]
         for actor in self.actors.values():
             mailboxes += [actor.mailbox, actor.queries]

@@ -4,13 +4,18 @@ result on the caller's side, and turns a trio async iterator into pages."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 from .. import _validate
 from .._bridge import Runner
+from .._errors import TransactionConflict, TransactionError
 from .._model import ModelInfo, info_of
 from .._portal import TrioPortal
+from .._transaction import MAX_BACKOFF, TransactionStore, check_transact_function
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -84,6 +89,20 @@ class AsyncioCrossing:
         return Pages(self._crossing, source, page_size, where)
 
 
+class AsyncioTxCrossing(AsyncioCrossing):
+    """The crossing of a transaction's store: a call cancelled on the loop may still have
+    staged its write in trio, so the transaction is abandoned (it cannot commit)."""
+
+    _target: TransactionStore[Any]
+
+    async def _run(self, call: Callable[[], Awaitable[R]]) -> R:
+        try:
+            return await super()._run(call)
+        except asyncio.CancelledError:
+            self._target._tx._abandon()
+            raise
+
+
 def _retrieve(future: asyncio.Future[Any]) -> None:
     """Mark a page fetch's outcome as seen, so an abandoned scan logs no stray error."""
     if not future.cancelled():
@@ -125,3 +144,65 @@ class Pages(Generic[T]):
         item = self._page[self._index]
         self._index += 1
         return item
+
+
+_IN_TRANSACTION: contextvars.ContextVar[object | None] = contextvars.ContextVar(
+    "netabase_adapter_transaction", default=None
+)
+
+
+def entered(tx: object) -> None:
+    """An adapter transaction begins in this asyncio task or thread; a second one inside it
+    would be independent of the first, so it is refused."""
+    if _IN_TRANSACTION.get() is not None:
+        raise TransactionError(
+            "db.transaction() inside a transaction would be a second, independent one; "
+            "use the outer transaction's tx.store(...)"
+        )
+    _IN_TRANSACTION.set(tx)
+
+
+def left(tx: object) -> None:
+    if _IN_TRANSACTION.get() is tx:
+        _IN_TRANSACTION.set(None)
+
+
+def _pause(attempt: int) -> float:
+    return random.uniform(0, min(MAX_BACKOFF, 0.001 * 2**attempt))
+
+
+async def asyncio_transact(
+    begin: Callable[[], Any], fn: Callable[..., Awaitable[R]], args: tuple[Any, ...], retries: int
+) -> R:
+    """`Database.transact` for asyncio callers: ``fn`` runs on the loop, each attempt in a
+    fresh transaction."""
+    check_transact_function(fn)
+    retries = _validate.integer("transact", "retries", retries)
+    attempt = 0
+    while True:
+        try:
+            async with begin() as tx:
+                return await fn(tx, *args)
+        except TransactionConflict:
+            if attempt >= retries:
+                raise
+        attempt += 1
+        await asyncio.sleep(_pause(attempt))
+
+
+def sync_transact(
+    begin: Callable[[], Any], fn: Callable[..., R], args: tuple[Any, ...], retries: int
+) -> R:
+    """`Database.transact` for blocking callers: ``fn`` runs in the calling thread."""
+    check_transact_function(fn)
+    retries = _validate.integer("transact", "retries", retries)
+    attempt = 0
+    while True:
+        try:
+            with begin() as tx:
+                return fn(tx, *args)
+        except TransactionConflict:
+            if attempt >= retries:
+                raise
+        attempt += 1
+        time.sleep(_pause(attempt))

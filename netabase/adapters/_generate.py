@@ -18,6 +18,7 @@ import inspect
 import re
 import subprocess
 import sys
+import textwrap
 import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,7 +28,9 @@ import attrs
 
 from .._database import Database
 from .._permissions import Permissions, PrincipalView
-from .._store import DEFAULT_PAGE_SIZE, Store
+from .._requests import DEFAULT_PAGE_SIZE
+from .._store import Store
+from .._transaction import Transaction, TransactionStore
 
 HERE = Path(__file__).resolve().parent
 
@@ -58,10 +61,19 @@ SOURCES = (
     Source(Permissions, "Permissions", "Permissions", where='"permissions"'),
     Source(PrincipalView, "PrincipalView", "PrincipalView"),
     Source(Database, "Database", "Database"),
+    Source(Transaction, "Transaction", "Transaction"),
+    Source(
+        TransactionStore,
+        "TransactionStore",
+        "TransactionStore[T]",
+        where="model_name(self._target.model)",
+        generic=True,
+    ),
 )
 
 WRAPPED = {"Store": "Store", "GuardedStore": "Store", "Permissions": "Permissions"}
 WRAPPED.update({"PrincipalView": "PrincipalView", "Database": "Database"})
+WRAPPED.update({"Transaction": "Transaction", "TransactionStore": "TransactionStore"})
 """Result types the adapters wrap, and the adapter each becomes."""
 
 
@@ -84,6 +96,7 @@ IMPORTS = {
     "Iterable": "collections.abc",
     "Iterator": "collections.abc",
     "Sequence": "collections.abc",
+    "Awaitable": "collections.abc",
     "Any": "typing",
     "Generic": "typing",
     "TypeVar": "typing",
@@ -96,16 +109,46 @@ IMPORTS = {
     "Permissions": ".._permissions",
     "PrincipalView": ".._permissions",
     "Loaded": ".._store",
+    "Transaction": ".._transaction",
+    "TransactionStore": ".._transaction",
+    "asyncio_transact": "._base",
+    "sync_transact": "._base",
+    "entered": "._base",
+    "left": "._base",
     "Store": ".._store",
     "Referrer": "..actors._links",
     "Runner": ".._bridge",
     "TrioPortal": ".._portal",
     "SyncCrossing": "._base",
     "AsyncioCrossing": "._base",
+    "AsyncioTxCrossing": "._base",
     "listed": "._base",
     "model_name": "._base",
 }
-BUILTIN = {"str", "int", "bool", "float", "bytes", "type", "list", "tuple", "dict", "None", "T"}
+BUILTIN = {"str", "int", "bool", "float", "bytes", "type", "list", "tuple", "dict", "None"}
+BUILTIN |= {"T", "R"}
+
+CALLER_SIDE = {
+    "transact": {
+        True: [
+            "    async def transact(",
+            "        self, fn: Callable[..., Awaitable[R]], *args: Any, retries: int = 10",
+            "    ) -> R:",
+            '        """``await fn(tx, *args)`` in a transaction, run again on',
+            "        `TransactionConflict` (with jittered backoff) at most ``retries`` more times;",
+            '        ``fn`` runs on the loop, given an `AsyncioTransaction`."""',
+            "        return await asyncio_transact(self.transaction, fn, args, retries)",
+        ],
+        False: [
+            "    def transact(self, fn: Callable[..., R], *args: Any, retries: int = 10) -> R:",
+            '        """``fn(tx, *args)`` in a transaction, run again on `TransactionConflict`',
+            "        (with jittered backoff) at most ``retries`` more times; ``fn`` runs in the",
+            '        calling thread, given a `SyncTransaction`."""',
+            "        return sync_transact(self.transaction, fn, args, retries)",
+        ],
+    }
+}
+"""Members whose function argument runs on the caller's side, written out per flavor."""
 
 
 def adapted(annotation: str, flavor: Flavor) -> str:
@@ -271,7 +314,10 @@ def render_property(name: str, annotation: str, flavor: Flavor, doc: Any = None)
 def render_class(source: Source, flavor: Flavor) -> list[str]:
     name = flavor.prefix + source.name
     generic = "[T]" if source.generic else ""
-    bases = f"{flavor.base}, Generic[T]" if source.generic else flavor.base
+    base = flavor.base
+    if flavor.is_async and source.cls is TransactionStore:
+        base = "AsyncioTxCrossing"  # a cancelled write abandons the transaction
+    bases = f"{base}, Generic[T]" if source.generic else base
     lines = [
         f"class {name}({bases}):",
         f'    """`{source.name}{generic}` for {flavor.describe}; generated from it, so see',
@@ -288,18 +334,33 @@ def render_class(source: Source, flavor: Flavor) -> list[str]:
         enter, exit_ = ("__aenter__", "__aexit__") if flavor.is_async else ("__enter__", "__exit__")
         head = "async def" if flavor.is_async else "def"
         crossing = "await self._run" if flavor.is_async else "self._run"
+        once = source.cls is Transaction  # one transaction at a time per task or thread
         lines += [
             "",
             f"    {head} {enter}(self) -> {name}:",
-            f"        {crossing}(self._target.__aenter__)",
+            *(
+                [
+                    "        entered(self)",
+                    "        try:",
+                    f"            {crossing}(self._target.__aenter__)",
+                    "        except BaseException:",
+                    "            left(self)  # it never began: the task or thread is free again",
+                    "            raise",
+                ]
+                if once
+                else [f"        {crossing}(self._target.__aenter__)"]
+            ),
             "        return self",
             "",
             f"    {head} {exit_}(self, *exc_info: Any) -> None:",
+            *(["        left(self)"] if once else []),
             f"        {crossing}(lambda: self._target.__aexit__(*exc_info))",
         ]
     for member_name, member in members(source):
         lines.append("")
-        if isinstance(member, str):
+        if member_name in CALLER_SIDE:
+            lines += CALLER_SIDE[member_name][flavor.is_async]
+        elif isinstance(member, str):
             lines += render_property(member_name, member, flavor)
         elif isinstance(member, property):
             assert member.fget is not None
@@ -324,7 +385,7 @@ def render(flavor: Flavor, sources: Sequence[Source] = SOURCES) -> str:
     header = [
         '"""Generated by ``python -m netabase.adapters._generate``: do not edit.',
         "",
-        f'Adapters of {named}."""',
+        *textwrap.wrap(f'Adapters of {named}."""', 96),
         "",
         "from __future__ import annotations",
         "",
@@ -334,6 +395,8 @@ def render(flavor: Flavor, sources: Sequence[Source] = SOURCES) -> str:
     for module in sorted(modules, key=lambda m: (m.startswith("."), m)):
         header.append(f"from {module} import {', '.join(sorted(modules[module]))}")
     header += ["", 'T = TypeVar("T")']
+    if re.search(r"\bR\b", text):
+        header.append('R = TypeVar("R")')
     unknown = _annotation_names(sources) - set(IMPORTS) - BUILTIN
     if unknown:
         raise KeyError(f"add the imports of {sorted(unknown)} to IMPORTS")

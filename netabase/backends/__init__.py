@@ -20,6 +20,7 @@ from ._base import (
     Stamped,
     WriteBatch,
 )
+from ._snapshot import LiveSnapshot, Snapshot, SnapshotLost
 from ._url import BackendFactory, BackendURL, open_backend, register_backend
 
 __all__ = [
@@ -32,8 +33,11 @@ __all__ = [
     "Delete",
     "Expect",
     "ExpectKeys",
+    "LiveSnapshot",
     "Op",
     "Put",
+    "Snapshot",
+    "SnapshotLost",
     "Stamped",
     "WriteBatch",
     "open_backend",

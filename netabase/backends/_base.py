@@ -34,6 +34,7 @@ import attrs
 
 from .._errors import KeyTooLarge, ValidationError
 from .._keys import MAX_KEY_SIZE, prefix_successor
+from ._snapshot import LiveSnapshot, Snapshot
 
 if TYPE_CHECKING:
     from ._url import BackendURL
@@ -216,3 +217,7 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def count(self, space: str) -> int:
         """Number of keys in the space."""
+
+    async def snapshot(self) -> Snapshot:
+        """A `Snapshot` of every space; this default reads live (no isolation)."""
+        return LiveSnapshot(self)

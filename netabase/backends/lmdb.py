@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import lmdb
@@ -32,6 +32,7 @@ from ._base import (
     matches,
     with_stamp,
 )
+from ._snapshot import LiveSnapshot, Snapshot, SnapshotLost
 from ._worker import WorkerThread
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ class LmdbBackend(Backend):
         # Held by readers while a read transaction is open and by the writer while it resizes
         # the map: LMDB may only resize with no transaction active in the process.
         self._resize_lock = threading.Lock()
+        self._snapshots: set[_LmdbSnapshot] = set()
         self._writer: WorkerThread[tuple[str, Any], Any] | None = None
         self.map_resizes = 0
 
@@ -206,6 +208,8 @@ class LmdbBackend(Backend):
             await writer.stop()
         env, self._env = self._env, None
         if env is not None:
+            with self._resize_lock:
+                self._end_snapshots()
             env.close()
             self._release_path()
 
@@ -222,7 +226,7 @@ class LmdbBackend(Backend):
             raise BackendUnavailable(self.url, "the environment is closed")
         with self._resize_lock:
             try:
-                txn = _begin_read(env)
+                txn = _begin_read(env, self._end_snapshots)
             except lmdb.Error as exc:
                 raise BackendUnavailable(self.url, f"cannot begin a read: {exc}") from exc
             try:
@@ -275,6 +279,31 @@ class LmdbBackend(Backend):
     async def version(self, space: str) -> int:
         with self._read_txn() as txn:
             return _version_of(txn.get(space.encode(), db=self._dbs[_META]))
+
+    async def snapshot(self) -> Snapshot:
+        """A read transaction kept open (a reader slot: past half of ``max_readers`` live
+        ones, the snapshot reads live instead, and the transaction relies on validation)."""
+        # Checkpoint first: cancelled after the read began, nobody would ever close it.
+        await trio.lowlevel.checkpoint()
+        env = self._env
+        if env is None:
+            raise BackendUnavailable(self.url, "the environment is closed")
+        if len(self._snapshots) >= max(1, self._max_readers // 2):
+            return LiveSnapshot(self)
+        with self._resize_lock:
+            try:
+                txn = _begin_read(env, self._end_snapshots)
+            except lmdb.Error as exc:
+                raise BackendUnavailable(self.url, f"cannot begin a read: {exc}") from exc
+            snapshot = _LmdbSnapshot(self, txn)
+            self._snapshots.add(snapshot)
+        return snapshot
+
+    def _end_snapshots(self) -> None:
+        """LMDB resizes only with no transaction open in the process: end the snapshots
+        (their readers get `SnapshotLost` and start again). Called holding the resize lock."""
+        for snapshot in list(self._snapshots):
+            snapshot.end()
 
     async def count(self, space: str) -> int:
         db = await self._db(space)
@@ -366,6 +395,7 @@ class LmdbBackend(Backend):
             return env.begin(write=True)
         except lmdb.MapResizedError:
             with self._resize_lock:
+                self._end_snapshots()
                 env.set_mapsize(0)
             self.map_resizes += 1
             return env.begin(write=True)
@@ -374,6 +404,7 @@ class LmdbBackend(Backend):
         env = self._env
         assert env is not None
         with self._resize_lock:
+            self._end_snapshots()
             env.set_mapsize(min(env.info()["map_size"] * 2, MAX_MAP_SIZE))
         self.map_resizes += 1
 
@@ -422,7 +453,62 @@ class LmdbBackend(Backend):
         return {key for key, _ in found} == condition.keys
 
 
-def _begin_read(env: lmdb.Environment) -> lmdb.Transaction:
+class _LmdbSnapshot(Snapshot):
+    """One read transaction held open across calls, used under the resize lock."""
+
+    def __init__(self, backend: LmdbBackend, txn: lmdb.Transaction) -> None:
+        self._backend = backend
+        self._txn: lmdb.Transaction | None = txn
+
+    def end(self) -> None:
+        txn, self._txn = self._txn, None
+        self._backend._snapshots.discard(self)
+        if txn is not None:
+            txn.abort()
+
+    def close(self) -> None:
+        with self._backend._resize_lock:
+            self.end()
+
+    def _open(self) -> lmdb.Transaction:
+        if self._txn is None:
+            raise SnapshotLost("the snapshot ended (closed, or the map was resized)")
+        return self._txn
+
+    async def read(self, space: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        backend = self._backend
+        db = await backend._db(space)
+        with backend._resize_lock:
+            txn = self._open()
+            if db is None:
+                return [None] * len(keys)
+            try:
+                return cast(list[bytes | None], [txn.get(key, db=db) for key in keys])
+            except lmdb.Error as exc:  # a database first opened after the snapshot began
+                raise SnapshotLost(str(exc)) from exc
+
+    async def scan(
+        self,
+        space: str,
+        lo: bytes = b"",
+        hi: bytes | None = None,
+        *,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> list[tuple[bytes, bytes]]:
+        backend = self._backend
+        db = await backend._db(space)
+        with backend._resize_lock:
+            txn = self._open()
+            if db is None or limit == 0:
+                return []
+            try:
+                return _scan(txn.cursor(db=db), lo, hi, limit, reverse)
+            except lmdb.Error as exc:
+                raise SnapshotLost(str(exc)) from exc
+
+
+def _begin_read(env: lmdb.Environment, before_resize: Callable[[], None]) -> lmdb.Transaction:
     """A read transaction, after adopting a map another process grew or freeing the reader
     slots of processes that died holding one (each fixed once, then LMDB's error stands)."""
     fixed: set[type[lmdb.Error]] = set()
@@ -434,6 +520,7 @@ def _begin_read(env: lmdb.Environment) -> lmdb.Transaction:
                 raise
             fixed.add(type(exc))
             if isinstance(exc, lmdb.MapResizedError):
+                before_resize()
                 env.set_mapsize(0)
             else:
                 env.reader_check()

@@ -7,6 +7,7 @@ thread, so an `apply` is atomic simply by not awaiting while it runs.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ from ._base import (
     matches,
     with_stamp,
 )
+from ._snapshot import Snapshot, SnapshotLost
 
 if TYPE_CHECKING:
     from ._url import BackendURL
@@ -48,6 +50,7 @@ class MemoryBackend(Backend):
     def __init__(self, url: str = "memory://") -> None:
         super().__init__(url)
         self._spaces: dict[str, _Space] = {}
+        self._snapshots: set[_MemorySnapshot] = set()
 
     @classmethod
     def from_url(cls, url: BackendURL) -> MemoryBackend:
@@ -113,6 +116,8 @@ class MemoryBackend(Backend):
                 continue
             for op in batch.ops:
                 space = self._space(op.space)
+                for snapshot in self._snapshots:
+                    snapshot.preserve(op.space, op.key, space.data.get(op.key))
                 if isinstance(op, Delete):
                     space.data.pop(op.key, None)
                 elif op.stamp:
@@ -134,3 +139,80 @@ class MemoryBackend(Backend):
 
     async def count(self, space: str) -> int:
         return len(self._space(space).data)
+
+    async def snapshot(self) -> Snapshot:
+        """Copy-on-write: each later write first hands the value it replaces to the snapshot."""
+        await trio.lowlevel.checkpoint()
+        snapshot = _MemorySnapshot(self)
+        self._snapshots.add(snapshot)
+        return snapshot
+
+
+class _MemorySnapshot(Snapshot):
+    """The backend's current data overlaid by the values writes replaced since it was taken."""
+
+    def __init__(self, backend: MemoryBackend) -> None:
+        self._backend: MemoryBackend | None = backend
+        self._before: dict[str, SortedDict[bytes, bytes | None]] = {}
+
+    def preserve(self, space: str, key: bytes, value: bytes | None) -> None:
+        before = self._before.get(space)
+        if before is None:
+            before = self._before[space] = SortedDict()
+        if key not in before:
+            before[key] = value
+
+    def _live(self) -> MemoryBackend:
+        if self._backend is None:
+            raise SnapshotLost("the snapshot was closed")
+        return self._backend
+
+    async def read(self, space: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        # Checkpoint first: a write during it may create this space's undo values.
+        await trio.lowlevel.checkpoint()
+        data = self._live()._space(space).data
+        before = self._before.get(space)
+        if before is None:
+            return [data.get(key) for key in keys]
+        return [before[key] if key in before else data.get(key) for key in keys]
+
+    async def scan(
+        self,
+        space: str,
+        lo: bytes = b"",
+        hi: bytes | None = None,
+        *,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> list[tuple[bytes, bytes]]:
+        await trio.lowlevel.checkpoint()
+        target = self._live()._space(space)
+        before = self._before.get(space)
+        keys: Iterator[bytes] = target.keys_between(lo, hi, reverse)
+        if before:
+            changed = before.irange(lo, hi, inclusive=(True, False), reverse=reverse)
+            keys = _merged(keys, changed, reverse)
+        out: list[tuple[bytes, bytes]] = []
+        data = target.data
+        for key in keys:
+            if limit is not None and len(out) >= limit:
+                break
+            value = before[key] if before and key in before else data[key]
+            if value is not None:
+                out.append((key, value))
+        return out
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend._snapshots.discard(self)
+            self._backend = None
+            self._before = {}
+
+
+def _merged(first: Iterator[bytes], second: Iterator[bytes], reverse: bool) -> Iterator[bytes]:
+    """The keys of two sorted iterators in order, each once."""
+    last: bytes | None = None
+    for key in heapq.merge(first, second, reverse=reverse):
+        if key != last:
+            yield key
+            last = key

@@ -349,6 +349,45 @@ class BackendConformance:
 
     # -- durability ----------------------------------------------------------------------------
 
+    # -- snapshots (transactions read from them) ---------------------------------------------
+
+    @pytest.mark.trio
+    async def test_a_snapshot_reads_one_point_in_time(self, backend: Backend) -> None:
+        await insert_many(backend, "a", [(b"k1", b"1"), (b"k2", b"2"), (b"k4", b"4")])
+        snapshot = await backend.snapshot()
+        try:
+            await backend.apply(
+                (WriteBatch((Put("a", b"k1", b"new"), Delete("a", b"k2"), Put("a", b"k3", b"3"))),)
+            )
+            values = await snapshot.read("a", [b"k1", b"k2", b"k3"])
+            pairs = await snapshot.scan("a")
+            backwards = await snapshot.scan("a", b"k1", b"k4", reverse=True, limit=2)
+            if snapshot.isolated:
+                assert values == [b"1", b"2", None], "a snapshot must not see later writes"
+                assert pairs == [(b"k1", b"1"), (b"k2", b"2"), (b"k4", b"4")], (
+                    "a snapshot's scan must not see later writes, deletes included"
+                )
+                assert backwards == [(b"k2", b"2"), (b"k1", b"1")]
+            else:
+                assert values == [b"new", None, b"3"], "a live snapshot reads the current state"
+                assert [k for k, _ in pairs] == [b"k1", b"k3", b"k4"]
+        finally:
+            snapshot.close()
+        snapshot.close()  # idempotent
+
+    @pytest.mark.trio
+    async def test_a_fresh_snapshot_sees_every_applied_write(self, backend: Backend) -> None:
+        await insert(backend, "b", b"x", b"1")
+        first = await backend.snapshot()
+        await insert(backend, "b", b"x", b"2")
+        second = await backend.snapshot()
+        try:
+            assert await second.read("b", [b"x"]) == [b"2"]
+            assert await second.scan("b") == [(b"x", b"2")]
+        finally:
+            first.close()
+            second.close()
+
     @pytest.mark.trio
     async def test_reopen_keeps_data(self, backend_url: str) -> None:
         if not self.durable:
