@@ -1,0 +1,37 @@
+"""Adversarial review of generated keys (``netabase.auto()``): each test is a defect found,
+fixed in netabase/ by the commit that follows it."""
+
+from __future__ import annotations
+
+import netabase
+
+from .auto_models import AUTO_MODELS, Board, Card, Ticket
+
+
+async def test_a_generated_key_never_collides_with_an_explicit_key_of_its_batch(
+    backend_url: str,
+) -> None:
+    async with netabase.open(backend_url, models=AUTO_MODELS) as db:
+        tickets = db.store(Ticket)
+        made = await tickets.insert_many([Ticket("generated"), Ticket("explicit", id=1)])
+        assert made[1] == Ticket("explicit", id=1) and made[0].id != 1
+        assert await tickets.get(made[0].id) == made[0]  # not replaced by the explicit one
+        assert await tickets.count() == 2
+
+        async with db.transaction() as tx:
+            staged = await tx.store(Ticket).insert_many(
+                [Ticket("tx generated"), Ticket("tx explicit", id=made[0].id + 1)]
+            )
+        assert staged[0].id != staged[1].id
+        assert await tickets.get(staged[0].id) == staged[0]
+
+        await db.store(Board).insert(Board("b"))
+        await db.permissions.grant("ann", Board, "b", "write")
+        cards = db.as_principal("ann").store(Card)
+        both = await cards.insert_many([Card(board="b", slug="g"), Card(board="b", slug="e", id=1)])
+        assert both[0].id != 1 and await db.store(Card).get(both[0].id) == both[0]
+        async with db.as_principal("ann").transaction() as tx:
+            pair = await tx.store(Card).insert_many(
+                [Card(board="b", slug="tg"), Card(board="b", slug="te", id=both[0].id + 1)]
+            )
+        assert pair[0].id != pair[1].id and await db.store(Card).get(pair[0].id) == pair[0]
