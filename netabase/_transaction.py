@@ -417,14 +417,13 @@ class TransactionStore(Generic[T]):
             return records
         routes = self._tx._routes
         blocks = routes.key_blocks.get(info.name)
+        given = [key for key in (getattr(r, field, None) for r in records) if key is not AUTO]
         for _ in range(MAX_KEY_ROUNDS):
             if blocks is None:
                 keys: list[Any] = [uuid7() for _ in blank]
             else:
-                count = len(blank)
-                keys = blocks.ready(count) or await blocks.take(
-                    count, seconds=routes.request_timeout
-                )
+                wait = routes.request_timeout
+                keys = await blocks.fresh(len(blank), seconds=wait, given=given)
             filled = list(records)
             for index, key in zip(blank, keys, strict=True):
                 filled[index] = attrs.evolve(records[index], **{field: key})  # type: ignore[misc]
