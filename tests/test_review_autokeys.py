@@ -3,9 +3,20 @@ fixed in netabase/ by the commit that follows it."""
 
 from __future__ import annotations
 
+import attrs
+
 import netabase
 
 from .auto_models import AUTO_MODELS, Board, Card, Ticket
+
+
+@netabase.model(key="_id")
+@attrs.frozen
+class Private:
+    """A generated key whose attribute is private: attrs' ``__init__`` takes it as ``id``."""
+
+    text: str = ""
+    _id: int = netabase.auto()
 
 
 async def test_a_generated_key_never_collides_with_an_explicit_key_of_its_batch(
@@ -35,3 +46,14 @@ async def test_a_generated_key_never_collides_with_an_explicit_key_of_its_batch(
                 [Card(board="b", slug="tg"), Card(board="b", slug="te", id=both[0].id + 1)]
             )
         assert pair[0].id != pair[1].id and await db.store(Card).get(pair[0].id) == pair[0]
+
+
+async def test_a_private_key_attribute_is_filled_by_its_init_name(backend_url: str) -> None:
+    async with netabase.open(backend_url, models=[Private]) as db:
+        store = db.store(Private)
+        one = await store.insert(Private("one"))
+        assert one == Private("one", id=1) and await store.get(1) == one
+        assert [r._id for r in await store.insert_many([Private("a"), Private("b")])] == [2, 3]
+        async with db.transaction() as tx:
+            staged = await tx.store(Private).insert(Private("tx"))
+        assert await store.get(staged._id) == staged
