@@ -134,6 +134,7 @@ class ModelInfo(Generic[T]):
             getter if len(names) > 1 else lambda record: (getter(record),)
         )
         self.key_of: Callable[[T], Any] = operator.attrgetter(key_field)
+        self._key_init: str = attrs.fields_dict(typing.cast(Any, cls))[key_field].alias or key_field
         self.encode_key_raw = _keys.encoder_for(key_type)
         self.decode_key = _keys.decoder_for(key_type)
         self.codec: RecordCodec[T] = RecordCodec(cls, name, version, self.decode_key)
@@ -167,6 +168,10 @@ class ModelInfo(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<netabase model {self.name} key={self.key_field}>"
+
+    def with_key(self, record: T, key: object) -> T:
+        """``record`` with ``key`` in its key field (given by init name, ``id`` for ``_id``)."""
+        return attrs.evolve(record, **{self._key_init: key})  # type: ignore[misc]
 
     def encode_key(self, key: object) -> bytes:
         """Check and encode a key given by a caller; raise a `ValidationError` naming the model."""

@@ -16,8 +16,6 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-import attrs
-
 from . import _validate
 from ._auto import AUTO, uuid7
 from ._errors import ValidationError, WriteConflict
@@ -397,7 +395,7 @@ class Store(Generic[T]):
                 keys = await blocks.fresh(wanted, seconds=self._timeout, given=given)
             filled = list(records)
             for index, key in zip(blank, keys, strict=True):
-                filled[index] = attrs.evolve(records[index], **{field: key})  # type: ignore[misc]
+                filled[index] = info.with_key(records[index], key)
             items = put_items(self._info, filled)
             try:
                 await write(items, frozenset(items[index].key for index in blank))

@@ -21,7 +21,6 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import attrs
 import trio
 
 from . import _validate
@@ -426,7 +425,7 @@ class TransactionStore(Generic[T]):
                 keys = await blocks.fresh(len(blank), seconds=wait, given=given)
             filled = list(records)
             for index, key in zip(blank, keys, strict=True):
-                filled[index] = attrs.evolve(records[index], **{field: key})  # type: ignore[misc]
+                filled[index] = info.with_key(records[index], key)
             items = put_items(info, filled)
             fresh = [items[index].key for index in blank]
             stage = functools.partial(self._insert_fresh, items, fresh, many, absent)
