@@ -4,6 +4,7 @@ fixed in netabase/ by the commit that follows it."""
 from __future__ import annotations
 
 import attrs
+import pytest
 
 import netabase
 
@@ -57,3 +58,18 @@ async def test_a_private_key_attribute_is_filled_by_its_init_name(backend_url: s
         async with db.transaction() as tx:
             staged = await tx.store(Private).insert(Private("tx"))
         assert await store.get(staged._id) == staged
+
+
+async def test_an_int_key_too_long_for_the_encoding_is_a_validation_error(
+    backend_url: str,
+) -> None:
+    async with netabase.open(backend_url, models=AUTO_MODELS) as db:
+        tickets = db.store(Ticket)
+        huge = 1 << (8 * 300)  # under the 511-byte limit, over the 255 bytes an int element has
+        with pytest.raises(netabase.ValidationError) as written:
+            await tickets.insert(Ticket("huge", id=huge))
+        with pytest.raises(netabase.ValidationError) as read:
+            await tickets.get(huge)
+        for refused in (written, read):
+            assert refused.value.model == "Ticket" and refused.value.field == "id"
+        assert (await tickets.insert(Ticket("then"))).id == 1
