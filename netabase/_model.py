@@ -194,6 +194,8 @@ class ModelInfo(Generic[T]):
                 f"bad key {key!r}: not valid UTF-8 text ({exc.reason})",
                 field=self.key_field,
             ) from None
+        except ValueError as exc:  # an int too long for its length byte
+            raise ValidationError(self.name, f"bad key: {exc}", field=self.key_field) from None
 
     def check(self, record: object) -> None:
         """Raise `ValidationError` naming the field when ``record`` does not fit the model."""
