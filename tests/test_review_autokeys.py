@@ -20,6 +20,15 @@ class Private:
     _id: int = netabase.auto()
 
 
+@netabase.model(key="id", unique=["code"])
+@attrs.frozen
+class Coded:
+    """A unique int value beside a generated key."""
+
+    code: int = 0
+    id: int = netabase.auto()
+
+
 async def test_a_generated_key_never_collides_with_an_explicit_key_of_its_batch(
     backend_url: str,
 ) -> None:
@@ -73,3 +82,10 @@ async def test_an_int_key_too_long_for_the_encoding_is_a_validation_error(
         for refused in (written, read):
             assert refused.value.model == "Ticket" and refused.value.field == "id"
         assert (await tickets.insert(Ticket("then"))).id == 1
+
+
+async def test_a_unique_int_too_long_for_the_encoding_is_a_validation_error() -> None:
+    async with netabase.open("memory://", models=[Coded]) as db:
+        with pytest.raises(netabase.ValidationError) as refused:
+            await db.store(Coded).insert(Coded(code=1 << (8 * 300)))
+        assert refused.value.model == "Coded" and refused.value.field == "code"
