@@ -303,6 +303,10 @@ class ModelInfo(Generic[T]):
                     field=field,
                     key=self.key_of(record),
                 ) from None
+            except ValueError as exc:  # an int too long for its length byte
+                raise ValidationError(
+                    self.name, str(exc), field=field, key=self.key_of(record)
+                ) from None
             if len(encoded) > _keys.MAX_KEY_SIZE:
                 raise ValidationError(
                     self.name,
