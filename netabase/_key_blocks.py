@@ -10,6 +10,7 @@ handed out (keys have gaps, and are never reused).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import trio
@@ -47,6 +48,17 @@ class KeyBlocks:
             return None
         self._next = start + count
         return list(range(start, start + count))
+
+    async def fresh(self, count: int, *, seconds: float, given: Iterable[object]) -> list[int]:
+        """``count`` keys as `take` gives them, none equal to an explicit key in ``given`` (the
+        other records of the same batch, which would silently replace a generated one)."""
+        avoid = {int.__int__(k) for k in given if isinstance(k, int) and not isinstance(k, bool)}
+        keys: list[int] = []
+        while len(keys) < count:
+            wanted = count - len(keys)
+            more = self.ready(wanted) or await self.take(wanted, seconds=seconds)
+            keys.extend(key for key in more if key not in avoid)
+        return keys
 
     async def take(self, count: int, *, seconds: float) -> list[int]:
         """``count`` keys no other taker (task or process) of this store ever gets;

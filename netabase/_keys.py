@@ -19,6 +19,8 @@ INT_NEG_BIG = 0x0B
 UUID_CODE = 0x30
 
 MAX_KEY_SIZE = 511
+MAX_INT_BYTES = 255
+"""The longest int a key element holds: its length is one byte of the encoding."""
 """LMDB's compiled-in key limit; every backend enforces it so data can move between them."""
 
 KeyEncoder = Callable[[Any], bytes]
@@ -37,16 +39,23 @@ def encode_int(value: int) -> bytes:
     if value == 0:
         return b"\x14"
     if value > 0:
-        size = (value.bit_length() + 7) // 8
+        size = _int_size(value)
         body = value.to_bytes(size, "big")
         if size <= 8:
             return bytes((INT_ZERO + size,)) + body
         return bytes((INT_POS_BIG, size)) + body
-    size = ((-value).bit_length() + 7) // 8
+    size = _int_size(-value)
     body = (value + (1 << (8 * size)) - 1).to_bytes(size, "big")
     if size <= 8:
         return bytes((INT_ZERO - size,)) + body
     return bytes((INT_NEG_BIG, size ^ 0xFF)) + body
+
+
+def _int_size(magnitude: int) -> int:
+    size = (magnitude.bit_length() + 7) // 8
+    if size > MAX_INT_BYTES:
+        raise ValueError(f"an int key holds at most {MAX_INT_BYTES} bytes, not {size}")
+    return size
 
 
 def encode_str(value: str) -> bytes:

@@ -134,6 +134,7 @@ class ModelInfo(Generic[T]):
             getter if len(names) > 1 else lambda record: (getter(record),)
         )
         self.key_of: Callable[[T], Any] = operator.attrgetter(key_field)
+        self._key_init: str = attrs.fields_dict(typing.cast(Any, cls))[key_field].alias or key_field
         self.encode_key_raw = _keys.encoder_for(key_type)
         self.decode_key = _keys.decoder_for(key_type)
         self.codec: RecordCodec[T] = RecordCodec(cls, name, version, self.decode_key)
@@ -168,6 +169,10 @@ class ModelInfo(Generic[T]):
     def __repr__(self) -> str:
         return f"<netabase model {self.name} key={self.key_field}>"
 
+    def with_key(self, record: T, key: object) -> T:
+        """``record`` with ``key`` in its key field (given by init name, ``id`` for ``_id``)."""
+        return attrs.evolve(record, **{self._key_init: key})  # type: ignore[misc]
+
     def encode_key(self, key: object) -> bytes:
         """Check and encode a key given by a caller; raise a `ValidationError` naming the model."""
         problem = self.key_check(key)
@@ -189,6 +194,8 @@ class ModelInfo(Generic[T]):
                 f"bad key {key!r}: not valid UTF-8 text ({exc.reason})",
                 field=self.key_field,
             ) from None
+        except ValueError as exc:  # an int too long for its length byte
+            raise ValidationError(self.name, f"bad key: {exc}", field=self.key_field) from None
 
     def check(self, record: object) -> None:
         """Raise `ValidationError` naming the field when ``record`` does not fit the model."""
@@ -295,6 +302,10 @@ class ModelInfo(Generic[T]):
                     f"value {value!r} is not valid UTF-8 text ({exc.reason})",
                     field=field,
                     key=self.key_of(record),
+                ) from None
+            except ValueError as exc:  # an int too long for its length byte
+                raise ValidationError(
+                    self.name, str(exc), field=field, key=self.key_of(record)
                 ) from None
             if len(encoded) > _keys.MAX_KEY_SIZE:
                 raise ValidationError(

@@ -16,8 +16,6 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-import attrs
-
 from . import _validate
 from ._auto import AUTO, uuid7
 from ._errors import ValidationError, WriteConflict
@@ -388,15 +386,16 @@ class Store(Generic[T]):
                 field="if_version",
             )
         blocks = self._routes.key_blocks.get(info.name)
+        given = [key for key in (getattr(r, field, None) for r in records) if key is not AUTO]
         for _ in range(MAX_KEY_ROUNDS):
             wanted = len(blank)
             if blocks is None:
                 keys: list[Any] = [uuid7() for _ in blank]
             else:
-                keys = blocks.ready(wanted) or await blocks.take(wanted, seconds=self._timeout)
+                keys = await blocks.fresh(wanted, seconds=self._timeout, given=given)
             filled = list(records)
             for index, key in zip(blank, keys, strict=True):
-                filled[index] = attrs.evolve(records[index], **{field: key})  # type: ignore[misc]
+                filled[index] = info.with_key(records[index], key)
             items = put_items(self._info, filled)
             try:
                 await write(items, frozenset(items[index].key for index in blank))

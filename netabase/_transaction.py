@@ -21,7 +21,6 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import attrs
 import trio
 
 from . import _validate
@@ -417,17 +416,16 @@ class TransactionStore(Generic[T]):
             return records
         routes = self._tx._routes
         blocks = routes.key_blocks.get(info.name)
+        given = [key for key in (getattr(r, field, None) for r in records) if key is not AUTO]
         for _ in range(MAX_KEY_ROUNDS):
             if blocks is None:
                 keys: list[Any] = [uuid7() for _ in blank]
             else:
-                count = len(blank)
-                keys = blocks.ready(count) or await blocks.take(
-                    count, seconds=routes.request_timeout
-                )
+                wait = routes.request_timeout
+                keys = await blocks.fresh(len(blank), seconds=wait, given=given)
             filled = list(records)
             for index, key in zip(blank, keys, strict=True):
-                filled[index] = attrs.evolve(records[index], **{field: key})  # type: ignore[misc]
+                filled[index] = info.with_key(records[index], key)
             items = put_items(info, filled)
             fresh = [items[index].key for index in blank]
             stage = functools.partial(self._insert_fresh, items, fresh, many, absent)
