@@ -6,7 +6,8 @@ but one of them retry): they queue, and the first in the queue serves every plai
 queued behind it with one read and one conditional write, running their functions one after
 another on the record each left (flat combining; each caller gets the record its function
 returned, as if the updates had run one by one). An enforced update is served alone, judged
-on its own record.
+on its own record, and so is every update of a model with links or unique fields, whose
+records the write itself checks.
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ async def run_update(
     are the (plain or enforced) store's own, so an enforced update (``alone``) is judged on
     every attempt."""
     encoded = info.encode_key(key)
+    # The write checks links and unique values on the record it stores: a record that only
+    # passes through a combined write would never be checked, nor fail its caller alone.
+    alone = alone or bool(info.links or info.unique_fields)
     name = (info.name, encoded)
     queue = queues.get(name)
     if queue is None:

@@ -1,0 +1,147 @@
+"""An adversarial review of per-record versions, conditional inserts and `update`: each test
+pins a defect found (and fixed) or a property that held under attack, on every backend."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import outcome
+import pytest
+import trio
+import trio.testing
+
+import netabase
+from netabase._update import run_update
+
+from .conftest import make_url
+from .versions_models import Counter, Profile
+
+
+@netabase.model(key="name")
+@attrs.define
+class Tally:
+    """A mutable model: an update function may change its input in place."""
+
+    name: str
+    n: int = 0
+
+
+@netabase.model(key="sku")
+@attrs.frozen
+class Item:
+    sku: str
+
+
+@netabase.model(key="id")
+@attrs.frozen
+class Slot:
+    id: int
+    n: int = 0
+    item: str | None = netabase.link(Item, required=False, on_delete="set_null")
+
+
+MODELS = [Counter, Profile, Tally, Item, Slot]
+
+
+@pytest.fixture
+async def db(
+    backend_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[netabase.Database]:
+    server = request.getfixturevalue("redis_server") if backend_kind == "redis" else None
+    url = make_url(backend_kind, tmp_path, server)
+    url = f"{url}?sync=false" if backend_kind == "lmdb" else url
+    async with netabase.open(url, models=MODELS) as database:
+        yield database
+
+
+async def queued_updates(
+    store: netabase.Store[Any], key: Any, fns: list[Callable[[Any], Any]]
+) -> list[outcome.Outcome[Any]]:
+    """Run ``store.update(key, fn)`` for each of ``fns``, all queued, in this order, behind an
+    update that waits at its read: they are then served together, as one combined write."""
+    info = netabase.info_of(store.model)
+    assert info is not None
+    gate = trio.Event()
+
+    async def gated(wanted: Any) -> tuple[Any, int]:
+        await gate.wait()
+        return await store.get_versioned(wanted)
+
+    results: dict[int, outcome.Outcome[Any]] = {}
+
+    async def one(index: int, fn: Callable[[Any], Any]) -> None:
+        results[index] = await outcome.acapture(store.update, key, fn)
+
+    queues = store._routes.update_queues
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_update, queues, info, key, lambda old: old, 0, gated, store.insert)
+        await trio.testing.wait_all_tasks_blocked()
+        for index, fn in enumerate(fns):
+            nursery.start_soon(one, index, fn)
+            await trio.testing.wait_all_tasks_blocked()
+        gate.set()
+    return [results[index] for index in range(len(fns))]
+
+
+# combined updates: each caller's record is judged as if written alone
+
+
+async def test_a_combined_update_refused_for_a_unique_value_fails_only_its_caller(
+    db: netabase.Database,
+) -> None:
+    profiles = db.store(Profile)
+    await profiles.insert_many([Profile(1, "a@x"), Profile(2, "taken@x")])
+    fine, taken = await queued_updates(
+        profiles,
+        1,
+        [
+            lambda old: attrs.evolve(old, email="new@x"),
+            lambda old: attrs.evolve(old, email="taken@x"),
+        ],
+    )
+    assert fine.unwrap() == Profile(1, "new@x")
+    with pytest.raises(netabase.ValidationError, match="taken@x"):
+        taken.unwrap()
+    assert await profiles.get(1) == Profile(1, "new@x")
+
+
+async def test_a_combined_update_never_reports_a_record_that_could_not_be_stored(
+    db: netabase.Database,
+) -> None:
+    profiles = db.store(Profile)
+    await profiles.insert_many([Profile(1, "a@x"), Profile(2, "taken@x")])
+    taken, fine = await queued_updates(
+        profiles,
+        1,
+        [
+            lambda old: attrs.evolve(old, email="taken@x"),
+            lambda old: attrs.evolve(old, email="new@x"),
+        ],
+    )
+    with pytest.raises(netabase.ValidationError, match="taken@x"):
+        taken.unwrap()
+    assert fine.unwrap() == Profile(1, "new@x")
+    assert await profiles.get(2) == Profile(2, "taken@x")
+
+
+async def test_a_combined_update_with_a_dangling_link_fails_only_its_caller(
+    db: netabase.Database,
+) -> None:
+    await db.store(Item).insert(Item("real"))
+    slots = db.store(Slot)
+    await slots.insert(Slot(1))
+    dangling, fine = await queued_updates(
+        slots,
+        1,
+        [
+            lambda old: attrs.evolve(old, item="ghost"),
+            lambda old: attrs.evolve(old, item="real", n=old.n + 1),
+        ],
+    )
+    with pytest.raises(netabase.LinkViolation, match="ghost"):
+        dangling.unwrap()
+    assert fine.unwrap() == Slot(1, 1, "real")
+    assert await slots.get(1) == Slot(1, 1, "real")
