@@ -173,17 +173,24 @@ async def _serve(
         while live:
             old, version = await get_versioned(key)
             current, applied = old, []
+            combined = len(live) > 1
+            # Combined, each function gets its own copy: one that changes its input in place
+            # must not change the record an earlier caller got, nor leave a change if it fails.
+            stored = info.codec.encode(old) if combined and old is not None else None
             for pending in live:
+                given = current if stored is None else info.codec.decode(stored, encoded)
                 try:
-                    new = pending.fn(current)
+                    new = pending.fn(given)
                     _check_result(info, encoded, key, new)
-                    if len(live) > 1:  # a bad record must fail its own caller only
-                        info.encode_record(new)
+                    if combined:  # a bad record must fail its own caller only
+                        _, value = info.encode_record(new)
                 except Exception as exc:  # this caller's: the others go on without it
                     pending.finish(outcome.Error(exc))
                     continue
                 applied.append((pending, new))
                 current = new
+                if combined:
+                    stored = value
             if not applied:
                 return
             try:

@@ -145,3 +145,45 @@ async def test_a_combined_update_with_a_dangling_link_fails_only_its_caller(
         dangling.unwrap()
     assert fine.unwrap() == Slot(1, 1, "real")
     assert await slots.get(1) == Slot(1, 1, "real")
+
+
+# combined updates: a function that changes its input in place
+
+
+async def test_a_combined_update_that_mutates_its_input_then_raises_writes_none_of_it(
+    db: netabase.Database,
+) -> None:
+    tallies = db.store(Tally)
+    await tallies.insert(Tally("t"))
+
+    def spoil(old: Tally) -> Tally:
+        old.n += 100
+        raise LookupError("changed my mind")
+
+    first, spoiled, last = await queued_updates(
+        tallies,
+        "t",
+        [lambda old: Tally("t", old.n + 1), spoil, lambda old: Tally("t", old.n + 1)],
+    )
+    with pytest.raises(LookupError):
+        spoiled.unwrap()
+    assert (first.unwrap(), last.unwrap()) == (Tally("t", 1), Tally("t", 2))
+    assert await tallies.get("t") == Tally("t", 2)
+
+
+async def test_each_combined_caller_keeps_its_own_record_when_a_later_one_mutates_it(
+    db: netabase.Database,
+) -> None:
+    tallies = db.store(Tally)
+    await tallies.insert(Tally("t"))
+
+    def in_place(old: Tally) -> Tally:
+        old.n += 10
+        return old
+
+    first, second = await queued_updates(
+        tallies, "t", [lambda old: Tally("t", old.n + 1), in_place]
+    )
+    assert first.unwrap() == Tally("t", 1)
+    assert second.unwrap() == Tally("t", 11)
+    assert await tallies.get("t") == Tally("t", 11)
