@@ -187,3 +187,24 @@ async def test_each_combined_caller_keeps_its_own_record_when_a_later_one_mutate
     assert first.unwrap() == Tally("t", 1)
     assert second.unwrap() == Tally("t", 11)
     assert await tallies.get("t") == Tally("t", 11)
+
+
+# if_absent with a key given twice
+
+
+async def test_insert_many_if_absent_refuses_a_key_given_twice(db: netabase.Database) -> None:
+    counters = db.store(Counter)
+    with pytest.raises(netabase.AlreadyExists, match="Counter key 'a' is given twice"):
+        await counters.insert_many([Counter("a", 1), Counter("b"), Counter("a", 2)], if_absent=True)
+    assert await counters.count() == 0
+    await db.permissions.grant("writer", Counter, "a", "write")
+    await db.permissions.grant("writer", Counter, "b", "write")
+    async with db.as_principal("writer") as writer:
+        with pytest.raises(netabase.AlreadyExists, match="'a' is given twice"):
+            await writer.store(Counter).insert_many([Counter("a"), Counter("a")], if_absent=True)
+    async with db.transaction() as tx:
+        with pytest.raises(netabase.AlreadyExists, match="'b' is given twice"):
+            await tx.store(Counter).insert_many([Counter("b"), Counter("b")], if_absent=True)
+    assert await counters.count() == 0
+    await counters.insert_many([Counter("a", 1), Counter("a", 2)])  # no condition: the last wins
+    assert await counters.get("a") == Counter("a", 2)
