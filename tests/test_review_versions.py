@@ -15,6 +15,8 @@ import trio.testing
 
 import netabase
 from netabase._update import run_update
+from netabase.backends import Put, WriteBatch
+from netabase.backends.redis import RedisBackend
 
 from .conftest import make_url
 from .versions_models import Counter, Profile
@@ -208,3 +210,113 @@ async def test_insert_many_if_absent_refuses_a_key_given_twice(db: netabase.Data
     assert await counters.count() == 0
     await counters.insert_many([Counter("a", 1), Counter("a", 2)])  # no condition: the last wins
     assert await counters.get("a") == Counter("a", 2)
+
+
+# versions under attack: properties that held
+
+
+async def test_versions_grow_through_set_null_rewrites_and_transactions(
+    db: netabase.Database,
+) -> None:
+    await db.store(Item).insert(Item("i"))
+    slots = db.store(Slot)
+    await slots.insert(Slot(1, 0, "i"))
+    _, linked = await slots.get_versioned(1)
+    await db.store(Item).remove("i")  # rewrites Slot 1 with item=None
+    record, unlinked = await slots.get_versioned(1)
+    assert record == Slot(1, 0, None) and unlinked > linked
+    with pytest.raises(netabase.WriteConflict):
+        await slots.insert(Slot(1, 5), if_version=linked)
+    async with db.transaction() as tx:  # the key written twice in one commit
+        await tx.store(Slot).insert(Slot(1, 1))
+        await tx.store(Slot).insert(Slot(1, 2))
+    record, committed = await slots.get_versioned(1)
+    assert record == Slot(1, 2) and committed > unlinked
+    assert await slots.update(1, lambda old: attrs.evolve(old, n=old.n + 1)) == Slot(1, 3)
+    assert (await slots.get_versioned(1))[1] > committed
+
+
+async def test_cancelled_updates_leave_the_queue_serving(db: netabase.Database) -> None:
+    counters = db.store(Counter)
+    await counters.insert(Counter("hits", 0))
+    done: list[Counter] = []
+
+    async def bump_once(scope_box: list[trio.CancelScope]) -> None:
+        with trio.CancelScope() as scope:
+            scope_box.append(scope)
+            done.append(await counters.update("hits", lambda old: attrs.evolve(old, n=old.n + 1)))
+
+    for victim in range(6):
+        scopes: list[list[trio.CancelScope]] = [[] for _ in range(6)]
+        async with trio.open_nursery() as nursery:
+            for index in range(6):
+                nursery.start_soon(bump_once, scopes[index])
+            await trio.testing.wait_all_tasks_blocked()
+            scopes[victim][0].cancel()
+    assert not counters._routes.update_queues
+    record = await counters.get("hits")
+    assert record is not None and len(done) <= record.n <= 36
+    assert await counters.update("hits", lambda old: attrs.evolve(old, n=0)) == Counter("hits")
+
+
+def test_asyncio_wait_for_cancels_a_queued_update() -> None:
+    import asyncio
+
+    async def main() -> None:
+        async with netabase.open_asyncio("memory://", models=MODELS) as adb:
+            counters = adb.store(Counter)
+            await counters.insert(Counter("hits", 0))
+
+            async def bump() -> Counter:
+                return await counters.update("hits", lambda old: attrs.evolve(old, n=old.n + 1))
+
+            tasks = [asyncio.ensure_future(bump()) for _ in range(20)]
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(bump(), timeout=0)
+            results = await asyncio.gather(*tasks)
+            seen = sorted(result.n for result in results)
+            assert len(set(seen)) == 20 and seen[-1] <= 21
+            record = await counters.get("hits")
+            assert record is not None and 20 <= record.n <= 21
+            assert (await counters.update("hits", lambda old: old)) == record
+
+    asyncio.run(main())
+
+
+async def test_a_present_record_never_reads_as_version_0(db: netabase.Database) -> None:
+    """A record put without a stamp (by a raw backend write) is present: if_version=0, which
+    means absent, must not overwrite it."""
+    info = netabase.info_of(Counter)
+    assert info is not None
+    key, value = info.encode_record(Counter("raw", 1))
+    await db.backend.apply([WriteBatch((Put(info.space, key, value),))])
+    counters = db.store(Counter)
+    record, version = await counters.get_versioned("raw")
+    assert record == Counter("raw", 1) and version > 0
+    with pytest.raises(netabase.WriteConflict, match="expected version 0"):
+        await counters.insert(Counter("raw", 2), if_version=0)
+    await counters.insert(Counter("raw", 3), if_version=version)
+    assert (await counters.get_versioned("raw"))[1] > version
+
+
+async def test_redis_versions_past_2_to_the_53_round_trip_through_the_store(
+    backend_kind: str, db: netabase.Database
+) -> None:
+    if not isinstance(db.backend, RedisBackend):
+        return  # a Redis property: the other backends count from 1
+    info = netabase.info_of(Counter)
+    assert info is not None
+    huge = (1 << 60) + 1
+    await db.backend._client.command("HSET", db.backend.prefix + b"versions", info.space, huge)
+    counters = db.store(Counter)
+    await counters.insert(Counter("big", 0))
+    _, version = await counters.get_versioned("big")
+    assert version > huge
+    await counters.insert(Counter("big", 1), if_version=version)
+    _, later = await counters.get_versioned("big")
+    assert later > version
+    with pytest.raises(netabase.WriteConflict, match=str(later)):
+        await counters.insert(Counter("big", 2), if_version=version)
+    assert await counters.update("big", lambda old: attrs.evolve(old, n=old.n + 1)) == Counter(
+        "big", 2
+    )
