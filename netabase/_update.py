@@ -217,14 +217,20 @@ async def _serve(
             raise
 
 
-def _check_result(info: ModelInfo[Any], encoded: bytes, key: Any, new: object) -> None:
-    """``new`` must be a record of the model under the updated key."""
+def refuse_awaitable(model: str, key: Any, new: object) -> None:
+    """An update function's result must not be an awaitable (a coroutine is closed, so it
+    is not reported as never awaited)."""
     if inspect.isawaitable(new):
         if inspect.iscoroutine(new):
             new.close()
         raise ValidationError(
-            info.name, "update's fn returned an awaitable; it must return the new record", key=key
+            model, "update's fn returned an awaitable; it must return the new record", key=key
         )
+
+
+def _check_result(info: ModelInfo[Any], encoded: bytes, key: Any, new: object) -> None:
+    """``new`` must be a record of the model under the updated key."""
+    refuse_awaitable(info.name, key, new)
     if not isinstance(new, info.cls):
         raise ValidationError(
             info.name,

@@ -320,3 +320,21 @@ async def test_redis_versions_past_2_to_the_53_round_trip_through_the_store(
     assert await counters.update("big", lambda old: attrs.evolve(old, n=old.n + 1)) == Counter(
         "big", 2
     )
+
+
+async def test_a_transaction_update_whose_fn_returns_a_coroutine_closes_it(
+    db: netabase.Database,
+) -> None:
+    async def later(old: Counter | None) -> Counter | None:
+        return old
+
+    pending: list[Any] = []
+
+    def hands_back(old: Counter | None) -> Any:
+        pending.append(later(old))
+        return pending[-1]
+
+    async with db.transaction() as tx:
+        with pytest.raises(netabase.ValidationError, match=r"Counter.*'a'.*awaitable"):
+            await tx.store(Counter).update("a", hands_back)
+    assert pending[0].cr_frame is None  # closed, not left to warn "never awaited"
