@@ -5,9 +5,10 @@ Updates of one key from one open database never race each other (they could only
 but one of them retry): they queue, and the first in the queue serves every plain update
 queued behind it with one read and one conditional write, running their functions one after
 another on the record each left (flat combining; each caller gets the record its function
-returned, as if the updates had run one by one). An enforced update is served alone, judged
-on its own record, and so is every update of a model with links or unique fields, whose
-records the write itself checks.
+returned, as if the updates had run one by one). Only the write is shielded: a caller
+cancelled while it serves the queue stops at its next read or pause and hands the queue on.
+An enforced update is served alone, judged on its own record, and so is every update of a
+model with links or unique fields, whose records the write itself checks.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ never more than `BACKOFF_CAP` (uniformly drawn, so contenders spread out)."""
 class _Pending:
     """One caller's update, waiting in its key's queue."""
 
-    __slots__ = ("alone", "done", "fn", "lead", "result", "retries")
+    __slots__ = ("alone", "done", "fn", "gone", "lead", "result", "retries")
 
     def __init__(self, fn: Callable[[Any], Any], retries: int, alone: bool) -> None:
         self.fn = fn
@@ -47,6 +48,8 @@ class _Pending:
         self.lead = False
         """Set when the caller is to serve the queue itself."""
         self.result: outcome.Outcome[Any] | None = None
+        self.gone = False
+        """Set when the caller stopped waiting (cancelled): it is never queued again."""
 
     def finish(self, result: outcome.Outcome[Any]) -> None:
         self.result = result
@@ -113,6 +116,7 @@ async def run_update(
         try:
             await mine.done.wait()
         except BaseException:
+            mine.gone = True
             if mine in queue.waiting:
                 queue.waiting.remove(mine)
             if mine.lead:
@@ -122,10 +126,14 @@ async def run_update(
             assert mine.result is not None
             return mine.result.unwrap()  # type: ignore[no-any-return]
     queue.busy = True
+    served = _take(queue)
     try:
-        served = _take(queue)
-        with trio.CancelScope(shield=True):  # the updates queued behind wait for this one
-            await _serve(info, encoded, key, served, get_versioned, insert)
+        await _serve(info, encoded, key, served, get_versioned, insert)
+    except trio.Cancelled:
+        # Cancelled at a read or a pause, so nothing of this attempt was written: the updates
+        # it served go back to the head of the queue, and the first of them serves them.
+        queue.waiting[:0] = [p for p in served if p.result is None and not p.gone and p is not mine]
+        raise
     finally:
         _hand_over(queues, name, queue)
     assert mine.result is not None
@@ -194,7 +202,8 @@ async def _serve(
             if not applied:
                 return
             try:
-                await insert(current, if_version=version)
+                with trio.CancelScope(shield=True):  # the write is the commit point
+                    await insert(current, if_version=version)
             except WriteConflict:
                 conflicts += 1
                 live = []
@@ -209,6 +218,8 @@ async def _serve(
             for pending, new in applied:
                 pending.finish(outcome.Value(new))
             return
+    except trio.Cancelled:
+        raise  # the caller puts the unfinished updates back in the queue
     except BaseException as exc:
         for pending in served:
             if pending.result is None:

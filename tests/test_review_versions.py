@@ -338,3 +338,59 @@ async def test_a_transaction_update_whose_fn_returns_a_coroutine_closes_it(
         with pytest.raises(netabase.ValidationError, match=r"Counter.*'a'.*awaitable"):
             await tx.store(Counter).update("a", hands_back)
     assert pending[0].cr_frame is None  # closed, not left to warn "never awaited"
+
+
+async def test_a_lead_cancelled_between_attempts_hands_its_group_on(
+    db: netabase.Database,
+) -> None:
+    """The update serving a group is cancelled while another process keeps winning: the
+    cancellation lands at its next pause, and the update it was serving is served anew."""
+    counters = db.store(Counter)
+    await counters.insert(Counter("hits", 0))
+    info = netabase.info_of(Counter)
+    assert info is not None
+    gate = trio.Event()
+    queues = counters._routes.update_queues
+    attempts = 0
+
+    async def gated(wanted: Any) -> tuple[Any, int]:
+        await gate.wait()
+        return await counters.get_versioned(wanted)
+
+    async def always_beaten(record: Counter, *, if_version: int) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 2:
+            lead_scope.cancel()
+        raise netabase.WriteConflict(info.name, 1, key="hits")
+
+    async def lead() -> None:
+        with lead_scope:
+            await run_update(
+                queues, info, "hits", bump, 10_000, counters.get_versioned, always_beaten
+            )
+
+    waiter: list[Counter] = []
+
+    async def wait_behind() -> None:
+        waiter.append(await counters.update("hits", bump))
+
+    lead_scope = trio.CancelScope()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(
+            run_update, queues, info, "hits", lambda old: old, 0, gated, counters.insert
+        )
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(lead)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(wait_behind)
+        await trio.testing.wait_all_tasks_blocked()
+        gate.set()
+    assert attempts == 2
+    assert waiter == [Counter("hits", 1)]
+    assert await counters.get("hits") == Counter("hits", 1)
+    assert not queues
+
+
+def bump(counter: Counter | None) -> Counter:
+    return Counter("hits", 1) if counter is None else attrs.evolve(counter, n=counter.n + 1)
