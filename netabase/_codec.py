@@ -3,7 +3,8 @@
 The envelope is ``[FORMAT_VERSION, model schema version]``: a later change of either is detected
 on read instead of silently misreading old bytes. Records of format 2 end with an 8-byte
 big-endian stamp, the record's version, which the backend writes when it applies the put
-(`encode` leaves `NO_STAMP` there); records of format 1 have none and read as version 1.
+(`encode` leaves `NO_STAMP` there); records of format 1 have none and read as version 1, as do
+records of format 2 stored without a stamp.
 Hooks are built once per model. Decoding is strict: a stored map with a field the class lacks,
 or without one it has, is a `CorruptRecord`, never a record with the field dropped or
 defaulted (except fields a recorded schema change added, see `RecordCodec.allow_missing`).
@@ -157,7 +158,9 @@ def record_version(raw: bytes | None) -> int:
     if raw is None:
         return 0
     if raw[:1] == bytes((FORMAT_VERSION,)) and len(raw) >= 2 + STAMP_SIZE:
-        return int.from_bytes(raw[-STAMP_SIZE:], "big")
+        # A record put without a stamp (a raw backend write) keeps `NO_STAMP`: it is present,
+        # so not version 0, which ``if_version=0`` takes for absent.
+        return int.from_bytes(raw[-STAMP_SIZE:], "big") or 1
     return 1
 
 

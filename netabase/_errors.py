@@ -279,12 +279,11 @@ class WriteConflict(NetabaseError):
 class AlreadyExists(NetabaseError):
     """``insert(..., if_absent=True)`` found a record under the key; nothing was written."""
 
-    def __init__(self, model: str, key: object) -> None:
+    def __init__(self, model: str, key: object, *, twice: bool = False) -> None:
         self.model = model
         self.key = key
-        super().__init__(
-            f"{model} key {key!r} already exists; insert(if_absent=True) wrote nothing"
-        )
+        found = "is given twice to one call" if twice else "already exists"
+        super().__init__(f"{model} key {key!r} {found}; insert(if_absent=True) wrote nothing")
 
 
 class Closed(NetabaseError):

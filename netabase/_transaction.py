@@ -38,7 +38,7 @@ from ._layout import PERMISSION_SPACES
 from ._model import ModelInfo
 from ._requests import DEFAULT_PAGE_SIZE, SKIPPED, Pages, key_range, put_items
 from ._store import MAX_KEY_ROUNDS
-from ._update import check_function
+from ._update import check_function, refuse_awaitable
 from .actors._cascade import RestrictRefusal
 from .actors._claims import ClaimRefusal
 from .actors._tx_view import TxView
@@ -501,6 +501,7 @@ class TransactionStore(Generic[T]):
         check_function(info.name, fn)
         old = await self.get(key)
         new = fn(old)
+        refuse_awaitable(info.name, key, new)
         if not isinstance(new, info.cls):
             raise ValidationError(
                 info.name,

@@ -5,8 +5,10 @@ Updates of one key from one open database never race each other (they could only
 but one of them retry): they queue, and the first in the queue serves every plain update
 queued behind it with one read and one conditional write, running their functions one after
 another on the record each left (flat combining; each caller gets the record its function
-returned, as if the updates had run one by one). An enforced update is served alone, judged
-on its own record.
+returned, as if the updates had run one by one). Only the write is shielded: a caller
+cancelled while it serves the queue stops at its next read or pause and hands the queue on.
+An enforced update is served alone, judged on its own record, and so is every update of a
+model with links or unique fields, whose records the write itself checks.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ never more than `BACKOFF_CAP` (uniformly drawn, so contenders spread out)."""
 class _Pending:
     """One caller's update, waiting in its key's queue."""
 
-    __slots__ = ("alone", "done", "fn", "lead", "result", "retries")
+    __slots__ = ("alone", "done", "fn", "gone", "lead", "result", "retries")
 
     def __init__(self, fn: Callable[[Any], Any], retries: int, alone: bool) -> None:
         self.fn = fn
@@ -46,6 +48,8 @@ class _Pending:
         self.lead = False
         """Set when the caller is to serve the queue itself."""
         self.result: outcome.Outcome[Any] | None = None
+        self.gone = False
+        """Set when the caller stopped waiting (cancelled): it is never queued again."""
 
     def finish(self, result: outcome.Outcome[Any]) -> None:
         self.result = result
@@ -99,6 +103,9 @@ async def run_update(
     are the (plain or enforced) store's own, so an enforced update (``alone``) is judged on
     every attempt."""
     encoded = info.encode_key(key)
+    # The write checks links and unique values on the record it stores: a record that only
+    # passes through a combined write would never be checked, nor fail its caller alone.
+    alone = alone or bool(info.links or info.unique_fields)
     name = (info.name, encoded)
     queue = queues.get(name)
     if queue is None:
@@ -109,6 +116,7 @@ async def run_update(
         try:
             await mine.done.wait()
         except BaseException:
+            mine.gone = True
             if mine in queue.waiting:
                 queue.waiting.remove(mine)
             if mine.lead:
@@ -118,10 +126,14 @@ async def run_update(
             assert mine.result is not None
             return mine.result.unwrap()  # type: ignore[no-any-return]
     queue.busy = True
+    served = _take(queue)
     try:
-        served = _take(queue)
-        with trio.CancelScope(shield=True):  # the updates queued behind wait for this one
-            await _serve(info, encoded, key, served, get_versioned, insert)
+        await _serve(info, encoded, key, served, get_versioned, insert)
+    except trio.Cancelled:
+        # Cancelled at a read or a pause, so nothing of this attempt was written: the updates
+        # it served go back to the head of the queue, and the first of them serves them.
+        queue.waiting[:0] = [p for p in served if p.result is None and not p.gone and p is not mine]
+        raise
     finally:
         _hand_over(queues, name, queue)
     assert mine.result is not None
@@ -169,21 +181,29 @@ async def _serve(
         while live:
             old, version = await get_versioned(key)
             current, applied = old, []
+            combined = len(live) > 1
+            # Combined, each function gets its own copy: one that changes its input in place
+            # must not change the record an earlier caller got, nor leave a change if it fails.
+            stored = info.codec.encode(old) if combined and old is not None else None
             for pending in live:
+                given = current if stored is None else info.codec.decode(stored, encoded)
                 try:
-                    new = pending.fn(current)
+                    new = pending.fn(given)
                     _check_result(info, encoded, key, new)
-                    if len(live) > 1:  # a bad record must fail its own caller only
-                        info.encode_record(new)
+                    if combined:  # a bad record must fail its own caller only
+                        _, value = info.encode_record(new)
                 except Exception as exc:  # this caller's: the others go on without it
                     pending.finish(outcome.Error(exc))
                     continue
                 applied.append((pending, new))
                 current = new
+                if combined:
+                    stored = value
             if not applied:
                 return
             try:
-                await insert(current, if_version=version)
+                with trio.CancelScope(shield=True):  # the write is the commit point
+                    await insert(current, if_version=version)
             except WriteConflict:
                 conflicts += 1
                 live = []
@@ -198,6 +218,8 @@ async def _serve(
             for pending, new in applied:
                 pending.finish(outcome.Value(new))
             return
+    except trio.Cancelled:
+        raise  # the caller puts the unfinished updates back in the queue
     except BaseException as exc:
         for pending in served:
             if pending.result is None:
@@ -206,14 +228,20 @@ async def _serve(
             raise
 
 
-def _check_result(info: ModelInfo[Any], encoded: bytes, key: Any, new: object) -> None:
-    """``new`` must be a record of the model under the updated key."""
+def refuse_awaitable(model: str, key: Any, new: object) -> None:
+    """An update function's result must not be an awaitable (a coroutine is closed, so it
+    is not reported as never awaited)."""
     if inspect.isawaitable(new):
         if inspect.iscoroutine(new):
             new.close()
         raise ValidationError(
-            info.name, "update's fn returned an awaitable; it must return the new record", key=key
+            model, "update's fn returned an awaitable; it must return the new record", key=key
         )
+
+
+def _check_result(info: ModelInfo[Any], encoded: bytes, key: Any, new: object) -> None:
+    """``new`` must be a record of the model under the updated key."""
+    refuse_awaitable(info.name, key, new)
     if not isinstance(new, info.cls):
         raise ValidationError(
             info.name,

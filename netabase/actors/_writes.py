@@ -201,8 +201,12 @@ class WritePlanner:
     ) -> WritePlan:
         """Plan one put request; ``claims_before`` are the claim holders its conditions will
         meet (as stored, after the batch's earlier requests)."""
-        # A key given twice in one call: the last record wins, as if written one after another.
-        items: list[PutItem] = list({item.key: item for item in _items(request)}.values())
+        # A key given twice in one call: the last record wins, as if written one after another
+        # (so with if_absent the second would find the first: refused).
+        given = _items(request)
+        items: list[PutItem] = list({item.key: item for item in given}.values())
+        if len(items) < len(given) and _if_absent(request):
+            raise _given_twice(self.info, given)
         written_together = {item.key for item in items}
         released = self._released_by(items, state) if self.claim_kinds else {}
         info = self.info
@@ -546,6 +550,21 @@ class WritePlanner:
     def applied(self, plan: WritePlan, versions: Mapping[str, tuple[int, int]]) -> None:
         if plan.effects is not None:
             plan.effects.apply(self.actor.caches, versions)
+
+
+def _given_twice(info: ModelInfo[Any], items: Sequence[PutItem]) -> AlreadyExists:
+    """The refusal of an ``if_absent`` call that names the first repeated key twice."""
+    seen: set[bytes] = set()
+    for item in items:
+        if item.key in seen:
+            return AlreadyExists(info.name, info.key_of(item.record), twice=True)
+        seen.add(item.key)
+    raise AssertionError("no key is given twice")
+
+
+def _if_absent(request: Request) -> bool:
+    message = request.message
+    return isinstance(message, Insert) and message.if_absent
 
 
 def _conditional(request: Request) -> bool:
