@@ -56,9 +56,10 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 R = TypeVar("R")
 
-_CURRENT: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar(
-    "netabase_transaction", default=None
+_CURRENT: contextvars.ContextVar[tuple[object, ...]] = contextvars.ContextVar(
+    "netabase_transaction", default=()
 )
+"""The databases (their `Routes`) this task has a transaction open on."""
 
 MAX_BACKOFF = 0.05
 """Seconds: the longest pause `transact` makes between two attempts."""
@@ -80,7 +81,7 @@ class Transaction:
         self._writes: TxWrites | None = None
         self._lock = trio.Lock()
         self._state = "new"
-        self._token: contextvars.Token[Transaction | None] | None = None
+        self._token: contextvars.Token[tuple[object, ...]] | None = None
         self._stores: dict[str, TransactionStore[Any]] = {}
         self._abandoned = False
 
@@ -92,12 +93,12 @@ class Transaction:
         await trio.lowlevel.checkpoint()
         if self._state != "new":
             raise TransactionError("a transaction object is entered once; call db.transaction()")
-        if _CURRENT.get() is not None:
+        if any(open_on is self._routes for open_on in _CURRENT.get()):
             raise TransactionError(
                 "db.transaction() inside a transaction would be a second, independent one; "
                 "use the outer transaction's tx.store(...)"
             )
-        self._token = _CURRENT.set(self)
+        self._token = _CURRENT.set((*_CURRENT.get(), self._routes))
         self._state = "open"
         self._deadline = trio.current_time() + self._timeout
         return self
@@ -112,7 +113,7 @@ class Transaction:
             try:
                 _CURRENT.reset(self._token)
             except ValueError:  # entered in another task (an adapter's crossing)
-                _CURRENT.set(None)
+                _CURRENT.set(tuple(r for r in _CURRENT.get() if r is not self._routes))
             self._token = None
         if exc_type is not None or self._state != "open":
             self._discard()
@@ -168,10 +169,14 @@ class Transaction:
             self._discard()
             raise TransactionTooLarge(size, self._limit)
 
-    async def _run(self, step: Callable[[TxView, TxWrites], Awaitable[R]]) -> R:
-        """Run one read or write of the transaction, one at a time."""
+    async def _run(self, step: Callable[[TxView, TxWrites], Awaitable[R]], adding: int = 0) -> R:
+        """Run one read or write of the transaction, one at a time; ``adding``: the writes it
+        will stage at least, refused before any planning if they cannot fit."""
         async with self._lock:
             view, writes = await self._ready()
+            if adding and view.size() + adding > self._limit:
+                self._discard()
+                raise TransactionTooLarge(view.size() + adding, self._limit)
             try:
                 result = await step(view, writes)
             except SnapshotLost:
@@ -179,6 +184,8 @@ class Transaction:
                 self._discard()
                 if expired:
                     raise TransactionTimeout(self._timeout) from None
+                if self._routes.is_closing():
+                    raise Closed("transaction") from None
                 raise TransactionConflict(
                     None, detail=" (the backend ended its snapshot)"
                 ) from None
@@ -411,7 +418,7 @@ class TransactionStore(Generic[T]):
         if not blank or info.auto is None:  # an unfilled key of another model: encoding says so
             items = put_items(info, records)
             await self._tx._run(
-                lambda view, writes: self._insert(view, writes, items, many, absent)
+                lambda view, writes: self._insert(view, writes, items, many, absent), len(items)
             )
             return records
         routes = self._tx._routes
@@ -429,7 +436,7 @@ class TransactionStore(Generic[T]):
             items = put_items(info, filled)
             fresh = [items[index].key for index in blank]
             stage = functools.partial(self._insert_fresh, items, fresh, many, absent)
-            if await self._tx._run(stage):
+            if await self._tx._run(stage, len(items)):
                 return filled
             if blocks is not None:
                 blocks.discard()
@@ -478,7 +485,7 @@ class TransactionStore(Generic[T]):
         if not encoded:
             return 0
         removed: int = await self._tx._run(
-            lambda view, writes: self._remove(view, writes, encoded, True)
+            lambda view, writes: self._remove(view, writes, encoded, True), len(encoded)
         )
         return removed
 

@@ -73,3 +73,20 @@ def test_blocking_transactions_commit_conflict_and_retry(tmp_path: Path) -> None
             db.store(Balance).insert(Balance("a", 99))
             tx.store(Balance).insert(Balance("a", 1))
         assert db.store(Balance).get("a") == Balance("a", 99)
+
+
+def test_blocking_transactions_of_two_databases_may_nest() -> None:
+    with (
+        netabase.connect_sync("memory://", models=TX_MODELS) as first,
+        netabase.connect_sync("memory://", models=TX_MODELS) as second,
+    ):
+        with first.transaction() as a:
+            a.store(Balance).insert(Balance("a", 1))
+            with second.transaction() as b:
+                b.store(Balance).insert(Balance("b", 2))
+            with pytest.raises(netabase.TransactionError, match="inside a transaction"):
+                first.transaction().__enter__()
+        assert first.store(Balance).get("a") == Balance("a", 1)
+        assert second.store(Balance).get("b") == Balance("b", 2)
+        with first.transaction() as again:  # the refused one left nothing behind
+            assert again.store(Balance).get("a") == Balance("a", 1)

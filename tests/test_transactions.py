@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import attrs
 import pytest
@@ -234,6 +235,10 @@ async def test_too_large_a_transaction_is_refused(backend_url: str) -> None:
             async with db.transaction() as tx:
                 await tx.store(Balance).insert_many(Balance(str(i)) for i in range(6))
         assert await db.store(Balance).count() == 0
+        # Refused before it is planned: no link is checked for a call that cannot fit.
+        with pytest.raises(netabase.TransactionTooLarge, match="6 writes"):
+            async with db.transaction() as tx:
+                await tx.store(Order).insert_many(Order(i, "nobody") for i in range(6))
 
 
 async def test_a_transaction_past_its_deadline_is_discarded(
@@ -295,3 +300,20 @@ async def test_generated_keys_inside_a_transaction(backend_url: str) -> None:
         assert len(set(keys)) == 3
         assert await db.store(Ticket).get_many(keys) == [first, *more]
         assert await db.store(Memo).get(memo.id) == memo
+
+
+async def test_transactions_of_two_databases_may_nest(tmp_path: Path) -> None:
+    """Nesting is refused per database: a transaction on another database is independent."""
+    async with (
+        netabase.open("memory://", models=TX_MODELS) as first,
+        netabase.open(f"lmdb://{tmp_path / 'other'}", models=TX_MODELS) as second,
+    ):
+        async with first.transaction() as a:
+            await a.store(Balance).insert(Balance("a", 1))
+            async with second.transaction() as b:
+                await b.store(Balance).insert(Balance("b", 2))
+            with pytest.raises(netabase.TransactionError, match="inside a transaction"):
+                async with first.transaction():
+                    pass
+        assert await first.store(Balance).get("a") == Balance("a", 1)
+        assert await second.store(Balance).get("b") == Balance("b", 2)

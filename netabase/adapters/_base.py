@@ -146,25 +146,31 @@ class Pages(Generic[T]):
         return item
 
 
-_IN_TRANSACTION: contextvars.ContextVar[object | None] = contextvars.ContextVar(
-    "netabase_adapter_transaction", default=None
+_IN_TRANSACTION: contextvars.ContextVar[tuple[object, ...]] = contextvars.ContextVar(
+    "netabase_adapter_transaction", default=()
 )
+"""The databases (their `Routes`) this asyncio task or thread has a transaction open on."""
+
+
+def _database_of(tx: Any) -> object:
+    return tx._target._routes
 
 
 def entered(tx: object) -> None:
-    """An adapter transaction begins in this asyncio task or thread; a second one inside it
-    would be independent of the first, so it is refused."""
-    if _IN_TRANSACTION.get() is not None:
+    """An adapter transaction begins in this asyncio task or thread; a second one on the
+    same database inside it would be independent of the first, so it is refused."""
+    database = _database_of(tx)
+    if any(open_on is database for open_on in _IN_TRANSACTION.get()):
         raise TransactionError(
             "db.transaction() inside a transaction would be a second, independent one; "
             "use the outer transaction's tx.store(...)"
         )
-    _IN_TRANSACTION.set(tx)
+    _IN_TRANSACTION.set((*_IN_TRANSACTION.get(), database))
 
 
 def left(tx: object) -> None:
-    if _IN_TRANSACTION.get() is tx:
-        _IN_TRANSACTION.set(None)
+    database = _database_of(tx)
+    _IN_TRANSACTION.set(tuple(d for d in _IN_TRANSACTION.get() if d is not database))
 
 
 def _pause(attempt: int) -> float:
