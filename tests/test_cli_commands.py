@@ -27,6 +27,8 @@ from netabase.actors._permission_spaces import object_id
 from netabase.cli import run_cli
 from netabase.demo import MODELS, Customer, Order, Product
 
+from .auto_models import Memo, Ticket
+
 SCRIPT = Path(sys.executable).parent / "netabase"
 HERE = "tests.test_cli_commands"
 
@@ -81,17 +83,9 @@ class Reading:
     tags: frozenset[str] = frozenset()
 
 
-@netabase.model(key="id")
-@attrs.frozen
-class Ticket:
-    """Generated int keys: a counter in the ~keys space that dump and restore carry."""
-
-    title: str
-    id: int = netabase.auto()
-
-
 GRAPH = f"{HERE}:Team,Person,Folder"
 GRAPH_MODELS = [Team, Person, Folder]
+AUTO = "tests.auto_models:Ticket,Memo"
 
 
 def nb(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
@@ -500,7 +494,7 @@ def test_a_required_link_cycle_is_refused_before_anything_is_written(
 
 
 def tickets(url: str, titles: list[str]) -> list[int]:
-    with netabase.connect_sync(url, models=[Ticket]) as db:
+    with netabase.connect_sync(url, models=[Ticket, Memo]) as db:
         return [db.store(Ticket).insert(Ticket(title)).id for title in titles]
 
 
@@ -509,22 +503,23 @@ def test_restore_keeps_generated_keys_of_removed_records_unused(
 ) -> None:
     source, target = f"lmdb://{tmp_path / 'a'}", f"lmdb://{tmp_path / 'b'}"
     assert tickets(source, ["a", "b", "c"]) == [1, 2, 3]
-    with netabase.connect_sync(source, models=[Ticket]) as db:
+    with netabase.connect_sync(source, models=[Ticket, Memo]) as db:
         db.store(Ticket).remove(3)
-    spec, backup = f"{HERE}:Ticket", tmp_path / "t.jsonl"
+        db.store(Memo).insert(Memo("str keys have no counter"))
+    spec, backup = AUTO, tmp_path / "t.jsonl"
     assert nb(capsys, "dump", source, backup, "--models", spec)[0] == 0
     lines = [json.loads(line) for line in backup.read_text().splitlines()]
     (counter,) = [line["keys"] for line in lines if "keys" in line]
     assert counter["model"] == "Ticket" and counter["last"] >= 3
     assert lines[-2] == {"keys": counter}
-    assert lines[-1] == {"end": {"records": 2, "grants": 0, "members": 0, "keys": 1}}
+    assert lines[-1] == {"end": {"records": 3, "grants": 0, "members": 0, "keys": 1}}
     status, _, err = nb(capsys, "restore", target, backup, "--models", spec)
     assert status == 0, err
     (key,) = tickets(target, ["d"])
     assert key > counter["last"] >= 3
     assert nb(capsys, "dump", target, tmp_path / "again.jsonl", "--models", spec)[0] == 0
     again = [json.loads(line) for line in (tmp_path / "again.jsonl").read_text().splitlines()]
-    assert [line["keys"]["last"] for line in again if "keys" in line][0] >= key
+    assert next(line["keys"]["last"] for line in again if "keys" in line) >= key
 
 
 def test_a_dump_without_keys_lines_still_restores(
@@ -533,11 +528,12 @@ def test_a_dump_without_keys_lines_still_restores(
     """Dumps written before the counters were: keys go on past the highest one restored."""
     source, target = f"lmdb://{tmp_path / 'a'}", f"lmdb://{tmp_path / 'b'}"
     tickets(source, ["a", "b", "c"])
-    spec, backup = f"{HERE}:Ticket", tmp_path / "t.jsonl"
+    spec, backup = AUTO, tmp_path / "t.jsonl"
     assert nb(capsys, "dump", source, backup, "--models", spec)[0] == 0
     lines = [json.loads(line) for line in backup.read_text().splitlines()]
     old = [line for line in lines if "keys" not in line]
     old[-1] = {"end": {"records": 3, "grants": 0, "members": 0}}
+    assert len(old) == len(lines) - 1
     backup.write_text("".join(json.dumps(line) + "\n" for line in old))
     status, _, err = nb(capsys, "restore", target, backup, "--models", spec)
     assert status == 0, err
@@ -546,12 +542,12 @@ def test_a_dump_without_keys_lines_still_restores(
 
 
 def test_restore_refuses_bad_keys_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    header = {"format": "netabase-dump", "version": 1, "models": ["Team", "Ticket"]}
+    header = {"format": "netabase-dump", "version": 1, "models": ["Ticket", "Memo"]}
     lines = [
         header,
         {"model": "Ticket", "record": {"title": "a", "id": 1}},
         {"keys": {"model": "Nope", "last": 3}},
-        {"keys": {"model": "Team", "last": 3}},
+        {"keys": {"model": "Memo", "last": 3}},
         {"keys": {"model": "Ticket", "last": "3"}},
         {"keys": {"model": "Ticket", "last": -1}},
         {"keys": {"model": "Ticket", "last": True}},
@@ -564,11 +560,11 @@ def test_restore_refuses_bad_keys_lines(tmp_path: Path, capsys: pytest.CaptureFi
     ]
     path, url = tmp_path / "k.jsonl", f"lmdb://{tmp_path / 'db'}"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    status, _, err = nb(capsys, "restore", url, path, "--models", f"{HERE}:Team,Ticket")
+    status, _, err = nb(capsys, "restore", url, path, "--models", AUTO)
     assert status == 1 and not (tmp_path / "db").exists()
     assert err.splitlines() == [
         f"{path}:3: keys: model 'Nope' is not among --models",
-        f"{path}:4: keys: Team has no generated int keys (no `int = netabase.auto()` key)",
+        f"{path}:4: keys: Memo has no generated int keys (no `int = netabase.auto()` key)",
         f"{path}:5: keys: Ticket: last must be a whole number >= 0, got '3'",
         f"{path}:6: keys: Ticket: last must be a whole number >= 0, got -1",
         f"{path}:7: keys: Ticket: last must be a whole number >= 0, got True",
@@ -582,7 +578,7 @@ def test_restore_refuses_bad_keys_lines(tmp_path: Path, capsys: pytest.CaptureFi
     del lines[2:10], lines[3]
     lines[-1] = {"end": {"records": 1, "grants": 0, "members": 0}}
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    status, _, err = nb(capsys, "restore", url, path, "--models", f"{HERE}:Team,Ticket")
+    status, _, err = nb(capsys, "restore", url, path, "--models", AUTO)
     assert status == 1 and not (tmp_path / "db").exists()
     assert err.splitlines()[0] == (
         f"{path}:4: end line counts {{'records': 1, 'grants': 0, 'members': 0}} but the file "
