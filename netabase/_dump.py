@@ -2,9 +2,10 @@
 
 A dump is one JSON Lines file: a header naming the format version and the models in restore
 order, every record of every model (model by model, link targets before the models linking to
-them), every grant and group membership, and an end line with the counts (a file without it is
-truncated). Records are restored through ``insert_many`` in atomic batches, so links, unique
-rules and validators are enforced as in the API.
+them), every grant and group membership, the generated-key counter of each model with
+``int = netabase.auto()`` keys (`netabase._key_blocks`), and an end line with the counts (a
+file without it is truncated). Records are restored through ``insert_many`` in atomic
+batches, so links, unique rules and validators are enforced as in the API.
 
 Records of a model in a link cycle cannot all come after their targets. Such records are
 written twice: first with the links inside the cycle cleared, then whole once every record

@@ -86,7 +86,7 @@ class KeyBlocks:
         backend, row = self._backend, self._row
         for _ in range(MAX_RESERVE_ROUNDS):
             _, (raw,) = await backend.read(KEYS_SPACE, [row])
-            start = max(self._counter(raw), await self._highest_stored()) + 1
+            start = max(_counter(self._info, raw), await highest_stored(backend, self._info)) + 1
             end = start + max(self._size, wanted)
             batch = WriteBatch(
                 (Put(KEYS_SPACE, row, str(end - 1).encode()),), (Expect(KEYS_SPACE, row, raw),)
@@ -98,24 +98,49 @@ class KeyBlocks:
                 return
         raise WriteConflict(self._info.name, MAX_RESERVE_ROUNDS)
 
-    def _counter(self, raw: bytes | None) -> int:
-        if raw is None:
-            return 0
-        try:
-            return int(raw.decode("ascii"))
-        except (UnicodeDecodeError, ValueError):
-            raise CorruptRecord(
-                self._info.name, KEYS_SPACE, f"key counter {raw[:40]!r} is not a number"
-            ) from None
 
-    async def _highest_stored(self) -> int:
-        """The largest key stored (0 if none): explicit inserts may have gone past the counter."""
-        info = self._info
-        top = await self._backend.scan(info.space, reverse=True, limit=1)
-        if not top:
-            return 0
-        try:
-            key = info.decode_key(top[0][0])
-        except Exception:  # an undecodable key cannot collide with an int key
-            return 0
-        return key if isinstance(key, int) else 0
+async def last_reserved(backend: Backend, info: ModelInfo[Any]) -> int:
+    """The highest key of ``info``'s model reserved so far by any process (0 if none)."""
+    _, (raw,) = await backend.read(KEYS_SPACE, [info.name.encode()])
+    return _counter(info, raw)
+
+
+async def raise_counter(backend: Backend, info: ModelInfo[Any], floor: int) -> int:
+    """Move ``info``'s counter up to ``floor`` and past the highest key stored (never down),
+    conditionally on the counter as read, so a concurrent reservation is not lost; the counter."""
+    row = info.name.encode()
+    for _ in range(MAX_RESERVE_ROUNDS):
+        _, (raw,) = await backend.read(KEYS_SPACE, [row])
+        current = _counter(info, raw)
+        wanted = max(current, floor, await highest_stored(backend, info))
+        if wanted == current:
+            return current
+        batch = WriteBatch(
+            (Put(KEYS_SPACE, row, str(wanted).encode()),), (Expect(KEYS_SPACE, row, raw),)
+        )
+        if (await backend.apply([batch])).failed[0] is None:
+            return wanted
+    raise WriteConflict(info.name, MAX_RESERVE_ROUNDS)
+
+
+def _counter(info: ModelInfo[Any], raw: bytes | None) -> int:
+    if raw is None:
+        return 0
+    try:
+        return int(raw.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        raise CorruptRecord(
+            info.name, KEYS_SPACE, f"key counter {raw[:40]!r} is not a number"
+        ) from None
+
+
+async def highest_stored(backend: Backend, info: ModelInfo[Any]) -> int:
+    """The largest key stored (0 if none): explicit inserts may have gone past the counter."""
+    top = await backend.scan(info.space, reverse=True, limit=1)
+    if not top:
+        return 0
+    try:
+        key = info.decode_key(top[0][0])
+    except Exception:  # an undecodable key cannot collide with an int key
+        return 0
+    return key if isinstance(key, int) else 0

@@ -52,6 +52,7 @@ from ._dump import (
     without_links,
 )
 from ._errors import NetabaseError, UnknownAction, ValidationError
+from ._key_blocks import last_reserved, raise_counter
 from ._model import ModelInfo, info_of
 from ._permissions import _principal
 from ._roles import Roles
@@ -705,7 +706,8 @@ def plan_or_exit(classes: list[type]) -> tuple[list[ModelInfo[Any]], dict[str, t
 @command()
 def dump(url: str, file: Path, models: ModelsOption = None) -> None:
     """Write the whole database to FILE as JSON Lines: every record of every model (link
-    targets first), every grant and membership. FILE appears only when the dump is complete."""
+    targets first), every grant and membership, the generated-key counters. FILE appears only
+    when the dump is complete."""
     classes = models_or_exit(models)
     order, _ = plan_or_exit(classes)
     existing_or_exit(url)
@@ -755,6 +757,11 @@ def dump(url: str, file: Path, models: ModelsOption = None) -> None:
                     write({"member": {"group": group, "member": member}})
                     written["members"] += 1
                     progress.advance(task)
+                for info in order:  # the counters, so keys of removed records stay unused
+                    if info.auto is int:
+                        last = await last_reserved(db.backend, info)
+                        write({"keys": {"model": info.name, "last": last}})
+                        written["keys"] = written.get("keys", 0) + 1
                 write({"end": written})
         return written
 
@@ -780,7 +787,7 @@ def read_dump(
     path: Path, by_name: dict[str, ModelInfo[Any]]
 ) -> Iterator[tuple[int, str, Any, str | None]]:
     """(line number, kind, value, problem or None) for each non-blank line of a dump; kind is
-    header, record, grant, member or end (value None when the line has a problem)."""
+    header, record, grant, member, key or end (value None when the line has a problem)."""
     for number, line in _lines(path):
         if line is None:
             yield number, "", None, "not UTF-8 text"
@@ -795,7 +802,8 @@ def read_dump(
         except RecursionError:
             yield number, "", None, "JSON nested too deeply"
             continue
-        kind = next((k for k in ("model", "grant", "member", "end", "format") if k in data),
+        kinds = ("model", "grant", "member", "keys", "end", "format")
+        kind = next((k for k in kinds if k in data),
                     "") if isinstance(data, dict) else ""  # fmt: skip
         try:
             if kind == "model":
@@ -806,6 +814,8 @@ def read_dump(
                 member = data["member"]
                 group = _principal(member["group"], "group")
                 yield number, "member", (group, _principal(member["member"], "member")), None
+            elif kind == "keys":
+                yield number, "key", _dump_keys(data["keys"], by_name), None
             elif kind == "end":
                 yield number, "end", _end_counts(data["end"]), None
             elif kind == "format":
@@ -817,7 +827,8 @@ def read_dump(
                 problem = exc.problem  # a principal, group or member name
             else:
                 problem = "; ".join(_messages(exc))
-            where = {"grant": "grant: ", "member": "membership: ", "end": "end line: "}
+            where = {"grant": "grant: ", "member": "membership: ", "keys": "keys: ",
+                     "end": "end line: "}  # fmt: skip
             yield number, kind, None, where.get(kind, "") + problem
 
 
@@ -826,6 +837,31 @@ def _end_counts(data: Any) -> dict[str, int]:
     if not isinstance(data, dict) or not all(type(v) is int for v in data.values()):
         raise UsageProblem(f"the counts must be whole numbers, got {data!r}"[:200])
     return dict(data)
+
+
+def _dump_keys(data: Any, by_name: dict[str, ModelInfo[Any]]) -> tuple[ModelInfo[Any], int]:
+    """A keys line's model (one with generated int keys) and the last key it had reserved."""
+    if not isinstance(data, dict):
+        raise UsageProblem(f"expected an object with model and last, got {data!r}"[:200])
+    name, last = data["model"], data["last"]
+    info = by_name.get(name) if isinstance(name, str) else None
+    if info is None:
+        raise UsageProblem(f"model {name!r} is not among --models"[:200])
+    if info.auto is not int:
+        raise UsageProblem(f"{name} has no generated int keys (no `int = netabase.auto()` key)")
+    if type(last) is not int or last < 0:
+        raise UsageProblem(f"{name}: last must be a whole number >= 0, got {last!r}"[:200])
+    try:
+        info.encode_key(last)
+    except NetabaseError as exc:  # an int too large for a key
+        problem = "; ".join(_messages(exc))
+        raise UsageProblem(f"{name}: last is not a possible key: {problem}"[:200]) from None
+    return info, last
+
+
+def _counted(counts: dict[str, int]) -> dict[str, int]:
+    """``counts`` without a zero keys count (dumps without keys lines have none)."""
+    return {kind: n for kind, n in counts.items() if kind != "keys" or n}
 
 
 def _dump_record(data: dict[str, Any], by_name: dict[str, ModelInfo[Any]]) -> Any:
@@ -898,6 +934,7 @@ def check_dump(
     }
     must_be_done: dict[str, str] = {}  # target -> a model already seen that links to it
     contains: dict[str, list[tuple[str, int]]] = {}  # group -> (member, line number)
+    counters: set[str] = set()  # models with a keys line
     end: dict[str, int] | None = None
     header_seen = False
     number = 0
@@ -938,6 +975,12 @@ def check_dump(
             by_model[info.name] = by_model.get(info.name, 0) + 1
         elif kind == "end":
             end = value
+        elif kind == "key":
+            info, _ = value
+            if info.name in counters:
+                problems.append((number, f"keys: a second keys line for {info.name}"))
+            counters.add(info.name)
+            counts["keys"] = counts.get("keys", 0) + 1
         else:
             counts[f"{kind}s"] += 1
             if kind == "member":
@@ -947,7 +990,7 @@ def check_dump(
         problems.append(cycle)
     if header_seen and not problems and end is None:
         problems.append((number, "truncated dump: no end line (the dump did not finish)"))
-    elif end is not None and end != counts and not problems:
+    elif end is not None and _counted(end) != _counted(counts) and not problems:
         problems.append((number, f"end line counts {end} but the file holds {counts}"))
     if not header_seen:
         problems.append((max(number, 1), "no header line: not a netabase dump"))
@@ -1000,7 +1043,8 @@ def restore(
     force: Annotated[bool, typer.Option(help="restore into a database that is not empty")] = False,
 ) -> None:
     """Load a dump into an empty database: records in atomic batches (links validated), then
-    grants and memberships. Every line is checked first; if any is bad, nothing is written."""
+    grants and memberships, then generated-key counters are raised to the dump's (and past the
+    keys restored). Every line is checked first; if any is bad, nothing is written."""
     classes = models_or_exit(models)
     order, cleared = plan_or_exit(classes)
     if not file.is_file():
@@ -1031,6 +1075,7 @@ def restore(
                 )
             restored: dict[str, int] = {}
             permissions: list[Callable[[], Any]] = []
+            counters: dict[str, int] = {}
             with Progress(*_bar(), console=err) as progress:
                 task = progress.add_task("restore records", total=counts["records"] + second)
                 pending: list[tuple[int, Any]] = []
@@ -1060,6 +1105,8 @@ def restore(
                                 db.permissions.grant, principal, info.cls, key, role))  # fmt: skip
                         elif kind == "member" and first_pass:
                             permissions.append(functools.partial(db.permissions.add_member, *value))
+                        elif kind == "key" and first_pass:
+                            counters[value[0].name] = value[1]
                         if kind != "record":
                             continue
                         info, record = value
@@ -1080,6 +1127,9 @@ def restore(
                     await load(first_pass=False)  # the links cleared above, now all exist
                 task = progress.add_task("restore permissions", total=len(permissions))
                 await _concurrently(permissions, lambda n: progress.advance(task, n))
+            for info in order:  # never below the dump's counter nor a key restored
+                if info.auto is int:
+                    await raise_counter(db.backend, info, counters.get(info.name, 0))
             await release_restore(db.backend, token)
             return restored
 

@@ -18,7 +18,7 @@ import trio.testing
 
 import netabase
 from netabase._auto import AUTO, uuid7
-from netabase._key_blocks import FIRST_BLOCK, MAX_BLOCK
+from netabase._key_blocks import FIRST_BLOCK, MAX_BLOCK, last_reserved, raise_counter
 from netabase._layout import KEYS_SPACE
 from netabase.testing import RedisServer
 
@@ -127,6 +127,22 @@ async def test_keys_are_unique_under_concurrent_tasks(backend_url: str) -> None:
                 nursery.start_soon(writer, n)
         assert len(keys) == 64 * 12 == len(set(keys)) == await tickets.count()
         assert min(keys) == 1
+
+
+async def test_raising_the_counter_never_lowers_it_nor_loses_a_raise(backend_url: str) -> None:
+    """What restore does with a dump's counter: concurrent raises all land, the highest wins."""
+    async with netabase.open(backend_url, models=AUTO_MODELS) as db:
+        info = netabase.info_of(Ticket)
+        assert await last_reserved(db.backend, info) == 0
+        assert await raise_counter(db.backend, info, 0) == 0  # nothing to move: nothing written
+        await db.store(Ticket).insert(Ticket("a"))
+        assert await raise_counter(db.backend, info, 3) == FIRST_BLOCK
+        await db.store(Ticket).insert(Ticket("far", id=500))
+        assert await raise_counter(db.backend, info, 7) == 500  # past the keys stored
+        async with trio.open_nursery() as nursery:
+            for floor in range(600, 640):
+                nursery.start_soon(raise_counter, db.backend, info, floor)
+        assert await last_reserved(db.backend, info) == 639
 
 
 async def test_a_reopened_store_continues_after_the_last_block(reopenable: str) -> None:

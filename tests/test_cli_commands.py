@@ -27,6 +27,8 @@ from netabase.actors._permission_spaces import object_id
 from netabase.cli import run_cli
 from netabase.demo import MODELS, Customer, Order, Product
 
+from .auto_models import Memo, Ticket
+
 SCRIPT = Path(sys.executable).parent / "netabase"
 HERE = "tests.test_cli_commands"
 
@@ -83,6 +85,7 @@ class Reading:
 
 GRAPH = f"{HERE}:Team,Person,Folder"
 GRAPH_MODELS = [Team, Person, Folder]
+AUTO = "tests.auto_models:Ticket,Memo"
 
 
 def nb(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
@@ -488,6 +491,99 @@ def test_a_required_link_cycle_is_refused_before_anything_is_written(
     assert status == 1
     assert err.startswith("error: Chain.prev is a required link inside a link cycle (Chain)")
     assert not list(tmp_path.glob("*c.jsonl*"))
+
+
+def tickets(url: str, titles: list[str]) -> list[int]:
+    with netabase.connect_sync(url, models=[Ticket, Memo]) as db:
+        return [db.store(Ticket).insert(Ticket(title)).id for title in titles]
+
+
+def test_restore_keeps_generated_keys_of_removed_records_unused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, target = f"lmdb://{tmp_path / 'a'}", f"lmdb://{tmp_path / 'b'}"
+    assert tickets(source, ["a", "b", "c"]) == [1, 2, 3]
+    with netabase.connect_sync(source, models=[Ticket, Memo]) as db:
+        db.store(Ticket).remove(3)
+        db.store(Memo).insert(Memo("str keys have no counter"))
+    spec, backup = AUTO, tmp_path / "t.jsonl"
+    assert nb(capsys, "dump", source, backup, "--models", spec)[0] == 0
+    lines = [json.loads(line) for line in backup.read_text().splitlines()]
+    (counter,) = [line["keys"] for line in lines if "keys" in line]
+    assert counter["model"] == "Ticket" and counter["last"] >= 3
+    assert lines[-2] == {"keys": counter}
+    assert lines[-1] == {"end": {"records": 3, "grants": 0, "members": 0, "keys": 1}}
+    status, _, err = nb(capsys, "restore", target, backup, "--models", spec)
+    assert status == 0, err
+    (key,) = tickets(target, ["d"])
+    assert key > counter["last"] >= 3
+    assert nb(capsys, "dump", target, tmp_path / "again.jsonl", "--models", spec)[0] == 0
+    again = [json.loads(line) for line in (tmp_path / "again.jsonl").read_text().splitlines()]
+    assert next(line["keys"]["last"] for line in again if "keys" in line) >= key
+
+
+def test_a_dump_without_keys_lines_still_restores(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Dumps written before the counters were: keys go on past the highest one restored."""
+    source, target = f"lmdb://{tmp_path / 'a'}", f"lmdb://{tmp_path / 'b'}"
+    tickets(source, ["a", "b", "c"])
+    spec, backup = AUTO, tmp_path / "t.jsonl"
+    assert nb(capsys, "dump", source, backup, "--models", spec)[0] == 0
+    lines = [json.loads(line) for line in backup.read_text().splitlines()]
+    old = [line for line in lines if "keys" not in line]
+    old[-1] = {"end": {"records": 3, "grants": 0, "members": 0}}
+    assert len(old) == len(lines) - 1
+    backup.write_text("".join(json.dumps(line) + "\n" for line in old))
+    status, _, err = nb(capsys, "restore", target, backup, "--models", spec)
+    assert status == 0, err
+    assert "restored 3 records (Ticket 3)" in err
+    assert tickets(target, ["d"]) == [4]
+
+
+def test_restore_refuses_bad_keys_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    header = {"format": "netabase-dump", "version": 1, "models": ["Ticket", "Memo"]}
+    lines = [
+        header,
+        {"model": "Ticket", "record": {"title": "a", "id": 1}},
+        {"keys": {"model": "Nope", "last": 3}},
+        {"keys": {"model": "Memo", "last": 3}},
+        {"keys": {"model": "Ticket", "last": "3"}},
+        {"keys": {"model": "Ticket", "last": -1}},
+        {"keys": {"model": "Ticket", "last": True}},
+        {"keys": {"model": "Ticket"}},
+        {"keys": {"model": "Ticket", "last": 2**2100}},
+        {"keys": [1]},
+        {"keys": {"model": "Ticket", "last": 3}},
+        {"keys": {"model": "Ticket", "last": 4}},
+        {"end": {"records": 1, "grants": 0, "members": 0, "keys": 2}},
+    ]
+    path, url = tmp_path / "k.jsonl", f"lmdb://{tmp_path / 'db'}"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    status, _, err = nb(capsys, "restore", url, path, "--models", AUTO)
+    assert status == 1 and not (tmp_path / "db").exists()
+    assert err.splitlines() == [
+        f"{path}:3: keys: model 'Nope' is not among --models",
+        f"{path}:4: keys: Memo has no generated int keys (no `int = netabase.auto()` key)",
+        f"{path}:5: keys: Ticket: last must be a whole number >= 0, got '3'",
+        f"{path}:6: keys: Ticket: last must be a whole number >= 0, got -1",
+        f"{path}:7: keys: Ticket: last must be a whole number >= 0, got True",
+        f"{path}:8: keys: missing field 'last'",
+        f"{path}:9: keys: Ticket: last is not a possible key: bad key: integer "
+        "1455428565004863093618902384493306497... is outside the 64-bit range msgpack can store",
+        f"{path}:10: keys: expected an object with model and last, got [1]",
+        f"{path}:12: keys: a second keys line for Ticket",
+        "error: 9 bad line(s); nothing restored",
+    ]
+    del lines[2:10], lines[3]
+    lines[-1] = {"end": {"records": 1, "grants": 0, "members": 0}}
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    status, _, err = nb(capsys, "restore", url, path, "--models", AUTO)
+    assert status == 1 and not (tmp_path / "db").exists()
+    assert err.splitlines()[0] == (
+        f"{path}:4: end line counts {{'records': 1, 'grants': 0, 'members': 0}} but the file "
+        "holds {'records': 1, 'grants': 0, 'members': 0, 'keys': 1}"
+    )
 
 
 mentors = st.lists(st.integers(0, 11), min_size=12, max_size=12)
