@@ -14,7 +14,7 @@ from ._errors import ValidationError
 from ._permissions import Permissions, PrincipalView
 from ._roles import Roles
 from ._store import Store
-from ._transaction import Transaction, check_transact_function, transact
+from ._transaction import Transaction, transact
 from .actors._config import RuntimeConfig, Strategy
 from .actors._runtime import Runtime
 from .actors._stats import ActorStats
@@ -89,8 +89,6 @@ class Database:
     async def transact(self, fn: Callable[..., Awaitable[R]], *args: Any, retries: int = 10) -> R:
         """``await fn(tx, *args)`` in a transaction, run again on `TransactionConflict` (with
         jittered backoff) at most ``retries`` more times; returns what ``fn`` returned."""
-        check_transact_function(fn)
-        retries = _validate.integer("transact", "retries", retries)
         return await transact(self.transaction, fn, args, retries)
 
     def stats(self) -> DatabaseStats:

@@ -26,7 +26,7 @@ from ._model import LinkInfo, ModelInfo
 from ._requests import DEFAULT_PAGE_SIZE, Pages
 from ._roles import Explanation
 from ._store import Loaded, Store, WriteItems
-from ._transaction import Transaction, check_transact_function, transact
+from ._transaction import Transaction, transact
 from ._update import DEFAULT_UPDATE_RETRIES, MAX_UPDATE_RETRIES, check_function, run_update
 from .actors._calls import send
 from .actors._cascade import RemovalPreview, RestrictRefusal
@@ -271,8 +271,6 @@ class PrincipalView:
 
     async def transact(self, fn: Callable[..., Awaitable[R]], *args: Any, retries: int = 10) -> R:
         """`Database.transact` as this principal."""
-        check_transact_function(fn)
-        retries = _validate.integer("transact", "retries", retries)
         return await transact(self.transaction, fn, args, retries)
 
     def store(self, model: type[T]) -> GuardedStore[T]:

@@ -530,24 +530,33 @@ async def transact(
     begin: Callable[[], Transaction],
     fn: Callable[..., Awaitable[R]],
     args: tuple[Any, ...],
-    retries: int,
+    retries: object,
 ) -> R:
     """Run ``fn(tx, *args)`` in a transaction, again on `TransactionConflict` (jittered
     exponential backoff), at most ``retries`` more times; then the last conflict is raised."""
+    bound = checked_transact(fn, retries)
     attempt = 0
     while True:
         try:
             async with begin() as tx:
                 return await fn(tx, *args)
         except TransactionConflict:
-            if attempt >= retries:
+            if attempt >= bound:
                 raise
         attempt += 1
-        await trio.sleep(random.uniform(0, min(MAX_BACKOFF, 0.001 * 2**attempt)))
+        await trio.sleep(pause(attempt))
 
 
-def check_transact_function(fn: object) -> None:
+def pause(attempt: int) -> float:
+    """Seconds to wait before attempt ``attempt`` (1, 2, ...) of a transaction: jittered,
+    doubling, never more than `MAX_BACKOFF`; every adapter's `transact` waits this long."""
+    return random.uniform(0, min(MAX_BACKOFF, 0.001 * 2**attempt))
+
+
+def checked_transact(fn: object, retries: object) -> int:
+    """``transact``'s arguments checked in the caller: ``fn`` callable, ``retries`` a count."""
     if not callable(fn):
         raise ValidationError(
-            "transact", f"takes an async function (tx, ...) -> result, got {fn!r}"
+            "transact", f"takes an async function (tx, ...) -> result, got {fn!r}", field="fn"
         )
+    return _validate.integer("transact", "retries", retries)

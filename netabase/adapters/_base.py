@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
@@ -15,7 +14,7 @@ from .._bridge import Runner
 from .._errors import TransactionConflict, TransactionError
 from .._model import ModelInfo, info_of
 from .._portal import TrioPortal
-from .._transaction import MAX_BACKOFF, TransactionStore, check_transact_function
+from .._transaction import TransactionStore, checked_transact, pause
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -173,42 +172,39 @@ def left(tx: object) -> None:
     _IN_TRANSACTION.set(tuple(d for d in _IN_TRANSACTION.get() if d is not database))
 
 
-def _pause(attempt: int) -> float:
-    return random.uniform(0, min(MAX_BACKOFF, 0.001 * 2**attempt))
-
-
 async def asyncio_transact(
-    begin: Callable[[], Any], fn: Callable[..., Awaitable[R]], args: tuple[Any, ...], retries: int
+    begin: Callable[[], Any],
+    fn: Callable[..., Awaitable[R]],
+    args: tuple[Any, ...],
+    retries: object,
 ) -> R:
     """`Database.transact` for asyncio callers: ``fn`` runs on the loop, each attempt in a
     fresh transaction."""
-    check_transact_function(fn)
-    retries = _validate.integer("transact", "retries", retries)
+    bound = checked_transact(fn, retries)
     attempt = 0
     while True:
         try:
             async with begin() as tx:
                 return await fn(tx, *args)
         except TransactionConflict:
-            if attempt >= retries:
+            if attempt >= bound:
                 raise
         attempt += 1
-        await asyncio.sleep(_pause(attempt))
+        await asyncio.sleep(pause(attempt))
 
 
 def sync_transact(
-    begin: Callable[[], Any], fn: Callable[..., R], args: tuple[Any, ...], retries: int
+    begin: Callable[[], Any], fn: Callable[..., R], args: tuple[Any, ...], retries: object
 ) -> R:
     """`Database.transact` for blocking callers: ``fn`` runs in the calling thread."""
-    check_transact_function(fn)
-    retries = _validate.integer("transact", "retries", retries)
+    bound = checked_transact(fn, retries)
     attempt = 0
     while True:
         try:
             with begin() as tx:
                 return fn(tx, *args)
         except TransactionConflict:
-            if attempt >= retries:
+            if attempt >= bound:
                 raise
         attempt += 1
-        time.sleep(_pause(attempt))
+        time.sleep(pause(attempt))
