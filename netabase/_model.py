@@ -19,7 +19,13 @@ import cattrs
 from . import _keys, _layout
 from ._auto import AUTO, is_auto
 from ._codec import INPUT_CONVERTER, RecordCodec
-from ._errors import KeyTooLarge, ModelDefinitionError, NetabaseError, ValidationError
+from ._errors import (
+    CorruptRecord,
+    KeyTooLarge,
+    ModelDefinitionError,
+    NetabaseError,
+    ValidationError,
+)
 from ._roles import Rule
 from ._types import Checker, UnsupportedType, build_checker, exact_type
 
@@ -340,6 +346,14 @@ class ModelInfo(Generic[T]):
     def encode_links(self, record: T) -> tuple[tuple[bytes, ...], ...]:
         """Per link field, the encoded target keys ``record`` names."""
         return tuple(link.encoded_keys_of(record) for link in self.links)
+
+    def decode_or_error(self, key: bytes, raw: bytes) -> T | CorruptRecord:
+        """The record stored as ``raw`` under ``key``, or the `CorruptRecord` saying why it
+        does not decode (returned, so one bad record fails only the caller who asked for it)."""
+        try:
+            return self.codec.decode(raw, key)
+        except CorruptRecord as exc:
+            return exc
 
     def stored_links(self, record: T | None) -> tuple[tuple[bytes, ...], ...] | None:
         """`encode_links` of a stored record; None when there is none, or when its links no

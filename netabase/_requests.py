@@ -89,6 +89,32 @@ def _check_tuple_prefix(info: ModelInfo[Any], prefix: tuple[Any, ...]) -> None:
             )
 
 
+def checked_scan(
+    info: ModelInfo[Any],
+    fetch: FetchPage,
+    *,
+    start: Any,
+    stop: Any,
+    prefix: Any,
+    limit: object,
+    reverse: object,
+    page_size: object,
+    skip_corrupt: object,
+) -> Pages[Any]:
+    """A public ``scan``'s arguments checked in the caller, as the `Pages` over ``fetch``."""
+    name = info.name
+    lo, hi = key_range(info, start, stop, prefix)
+    return Pages(
+        fetch,
+        lo,
+        hi,
+        _validate.optional_integer(name, "limit", limit),
+        _validate.flag(name, "reverse", reverse),
+        _validate.page_size(name, page_size),
+        _validate.flag(name, "skip_corrupt", skip_corrupt),
+    )
+
+
 class Pages(Generic[T]):
     """Async iterator over a key range, one ``fetch`` per page; corrupt records raise (or are
     skipped with ``skip_corrupt``)."""

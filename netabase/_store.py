@@ -21,7 +21,7 @@ from ._auto import AUTO, uuid7
 from ._errors import ValidationError, WriteConflict
 from ._key_blocks import KeyTaken
 from ._model import ModelInfo
-from ._requests import DEFAULT_PAGE_SIZE, Pages, key_range, put_items
+from ._requests import DEFAULT_PAGE_SIZE, checked_scan, put_items
 from ._update import DEFAULT_UPDATE_RETRIES, MAX_UPDATE_RETRIES, check_function, run_update
 from .actors._calls import send
 from .actors._claims import ClaimRefusal
@@ -266,16 +266,16 @@ class Store(Generic[T]):
         whole scan is not a snapshot. A record whose bytes do not decode raises `CorruptRecord`,
         or is skipped with ``skip_corrupt=True``.
         """
-        name = self._info.name
-        lo, hi = key_range(self._info, start, stop, prefix)
-        return Pages(
+        return checked_scan(
+            self._info,
             self._fetch_page,
-            lo,
-            hi,
-            _validate.optional_integer(name, "limit", limit),
-            _validate.flag(name, "reverse", reverse),
-            _validate.page_size(name, page_size),
-            _validate.flag(name, "skip_corrupt", skip_corrupt),
+            start=start,
+            stop=stop,
+            prefix=prefix,
+            limit=limit,
+            reverse=reverse,
+            page_size=page_size,
+            skip_corrupt=skip_corrupt,
         )
 
     async def _fetch_page(

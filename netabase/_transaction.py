@@ -36,7 +36,7 @@ from ._errors import (
 )
 from ._layout import PERMISSION_SPACES
 from ._model import ModelInfo
-from ._requests import DEFAULT_PAGE_SIZE, SKIPPED, Pages, key_range, put_items
+from ._requests import DEFAULT_PAGE_SIZE, SKIPPED, checked_scan, put_items
 from ._store import MAX_KEY_ROUNDS
 from ._update import check_function, refuse_awaitable
 from .actors._cascade import RestrictRefusal
@@ -307,7 +307,7 @@ class TransactionStore(Generic[T]):
                 (found,) = await view.exists(info.space, [encoded])
                 return found
             _, (raw,) = await view.read(info.space, [encoded])
-            record = None if raw is None else self._decode_or_error(encoded, raw)
+            record = None if raw is None else self._info.decode_or_error(encoded, raw)
             (readable,) = await guard.readable(view, info, [encoded], [record])
             return readable and record is not None
 
@@ -324,7 +324,7 @@ class TransactionStore(Generic[T]):
                 return len(await view.keys(info.space))
             pairs = await view.scan(info.space)
             keys = [key for key, _ in pairs]
-            records = [self._decode_or_error(key, raw) for key, raw in pairs]
+            records = [self._info.decode_or_error(key, raw) for key, raw in pairs]
             return sum(await guard.readable(view, info, keys, records))
 
         return await self._tx._run(step)
@@ -343,16 +343,16 @@ class TransactionStore(Generic[T]):
         """Records in key order, as `Store.scan`; every page read joins the read set, so a
         record another writer adds to or removes from the range makes the commit conflict
         (enforced: only the records the principal may read)."""
-        name = self._info.name
-        lo, hi = key_range(self._info, start, stop, prefix)
-        return Pages(
+        return checked_scan(
+            self._info,
             self._fetch_page,
-            lo,
-            hi,
-            _validate.optional_integer(name, "limit", limit),
-            _validate.flag(name, "reverse", reverse),
-            _validate.page_size(name, page_size),
-            _validate.flag(name, "skip_corrupt", skip_corrupt),
+            start=start,
+            stop=stop,
+            prefix=prefix,
+            limit=limit,
+            reverse=reverse,
+            page_size=page_size,
+            skip_corrupt=skip_corrupt,
         )
 
     async def _fetch_page(
@@ -362,7 +362,7 @@ class TransactionStore(Generic[T]):
 
         async def page(view: TxView, _: TxWrites) -> list[tuple[bytes, Any]]:
             pairs = await view.scan(info.space, lo, hi, limit=limit, reverse=reverse)
-            decoded = [(key, self._decode_or_error(key, raw)) for key, raw in pairs]
+            decoded = [(key, self._info.decode_or_error(key, raw)) for key, raw in pairs]
             if guard is None or not decoded:
                 return decoded
             keys = [key for key, _ in decoded]
@@ -373,25 +373,21 @@ class TransactionStore(Generic[T]):
 
         return await self._tx._run(page)
 
-    def _decode_or_error(self, key: bytes, raw: bytes) -> Any:
-        try:
-            return self._info.codec.decode(raw, key)
-        except CorruptRecord as exc:
-            return exc
-
     async def _read(self, view: TxView, keys: list[bytes]) -> list[T | None]:
         _, values = await view.read(self._info.space, keys)
         records = [
-            None if raw is None else self._decode_or_error(key, raw)
+            None if raw is None else self._info.decode_or_error(key, raw)
             for key, raw in zip(keys, values, strict=True)
         ]
         guard = self._tx._guard
         if guard is not None:
             await guard.check_reads(view, self._info, keys, records)
+        found: list[T | None] = []
         for record in records:
             if isinstance(record, CorruptRecord):
                 raise record
-        return records
+            found.append(record)
+        return found
 
     # writes
 

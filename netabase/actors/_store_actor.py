@@ -185,7 +185,7 @@ class StoreActor:
             if raw is None:
                 request.reply((None, 0))
                 continue
-            record = self._decode_or_error(key, raw)
+            record = self.info.decode_or_error(key, raw)
             if isinstance(record, CorruptRecord):
                 request.fail(record)
             else:
@@ -229,19 +229,19 @@ class StoreActor:
             if raw is None:
                 found[key] = None
                 continue
-            record = found[key] = self._decode_or_error(key, raw)
+            record = found[key] = self.info.decode_or_error(key, raw)
             if fill and not isinstance(record, CorruptRecord):
                 cache.fill(key, raw if self.decode_cached else record)
         return found
 
     def _from_cache(self, key: bytes, entry: Any) -> Any:
-        return self._decode_or_error(key, entry) if self.decode_cached else entry
+        return self.info.decode_or_error(key, entry) if self.decode_cached else entry
 
     async def _scan(self, scan: Scan) -> list[tuple[bytes, Any]]:
         pairs = await self.backend.scan(
             self.info.space, scan.lo, scan.hi, limit=scan.limit, reverse=scan.reverse
         )
-        return [(key, self._decode_or_error(key, raw)) for key, raw in pairs]
+        return [(key, self.info.decode_or_error(key, raw)) for key, raw in pairs]
 
     async def _count(self, _: Count) -> int:
         return await self.backend.count(self.info.space)
@@ -252,12 +252,6 @@ class StoreActor:
 
     async def _plan_removal(self, message: PlanRemoval) -> RemovalPreview:
         return await preview_removal(self.schema, self.backend, self.info, [*message.keys])
-
-    def _decode_or_error(self, key: bytes, raw: bytes) -> Any:
-        try:
-            return self.info.codec.decode(raw, key)
-        except CorruptRecord as exc:
-            return exc
 
     # writes
 
@@ -339,7 +333,7 @@ class StoreActor:
             _, values = await self.backend.read(self.info.space, misses)
             for key, raw in zip(misses, values, strict=True):
                 if raw is not None:
-                    found[key] = self._decode_or_error(key, raw)
+                    found[key] = self.info.decode_or_error(key, raw)
         return found
 
 
