@@ -106,10 +106,11 @@ class TransactionGuard:
         parents = self._permissions._routes.schema.hierarchy_parents
         writes = _put_judgements(self.principal, "write", info, latest, stored, parents)
         targets = _new_targets(info, latest, stored)
-        reads = []
-        for link, target_key, _ in targets:
-            _, (raw,) = await view.read(link.target.space, [target_key])
-            reads.append(_stored(self.principal, "read", link.target, target_key, raw))
+        raws = await _read_each(view, [(link.target, key) for link, key, _ in targets])
+        reads = [
+            _stored(self.principal, "read", link.target, target_key, raw)
+            for (link, target_key, _), raw in zip(targets, raws, strict=True)
+        ]
         answers = await self._pinned(view, [j for j, _ in writes] + reads)
         for (_, record), ok in zip(writes, answers, strict=False):
             if not ok:
@@ -145,17 +146,17 @@ class TransactionGuard:
         removed = {(info.name, key) for key in keys}
         order = [(info, key) for key in dict.fromkeys(keys)]
         order += [(model, obj[1]) for obj, model in touched.items() if obj not in removed]
-        judgements = []
-        for model, key in order:
-            _, (raw,) = await view.read(model.space, [key])
-            judgements.append(_stored(self.principal, "write", model, key, raw))
+        raws = await _read_each(view, order)
+        judgements = [
+            _stored(self.principal, "write", model, key, raw)
+            for (model, key), raw in zip(order, raws, strict=True)
+        ]
         answers = await self._pinned(view, judgements)
-        for (model, key), ok in zip(order, answers, strict=True):
+        for (model, key), raw, ok in zip(order, raws, answers, strict=True):
             if ok:
                 continue
             if (model.name, key) in removed:
                 raise PermissionDenied(self.principal, "write", model.name, model.decode_key(key))
-            _, (raw,) = await view.read(model.space, [key])
             (readable,) = await self._pinned(
                 view, [_stored(self.principal, "read", model, key, raw)]
             )
@@ -171,3 +172,18 @@ class TransactionGuard:
     def conflict(self) -> TransactionConflict:
         """A conflict that names nothing (what changed may be unreadable to the principal)."""
         return TransactionConflict(None)
+
+
+async def _read_each(
+    view: TxView, objects: Sequence[tuple[ModelInfo[Any], bytes]]
+) -> list[bytes | None]:
+    """The bytes of each (model, key) as the transaction sees them, one read per model."""
+    wanted: dict[str, tuple[ModelInfo[Any], list[bytes]]] = {}
+    for model, key in objects:
+        wanted.setdefault(model.name, (model, []))[1].append(key)
+    found: dict[tuple[str, bytes], bytes | None] = {}
+    for name, (model, keys) in wanted.items():
+        unique = list(dict.fromkeys(keys))
+        _, values = await view.read(model.space, unique)
+        found.update(((name, key), raw) for key, raw in zip(unique, values, strict=True))
+    return [found[(model.name, key)] for model, key in objects]
