@@ -63,6 +63,17 @@ class TxView:
 
     async def read(self, space: str, keys: Sequence[bytes]) -> tuple[int, list[bytes | None]]:
         """Values of ``keys`` as the transaction sees them (the version is meaningless: 0)."""
+        return 0, await self._lookup(space, keys, exact=True)
+
+    async def exists(self, space: str, keys: Sequence[bytes]) -> list[bool]:
+        """Whether each key is present; recorded as existence only, not as a value."""
+        return [value is not None for value in await self._lookup(space, keys, exact=False)]
+
+    async def _lookup(
+        self, space: str, keys: Sequence[bytes], *, exact: bool
+    ) -> list[bytes | None]:
+        """Staged writes first, the snapshot for the rest; what the snapshot said is recorded
+        (its value, or with ``exact`` False only whether the key exists)."""
         out: list[bytes | None] = [None] * len(keys)
         wanted: list[int] = []
         for index, key in enumerate(keys):
@@ -75,24 +86,8 @@ class TxView:
             values = await self.snapshot.read(space, [keys[i] for i in wanted])
             for index, value in zip(wanted, values, strict=True):
                 out[index] = value
-                self._note(space, keys[index], value)
-        return 0, out
-
-    async def exists(self, space: str, keys: Sequence[bytes]) -> list[bool]:
-        """Whether each key is present; recorded as existence only, not as a value."""
-        out = [False] * len(keys)
-        wanted: list[int] = []
-        for index, key in enumerate(keys):
-            op = self._staged(space, key)
-            if op is None:
-                wanted.append(index)
-            else:
-                out[index] = isinstance(op, Put)
-        if wanted:
-            values = await self.snapshot.read(space, [keys[i] for i in wanted])
-            for index, value in zip(wanted, values, strict=True):
-                out[index] = value is not None
-                self._note(space, keys[index], None if value is None else EXISTS)
+                seen = value if exact or value is None else EXISTS
+                self._note(space, keys[index], seen)
         return out
 
     async def scan(
