@@ -23,7 +23,7 @@ from ._errors import (
 from ._key_blocks import KeyTaken
 from ._keys import encode_str
 from ._model import LinkInfo, ModelInfo
-from ._requests import DEFAULT_PAGE_SIZE, Pages
+from ._requests import DEFAULT_PAGE_SIZE, SKIPPED, Pages, checked_scan
 from ._roles import Explanation
 from ._store import Loaded, Store, WriteItems
 from ._transaction import Transaction, transact
@@ -636,30 +636,31 @@ class GuardedStore(Generic[T]):
         counts those readable records, not the ones skipped. An unreadable corrupt record is
         skipped like any unreadable one; a readable one raises `CorruptRecord` (unless
         ``skip_corrupt``)."""
-        limit = _validate.optional_integer(self._info.name, "limit", limit)
-        scan = self._store.scan(
+        return checked_scan(
+            self._info,
+            self._readable_page,
             start=start,
             stop=stop,
             prefix=prefix,
+            limit=limit,
             reverse=reverse,
             page_size=page_size,
             skip_corrupt=skip_corrupt,
+            filtered=True,
         )
-        assert isinstance(scan, Pages)
-        return _ReadableScan(self, scan, limit, skip_corrupt)
 
-    async def _readable_page(self, scan: Pages[T]) -> list[Any] | None:
-        """The records of the next page of ``scan`` the principal may read (None: no more),
-        each judged as it was read; one removed meanwhile is left out."""
-        if scan._exhausted:
-            return None
-        await scan._fetch()
-        page: list[tuple[bytes, Any]] = scan._page
+    async def _readable_page(
+        self, lo: bytes, hi: bytes | None, limit: int, reverse: bool
+    ) -> list[tuple[bytes, Any]]:
+        """A page of the store, each record judged as it was read: the ones the principal may
+        not read (or that were removed meanwhile) are `SKIPPED`, keeping the page's length."""
+        page = await self._store._fetch_page(lo, hi, limit, reverse)
         if not page:
-            return None
+            return page
         keys = [key for key, _ in page]
         records, answers = await self._judged_reads(keys, [record for _, record in page])
-        return [r for r, ok in zip(records, answers, strict=True) if ok and r is not None]
+        shown = zip(keys, records, answers, strict=True)
+        return [(k, r if ok and r is not None else SKIPPED) for k, r, ok in shown]
 
     # the rest of `Store`'s surface, judged like the reads above
 
@@ -691,12 +692,15 @@ class GuardedStore(Generic[T]):
         """Number of records the principal may read (a readable corrupt one included). Unlike
         `Store.count` it reads and judges every record of the model, a page at a time, so it
         costs a full scan."""
-        scan = self._store.scan(page_size=DEFAULT_PAGE_SIZE)
-        assert isinstance(scan, Pages)
-        total = 0
-        while (page := await self._readable_page(scan)) is not None:
-            total += len(page)
-        return total
+
+        async def counted(
+            lo: bytes, hi: bytes | None, limit: int, reverse: bool
+        ) -> list[tuple[bytes, Any]]:
+            page = await self._readable_page(lo, hi, limit, reverse)
+            return [(key, r if r is SKIPPED else True) for key, r in page]  # corrupt ones too
+
+        pages: Pages[bool] = Pages(counted, b"", None, None, False, DEFAULT_PAGE_SIZE, False, True)
+        return sum([1 async for _ in pages])
 
     async def referrers(
         self, key: Any, model: type | None = None, field: str | None = None
@@ -777,46 +781,6 @@ class _KeyPages:
                 self._cursor = self._page[-1]
         self._index += 1
         return info.decode_key(self._page[self._index - 1])
-
-
-class _ReadableScan(Generic[T]):
-    """`GuardedStore.scan`: the readable records of a scan, a judged page at a time (a class,
-    like `_KeyPages`, so one left unfinished needs no finalizing)."""
-
-    def __init__(
-        self, view: GuardedStore[T], scan: Pages[T], limit: int | None, skip_corrupt: bool
-    ) -> None:
-        self._view = view
-        self._scan = scan
-        self._left = limit
-        self._skip_corrupt = skip_corrupt
-        self._page: list[Any] = []
-        self._index = 0
-        self._done = False
-
-    def __aiter__(self) -> _ReadableScan[T]:
-        return self
-
-    async def __anext__(self) -> T:
-        while True:
-            if self._left == 0:
-                raise StopAsyncIteration
-            if self._index >= len(self._page):
-                page = None if self._done else await self._view._readable_page(self._scan)
-                if page is None:
-                    self._done = True
-                    raise StopAsyncIteration
-                self._page, self._index = page, 0
-                continue
-            record = self._page[self._index]
-            self._index += 1
-            if isinstance(record, CorruptRecord):
-                if self._skip_corrupt:
-                    continue
-                raise record
-            if self._left is not None:
-                self._left -= 1
-            return record  # type: ignore[no-any-return]
 
 
 def _links_to(routes: Routes, entry: Referrer, record: Any, target: bytes) -> bool:

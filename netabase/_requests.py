@@ -100,8 +100,10 @@ def checked_scan(
     reverse: object,
     page_size: object,
     skip_corrupt: object,
+    filtered: bool = False,
 ) -> Pages[Any]:
-    """A public ``scan``'s arguments checked in the caller, as the `Pages` over ``fetch``."""
+    """A public ``scan``'s arguments checked in the caller, as the `Pages` over ``fetch``
+    (``filtered``: see `Pages`)."""
     name = info.name
     lo, hi = key_range(info, start, stop, prefix)
     return Pages(
@@ -112,12 +114,15 @@ def checked_scan(
         _validate.flag(name, "reverse", reverse),
         _validate.page_size(name, page_size),
         _validate.flag(name, "skip_corrupt", skip_corrupt),
+        filtered,
     )
 
 
 class Pages(Generic[T]):
     """Async iterator over a key range, one ``fetch`` per page; corrupt records raise (or are
-    skipped with ``skip_corrupt``)."""
+    skipped with ``skip_corrupt``). A ``filtered`` fetch may answer `SKIPPED` for entries the
+    caller is not shown (the enforced view): its pages are always ``page_size`` long, since
+    ``limit`` counts only the records shown."""
 
     def __init__(
         self,
@@ -128,8 +133,10 @@ class Pages(Generic[T]):
         reverse: bool,
         page_size: int,
         skip_corrupt: bool = False,
+        filtered: bool = False,
     ) -> None:
         self._fetch_page = fetch
+        self._filtered = filtered
         self._lo = lo
         self._hi = hi
         self._left = limit
@@ -145,8 +152,10 @@ class Pages(Generic[T]):
 
     async def __anext__(self) -> T:
         while True:
+            if self._left == 0:
+                raise StopAsyncIteration
             if self._index >= len(self._page):
-                if self._exhausted or self._left == 0:
+                if self._exhausted:
                     raise StopAsyncIteration
                 await self._fetch()
                 if not self._page:
@@ -164,7 +173,8 @@ class Pages(Generic[T]):
             return record  # type: ignore[no-any-return]
 
     async def _fetch(self) -> None:
-        want = self._page_size if self._left is None else min(self._page_size, self._left)
+        left = self._left
+        want = self._page_size if left is None or self._filtered else min(self._page_size, left)
         page = await self._fetch_page(self._lo, self._hi, want, self._reverse)
         self._page = page
         self._index = 0

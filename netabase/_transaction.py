@@ -353,6 +353,7 @@ class TransactionStore(Generic[T]):
             reverse=reverse,
             page_size=page_size,
             skip_corrupt=skip_corrupt,
+            filtered=self._tx._guard is not None,
         )
 
     async def _fetch_page(
