@@ -20,6 +20,7 @@ from ._asyncio import (
 from ._auto import auto
 from ._database import Database, DatabaseStats
 from ._database import open_database as open
+from ._indexes import IndexInfo, field
 from ._errors import (
     ActorCrashed,
     AlreadyExists,
@@ -85,6 +86,7 @@ __all__ = [
     "Grant",
     "GuardedStore",
     "HierarchyCycle",
+    "IndexInfo",
     "InvalidURL",
     "KeyTooLarge",
     "LinkInfo",
@@ -123,6 +125,7 @@ __all__ = [
     "allow",
     "auto",
     "condition",
+    "field",
     "connect_sync",
     "info_of",
     "link",

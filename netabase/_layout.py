@@ -57,6 +57,27 @@ def unique_field_space(model: str, field: str) -> str:
     return f"~uniqf.{model}.{field}"
 
 
+def index_space(model: str, index: str) -> str:
+    """Space of a secondary index (`netabase._indexes`): entry key -> the record's key."""
+    return f"~ix.{model}.{index}"
+
+
+INDEX_META_SPACE = "~ixmeta"
+"""Per index: its build state, and per indexed datetime field the kind (aware or naive) its
+values have, so a field never mixes them (keys below)."""
+
+
+def index_state_key(model: str, index: str) -> bytes:
+    """In ``INDEX_META_SPACE``: the state of an index (being built, built) and its progress."""
+    return encode_str("state") + encode_str(model) + encode_str(index)
+
+
+def datetime_kind_key(model: str, field: str) -> bytes:
+    """In ``INDEX_META_SPACE``: ``b"aware"`` or ``b"naive"``, the kind of the indexed datetime
+    values the field holds (set by the first one written)."""
+    return encode_str("tz") + encode_str(model) + encode_str(field)
+
+
 def claim_spaces(info: ModelInfo[Any]) -> list[str]:
     """The claim spaces of ``info``: its unique links, then its unique fields."""
     links = [unique_link_space(info.name, link.field) for link in info.links if link.unique]
@@ -64,8 +85,9 @@ def claim_spaces(info: ModelInfo[Any]) -> list[str]:
 
 
 def model_spaces(info: ModelInfo[Any]) -> list[str]:
-    """Every keyspace named after model ``info``: records, reverse index, claims."""
-    return [record_space(info.name), ref_space(info.name), *claim_spaces(info)]
+    """Every keyspace named after model ``info``: records, reverse index, claims, indexes."""
+    indexes = [index.space for index in info.indexes]
+    return [record_space(info.name), ref_space(info.name), *claim_spaces(info), *indexes]
 
 
 # reverse-index entries

@@ -26,6 +26,7 @@ from ._errors import (
     NetabaseError,
     ValidationError,
 )
+from ._indexes import IndexInfo, resolve, unique_declared
 from ._roles import Rule
 from ._types import Checker, UnsupportedType, build_checker, exact_type
 
@@ -156,6 +157,9 @@ class ModelInfo(Generic[T]):
         )
         self.validators: tuple[Callable[[T], object], ...] = ()
         self.unique_fields: tuple[str, ...] = ()
+        self.indexes: tuple[IndexInfo, ...] = ()
+        """Secondary indexes (`netabase._indexes`), declared by ``field(index=True)`` and
+        ``indexes=``."""
         self.rules: tuple[Rule, ...] = ()
         self.links: tuple[LinkInfo, ...] = ()
         self.parent: LinkInfo | None = None
@@ -393,6 +397,7 @@ def model(
     name: str | None = None,
     version: int = 1,
     unique: Sequence[str] = (),
+    indexes: Sequence[str | Sequence[str]] = (),
     validators: Sequence[Callable[[Any], object]] = (),
     rules: Sequence[Any] = (),
 ) -> Callable[[type[T]], type[T]]:
@@ -404,7 +409,10 @@ def model(
     declaration (`SchemaMismatch` on an incompatible change).
 
     ``unique`` names fields no two records may share (enforced atomically with each write, on
-    every backend). ``validators`` are record-level rules called with the record on every
+    every backend); a field declared ``netabase.field(unique=True)`` is unique too.
+    ``indexes`` adds secondary indexes (a field name, or a tuple of names for a compound index,
+    in order) to those declared by ``netabase.field(index=True)``; see docs/queries.md.
+    ``validators`` are record-level rules called with the record on every
     write: raising, returning False or returning a message refuses it with `ValidationError`
     (attrs field validators are run too). ``rules`` are permission rules (`allow`/`require`)
     naming conditions registered with `condition`.
@@ -414,7 +422,8 @@ def model(
         info = _build_info(cls, key=key, parent=parent, name=name or cls.__name__, version=version)
         model_name = info.name
         _refuse_converters(model_name, cls)
-        for field in unique:
+        unique_fields = tuple(dict.fromkeys([*unique, *unique_declared(info)]))
+        for field in unique_fields:
             if field not in info.field_types:
                 raise ModelDefinitionError(model_name, "unique names an unknown field", field=field)
             if not _is_key_type(info.field_types[field]):
@@ -423,7 +432,7 @@ def model(
                     "a unique field must hold str, int, bytes, uuid.UUID or a tuple of these",
                     field=field,
                 )
-        if len(set(unique)) != len(tuple(unique)) or info.key_field in unique:
+        if len(set(unique)) != len(tuple(unique)) or info.key_field in unique_fields:
             raise ModelDefinitionError(
                 model_name, "unique fields must be distinct and not the key (keys are unique)"
             )
@@ -436,7 +445,8 @@ def model(
                     f"validator {_rule_name(validator)!r} is async; validators run on every "
                     "write and must be plain functions",
                 )
-        info.unique_fields = tuple(unique)
+        info.unique_fields = unique_fields
+        info.indexes = resolve(info, indexes)
         info.validators = tuple(validators)
         info.rules = _check_rules(model_name, rules)
         _check_space_names(info)
