@@ -37,6 +37,17 @@ def make_url(kind: str, tmp_path: Path, redis_server: RedisServer | None) -> str
     return f"{redis_server.url}?name=t{next(_names)}"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``@pytest.mark.slow_on("redis", ...)``: the test's runs on those backends join the slow
+    group (``pytest -m slow``, which `.ci/run` runs after the default suite)."""
+    for item in items:
+        mark = item.get_closest_marker("slow_on")
+        callspec = getattr(item, "callspec", None)
+        kind = callspec.params.get("backend_kind") if callspec is not None else None
+        if mark is not None and kind in mark.args:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)

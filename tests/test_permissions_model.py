@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
@@ -24,6 +25,7 @@ ACTIONS = ("read", "write", "admin")
 LEVEL = {"read": 0, "write": 1, "admin": 2}
 
 
+@pytest.mark.slow_on("lmdb", "redis")
 def test_permissions_match_brute_force(backend_url: str) -> None:
     portal = TrioPortal()
     portal.start()

@@ -72,6 +72,7 @@ class Unregistered:
     id: int
 
 
+@pytest.mark.slow_on("lmdb", "redis")
 def test_bad_input_never_corrupts_the_store(backend_url: str) -> None:
     portal = TrioPortal()
     portal.start()

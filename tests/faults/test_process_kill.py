@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import netabase
 from netabase.testing import check_integrity
 
@@ -40,6 +42,7 @@ def _run_and_kill(path: Path, seed: int, kill_after: int) -> list[str]:
     return acks
 
 
+@pytest.mark.slow
 async def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
     path = tmp_path / "db"
     rng = random.Random(int.from_bytes(os.urandom(4), "big"))

@@ -35,6 +35,7 @@ def anonymous_mib() -> float:
     raise AssertionError("no RssAnon in /proc/self/status")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend_kind", ["lmdb", "redis"], indirect=True)
 async def test_soak(backend_url: str) -> None:
     async with netabase.open(backend_url, models=LINK_MODELS, cache_size=CACHE) as db:
