@@ -20,7 +20,6 @@ from ._asyncio import (
 from ._auto import auto
 from ._database import Database, DatabaseStats
 from ._database import open_database as open
-from ._indexes import IndexInfo, field
 from ._errors import (
     ActorCrashed,
     AlreadyExists,
@@ -48,6 +47,7 @@ from ._errors import (
     ValidationError,
     WriteConflict,
 )
+from ._indexes import IndexInfo, field
 from ._model import LinkInfo, ModelInfo, info_of, link, model
 from ._permissions import GuardedStore, Permissions, PrincipalView
 from ._roles import Explanation, Grant, Roles, Rule, allow, condition, register_condition, require
@@ -125,8 +125,8 @@ __all__ = [
     "allow",
     "auto",
     "condition",
-    "field",
     "connect_sync",
+    "field",
     "info_of",
     "link",
     "model",
