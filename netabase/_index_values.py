@@ -34,6 +34,8 @@ DATE: Final = 0x31
 NAIVE_DATETIME: Final = 0x32
 AWARE_DATETIME: Final = 0x33
 
+_UnionType = type(int | None)
+
 ValueEncoder = Callable[[Any], bytes]
 """Encodes one value of a field's declared type; raises `IndexValueError` saying why not."""
 
@@ -98,11 +100,11 @@ def _typed(
             raise IndexValueError(f"expected {label}, got {type(value).__name__} {value!r:.40}")
         try:
             return encode(value)
+        except IndexValueError:
+            raise
         except UnicodeEncodeError as exc:
             raise IndexValueError(f"not valid UTF-8 text ({exc.reason})") from None
         except (ValueError, OverflowError) as exc:
-            if isinstance(exc, IndexValueError):
-                raise
             raise IndexValueError(str(exc)) from None
 
     return encode_checked
@@ -180,6 +182,3 @@ def _value_encoder(tp: object) -> ValueEncoder | None:
         if all(part is not None for part in parts):
             return _fixed_tuple(typing.cast(list[ValueEncoder], parts))
     return None
-
-
-_UnionType = type(int | None)

@@ -411,7 +411,8 @@ def model(
     ``unique`` names fields no two records may share (enforced atomically with each write, on
     every backend); a field declared ``netabase.field(unique=True)`` is unique too.
     ``indexes`` adds secondary indexes (a field name, or a tuple of names for a compound index,
-    in order) to those declared by ``netabase.field(index=True)``; see docs/queries.md.
+    in order) to those declared by ``netabase.field(index=True)``. In this release they are
+    declared and checked only: writes do not maintain them yet and no query reads them.
     ``validators`` are record-level rules called with the record on every
     write: raising, returning False or returning a message refuses it with `ValidationError`
     (attrs field validators are run too). ``rules`` are permission rules (`allow`/`require`)
